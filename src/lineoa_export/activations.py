@@ -1,0 +1,264 @@
+"""Triggered activations: what to send, to whom, and how hard to retry.
+
+The parameters are the product page's, with its defaults:
+
+==========================  ========  ============================================
+Recipient ID                required  template, e.g. ``{{line_user_id}}``
+Messages Payload            required  JSON array of 1-5 LINE message objects
+Maximum Number Of Retry     3         ≥ 0
+Initial Retry Delay         2 s       ≥ 0 (the page's "-2" is read as 2 seconds)
+Retry Delay Multiple        2         ≥ 1
+==========================  ========  ============================================
+
+Everything is validated when an activation is saved, so a trigger only renders.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from . import messages as line_messages
+from .database import Database, Row
+from .errors import AlreadyExists, FieldProblem, InvalidInput, NotFound
+from .naming import check_name
+from .retry_policy import RetryPolicy
+from .templates import MissingVariable, Template
+
+RECIPIENT_PATTERN = re.compile(r"^[UCR][0-9a-f]{32}$")
+NEGATIVE_DELAY = (
+    "must be 0 or more seconds: it is how long to wait before the first retry, and a wait "
+    "cannot be negative (the product page's default '-2' means 2 seconds)"
+)
+
+
+class ActivationSpec(BaseModel):
+    """An activation as a user writes it (CLI flags, API body)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = Field("", max_length=1000)
+    authentication: str
+    recipient: str = Field(min_length=1, max_length=1000)
+    messages: Any
+    max_retries: int = Field(3, ge=0, le=100)
+    initial_retry_delay: float = Field(2.0, le=86_400)
+    retry_delay_multiple: float = Field(2.0, ge=1, le=100)
+    notification_disabled: bool = False
+
+    @field_validator("initial_retry_delay")
+    @classmethod
+    def _no_negative_delay(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError(NEGATIVE_DELAY)
+        return value
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(self.max_retries, self.initial_retry_delay, self.retry_delay_multiple)
+
+
+def problems_from_pydantic(exc: ValidationError) -> list[FieldProblem]:
+    """pydantic's errors, as field problems with our path syntax (``messages[0].text``)."""
+    problems = []
+    for err in exc.errors():
+        path = ""
+        for part in err["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        msg = err["msg"].removeprefix("Value error, ")
+        problems.append(FieldProblem(path or "body", msg))
+    return problems
+
+
+def parse_spec(data: dict[str, Any]) -> ActivationSpec:
+    try:
+        return ActivationSpec.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(problems_from_pydantic(exc)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """An activation's templates, compiled once, ready to render events."""
+
+    recipient: Template
+    messages: Template
+    notification_disabled: bool
+
+    def render(self, event: dict[str, Any]) -> tuple[str, bytes]:
+        """The recipient and the exact push request body for ``event``.
+
+        Raises :class:`RenderError` with a message fit for the activation table.
+        """
+        try:
+            recipient = self.recipient.render(event)
+            rendered = self.messages.render(event)
+        except MissingVariable as exc:
+            raise RenderError(str(exc), None) from None
+        if not isinstance(recipient, str) or not RECIPIENT_PATTERN.match(recipient):
+            raise RenderError(
+                f"invalid recipient {recipient!r}: a LINE user, group or room ID is U, C or R "
+                "followed by 32 lowercase hex digits",
+                str(recipient)[:100],
+            )
+        if self.messages.has_placeholders:
+            # Values arrived only now: a long name can push a text over 5000, say.
+            problems = line_messages.validate_messages(rendered)
+            if problems:
+                raise RenderError("; ".join(str(p) for p in problems[:5]), recipient)
+        body: dict[str, Any] = {"to": recipient, "messages": rendered}
+        if self.notification_disabled:
+            body["notificationDisabled"] = True
+        return recipient, orjson.dumps(body)
+
+
+class RenderError(Exception):
+    def __init__(self, message: str, recipient: str | None) -> None:
+        super().__init__(message)
+        self.recipient = recipient
+
+
+def compile_spec(spec: ActivationSpec) -> Compiled:
+    """Check the templates and the payload; raise :class:`InvalidInput` naming every bad field."""
+    problems: list[FieldProblem] = []
+    recipient = messages = None
+    try:
+        recipient = Template.compile(spec.recipient, path="recipient")
+    except InvalidInput as exc:
+        problems.extend(exc.problems)
+    try:
+        messages = Template.compile(spec.messages, path="messages")
+    except InvalidInput as exc:
+        problems.extend(exc.problems)
+    if recipient is not None and not recipient.has_placeholders and not RECIPIENT_PATTERN.match(spec.recipient):
+        problems.append(
+            FieldProblem("recipient", "must be a template such as {{line_user_id}} or a LINE user, group or room ID")
+        )
+    if messages is not None:
+        problems.extend(line_messages.validate_messages(spec.messages, templated=messages.has_placeholders))
+    if problems or recipient is None or messages is None:
+        raise InvalidInput(problems)
+    return Compiled(recipient, messages, spec.notification_disabled)
+
+
+# -- storage -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Activation:
+    spec: ActivationSpec
+    channel_key: str
+    paused_reason: str | None       # paused by hand
+    channel_paused_reason: str | None  # the channel is paused (quota, credentials)
+    created_at: float
+    updated_at: float
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def pause_reason(self) -> str | None:
+        if self.channel_paused_reason:
+            return f"channel paused: {self.channel_paused_reason}"
+        return self.paused_reason
+
+    @classmethod
+    def from_row(cls, row: Row) -> Activation:
+        spec = ActivationSpec.model_construct(
+            name=row["name"],
+            description=row["description"],
+            authentication=row["authentication"],
+            recipient=row["recipient"],
+            messages=orjson.loads(row["messages"]),
+            max_retries=row["max_retries"],
+            initial_retry_delay=row["initial_retry_delay"],
+            retry_delay_multiple=row["retry_delay_multiple"],
+            notification_disabled=bool(row["notification_disabled"]),
+        )
+        return cls(
+            spec, row["channel_key"], row["paused_reason"], row["channel_paused_reason"],
+            row["created_at"], row["updated_at"],
+        )
+
+    def public(self) -> dict[str, Any]:
+        return {
+            **self.spec.model_dump(),
+            "paused": self.pause_reason is not None,
+            "paused_reason": self.pause_reason,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+def _row_params(spec: ActivationSpec, now: float) -> dict[str, Any]:
+    return {
+        **spec.model_dump(exclude={"messages"}),
+        "messages": orjson.dumps(spec.messages).decode(),
+        "now": now,
+    }
+
+
+def create(db: Database, spec: ActivationSpec, *, now: float) -> Activation:
+    check_name(spec.name)
+    compile_spec(spec)
+    _require_authentication(db, spec.authentication)
+    if not db.run("activation_insert", _row_params(spec, now)):
+        raise AlreadyExists(f"activation {spec.name!r} already exists")
+    return get(db, spec.name)
+
+
+def update(db: Database, spec: ActivationSpec, *, now: float) -> Activation:
+    compile_spec(spec)
+    _require_authentication(db, spec.authentication)
+    if not db.run("activation_update", _row_params(spec, now)):
+        raise NotFound(f"activation {spec.name!r} not found")
+    return get(db, spec.name)
+
+
+def _require_authentication(db: Database, name: str) -> None:
+    if not db.run("auth_get", {"name": name}):
+        raise InvalidInput.single("authentication", f"no authentication named {name!r}")
+
+
+def get(db: Database, name: str) -> Activation:
+    rows = db.run("activation_get", {"name": name})
+    if not rows:
+        raise NotFound(f"activation {name!r} not found")
+    return Activation.from_row(rows[0])
+
+
+def list_all(db: Database) -> list[Activation]:
+    return [Activation.from_row(r) for r in db.run("activation_list")]
+
+
+def delete(db: Database, name: str) -> None:
+    if not db.run("activation_delete", {"name": name}):
+        raise NotFound(f"activation {name!r} not found")
+
+
+def counts(db: Database, name: str) -> dict[str, int]:
+    return {r["state"]: r["n"] for r in db.run("activation_counts", {"name": name})}
+
+
+def pause(db: Database, name: str, reason: str, *, now: float) -> None:
+    with db.transaction() as tx:
+        if not tx.run("activation_set_paused", {"name": name, "reason": reason, "now": now}):
+            raise NotFound(f"activation {name!r} not found")
+        tx.run("activation_hold_events", {"name": name})
+
+
+def resume(db: Database, name: str, *, now: float) -> None:
+    """Resume an activation, and its channel if the channel was paused: its events go back in line."""
+    activation = get(db, name)
+    with db.transaction() as tx:
+        tx.run("activation_set_paused", {"name": name, "reason": None, "now": now})
+        if activation.channel_paused_reason:
+            tx.run("channel_unpause", {"channel_key": activation.channel_key})
+            tx.run("channel_release_events", {"channel_key": activation.channel_key, "now": now})
+        tx.run("activation_release_events", {"name": name, "now": now})

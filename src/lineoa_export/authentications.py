@@ -1,0 +1,262 @@
+"""Authentications: stored LINE channel credentials, and the tokens they yield.
+
+Two kinds, as the product page describes:
+
+* ``access_token``: a long-lived channel access token from the LINE Developers Console;
+* ``channel_credentials``: a channel ID and secret, from which stateless tokens are minted
+  (``/oauth2/v3/token``, valid 15 minutes), cached until shortly before they expire, and
+  minted anew once when LINE answers 401.
+
+Secrets are sealed by :class:`~lineoa_export.vault.Vault` before they reach the database
+and never leave this module except as a bearer header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from .clock import Clock
+from .database import Database, Row
+from .errors import AlreadyExists, CredentialsRejected, InvalidInput, NotFound
+from .line_client import DEFAULT_API_URL, LineClient
+from .naming import check_name
+from .outcomes import Answer, Outcome, OutcomeKind, classify, classify_token_answer
+from .vault import Vault
+
+Kind = Literal["access_token", "channel_credentials"]
+# Mint a fresh stateless token this long before the old one expires, so no push
+# leaves with a token that dies in flight.
+TOKEN_EXPIRY_MARGIN = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    kind: Kind
+    access_token: str | None = None
+    channel_id: str | None = None
+    channel_secret: str | None = None
+
+    def __repr__(self) -> str:  # never print a secret by accident
+        return f"Credentials(kind={self.kind!r}, channel_id={self.channel_id!r}, <secret redacted>)"
+
+    @classmethod
+    def from_options(
+        cls, access_token: str | None, channel_id: str | None, channel_secret: str | None
+    ) -> Credentials:
+        if access_token and not (channel_id or channel_secret):
+            return cls("access_token", access_token=access_token)
+        if channel_id and channel_secret and not access_token:
+            if not channel_id.isdigit():
+                raise InvalidInput.single("channel_id", "must be the channel's numeric ID")
+            return cls("channel_credentials", channel_id=channel_id, channel_secret=channel_secret)
+        raise InvalidInput.single(
+            "credentials", "give either an access token, or a channel ID and channel secret (not both)"
+        )
+
+    def seal(self, vault: Vault) -> bytes:
+        secret = {"access_token": self.access_token} if self.kind == "access_token" else {
+            "channel_secret": self.channel_secret
+        }
+        return vault.seal(orjson.dumps(secret).decode())
+
+
+@dataclass(frozen=True, slots=True)
+class Authentication:
+    """What may be shown about an authentication: everything but its secret."""
+
+    name: str
+    kind: Kind
+    api_url: str
+    channel_id: str | None
+    channel_key: str
+    bot_user_id: str | None
+    bot_name: str | None
+    created_at: float
+    paused_reason: str | None = None
+    paused_kind: str | None = None
+    activations: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Authentication:
+        return cls(
+            name=row["name"],
+            kind=row["kind"],
+            api_url=row["api_url"],
+            channel_id=row["channel_id"],
+            channel_key=row["channel_key"],
+            bot_user_id=row["bot_user_id"],
+            bot_name=row["bot_name"],
+            created_at=row["created_at"],
+            paused_reason=row.get("paused_reason"),
+            paused_kind=row.get("paused_kind"),
+            activations=row.get("activations"),
+        )
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "api_url": self.api_url,
+            "channel_id": self.channel_id,
+            "bot_user_id": self.bot_user_id,
+            "bot_name": self.bot_name,
+            "created_at": self.created_at,
+            "paused": self.paused_reason is not None,
+            "paused_reason": self.paused_reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BotInfo:
+    user_id: str | None
+    display_name: str | None
+
+
+# -- storage -----------------------------------------------------------------------------------
+
+
+def create(
+    db: Database,
+    vault: Vault,
+    *,
+    name: str,
+    credentials: Credentials,
+    api_url: str = DEFAULT_API_URL,
+    bot: BotInfo | None = None,
+    now: float,
+) -> Authentication:
+    check_name(name)
+    if not api_url.startswith(("https://", "http://")):
+        raise InvalidInput.single("api_url", "must be an http(s) URL")
+    channel_key = credentials.channel_id or (bot.user_id if bot and bot.user_id else None) or f"auth:{name}"
+    rows = db.run(
+        "auth_insert",
+        {
+            "name": name,
+            "kind": credentials.kind,
+            "api_url": api_url.rstrip("/"),
+            "channel_id": credentials.channel_id,
+            "channel_key": channel_key,
+            "credentials": credentials.seal(vault),
+            "bot_user_id": bot.user_id if bot else None,
+            "bot_name": bot.display_name if bot else None,
+            "created_at": now,
+        },
+    )
+    if not rows:
+        raise AlreadyExists(f"authentication {name!r} already exists")
+    return get(db, name)
+
+
+def get(db: Database, name: str) -> Authentication:
+    rows = db.run("auth_get", {"name": name})
+    if not rows:
+        raise NotFound(f"authentication {name!r} not found")
+    return Authentication.from_row(rows[0])
+
+
+def list_all(db: Database) -> list[Authentication]:
+    return [Authentication.from_row(r) for r in db.run("auth_list")]
+
+
+def delete(db: Database, name: str) -> None:
+    users = [r["name"] for r in db.run("auth_users", {"name": name})]
+    if users:
+        raise InvalidInput.single("name", f"authentication {name!r} is used by activations: {', '.join(users)}")
+    if not db.run("auth_delete", {"name": name}):
+        raise NotFound(f"authentication {name!r} not found")
+
+
+def load_credentials(db: Database, vault: Vault, auth: Authentication) -> Credentials:
+    rows = db.run("auth_get", {"name": auth.name})
+    if not rows:
+        raise NotFound(f"authentication {auth.name!r} not found")
+    secret = orjson.loads(vault.open(rows[0]["credentials"]))
+    if auth.kind == "access_token":
+        return Credentials("access_token", access_token=secret["access_token"])
+    return Credentials("channel_credentials", channel_id=auth.channel_id, channel_secret=secret["channel_secret"])
+
+
+# -- tokens ------------------------------------------------------------------------------------
+
+
+class TokenUnavailable(Exception):
+    """No token could be had; ``outcome`` says why, in the same terms as a push outcome."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.error)
+        self.outcome = outcome
+
+
+class TokenSource:
+    """The bearer token for one authentication, minted and cached when it is a channel."""
+
+    def __init__(self, client: LineClient, credentials: Credentials, clock: Clock) -> None:
+        self._client = client
+        self._credentials = credentials
+        self._clock = clock
+        self._token: str | None = credentials.access_token
+        self._expires_at = float("inf") if credentials.access_token else 0.0
+        self._lock = asyncio.Lock()
+
+    @property
+    def renewable(self) -> bool:
+        return self._credentials.kind == "channel_credentials"
+
+    async def token(self) -> str:
+        if self._token is not None and self._clock.now() < self._expires_at:
+            return self._token
+        async with self._lock:  # one mint for many waiting pushes
+            if self._token is None or self._clock.now() >= self._expires_at:
+                await self._mint()
+            assert self._token is not None
+            return self._token
+
+    async def renew(self, stale: str) -> None:
+        """LINE refused ``stale``: mint a new token unless another push already did."""
+        async with self._lock:
+            if self._token == stale:
+                await self._mint()
+
+    async def _mint(self) -> None:
+        creds = self._credentials
+        assert creds.channel_id is not None and creds.channel_secret is not None
+        answer = await self._client.issue_stateless_token(creds.channel_id, creds.channel_secret)
+        data = _json_object(answer) if isinstance(answer, Answer) and answer.status == 200 else None
+        if data is None or not isinstance(data.get("access_token"), str):
+            raise TokenUnavailable(classify_token_answer(answer))
+        expires_in = float(data.get("expires_in") or 900)
+        self._token = data["access_token"]
+        self._expires_at = self._clock.now() + max(0.0, expires_in - TOKEN_EXPIRY_MARGIN)
+
+
+def _json_object(answer: Answer) -> dict[str, Any] | None:
+    try:
+        data = orjson.loads(answer.body)
+    except orjson.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+async def test_credentials(client: LineClient, credentials: Credentials, clock: Clock) -> BotInfo:
+    """Ask LINE who these credentials belong to (``GET /v2/bot/info``).
+
+    Raises :class:`CredentialsRejected` with LINE's reason when they do not work.
+    """
+    tokens = TokenSource(client, credentials, clock)
+    try:
+        token = await tokens.token()
+    except TokenUnavailable as exc:
+        raise CredentialsRejected(exc.outcome.error or "token could not be issued") from None
+    answer = await client.bot_info(token)
+    outcome = classify(answer)
+    if outcome.kind is not OutcomeKind.DELIVERED:
+        where = f"HTTP {outcome.status_code}" if outcome.status_code else "no answer"
+        raise CredentialsRejected(f"LINE refused the credentials ({where}): {outcome.error}")
+    assert isinstance(answer, Answer)
+    info = _json_object(answer) or {}
+    return BotInfo(user_id=info.get("userId"), display_name=info.get("displayName"))

@@ -1,0 +1,44 @@
+"""What every entry point (CLI, API, worker, demo) opens first: settings, database, vault, clock."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .clock import Clock, SystemClock
+from .database import Database, open_database
+from .settings import Settings
+from .vault import Vault
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Context:
+    settings: Settings
+    db: Database
+    vault: Vault
+    clock: Clock = field(default_factory=SystemClock)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def key_file_for(settings: Settings) -> Path:
+    """The key file beside a SQLite database (``app.db`` → ``app.db.key``), else in the working directory."""
+    path = settings.sqlite_path()
+    return path.with_name(path.name + ".key") if path else Path("lineoa-export.key")
+
+
+def open_context(settings: Settings | None = None, *, clock: Clock | None = None) -> Context:
+    settings = settings or Settings.from_env()
+    db = open_database(settings.database_url)
+    if settings.secret_key:
+        vault = Vault.from_secret(settings.secret_key)
+    else:
+        path = key_file_for(settings)
+        if settings.sqlite_path() is None:
+            log.warning("LINEOA_EXPORT_SECRET_KEY is not set: using the key file %s; share it with every host", path)
+        vault = Vault.from_key_file(path)
+    return Context(settings, db, vault, clock or SystemClock())

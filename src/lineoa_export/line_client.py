@@ -1,0 +1,131 @@
+"""The only module that speaks HTTP to LINE.
+
+The transport is a seam (as in httpx): :class:`AiohttpTransport` is the real one, and
+tests may pass any object with the same ``request`` coroutine. aiohttp's exceptions are
+translated here, once, into :class:`~lineoa_export.outcomes.NoAnswer`; nothing above this
+module sees them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+import aiohttp
+import orjson
+
+from .outcomes import Answer, NoAnswer
+
+DEFAULT_API_URL = "https://api.line.me"
+PUSH_PATH = "/v2/bot/message/push"
+
+
+class Transport(Protocol):
+    async def request(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
+    ) -> Answer | NoAnswer: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 3.0
+    total: float = 10.0
+
+
+class AiohttpTransport:
+    """aiohttp with bounded timeouts: no request can hang a worker."""
+
+    def __init__(self, timeouts: Timeouts = Timeouts(), max_connections: int = 256) -> None:
+        self._timeouts = timeouts
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        # Created lazily so the session binds to the running loop.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300),
+                timeout=aiohttp.ClientTimeout(
+                    total=self._timeouts.total,
+                    sock_connect=self._timeouts.connect,
+                    connect=self._timeouts.connect,
+                ),
+                skip_auto_headers=("User-Agent",),
+                headers={"User-Agent": "lineoa-export"},
+            )
+        return self._session
+
+    async def request(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
+    ) -> Answer | NoAnswer:
+        try:
+            async with self._get_session().request(method, url, data=body, headers=headers) as resp:
+                content = await resp.read()
+                h = resp.headers
+                return Answer(
+                    resp.status,
+                    content,
+                    h.get("x-line-request-id"),
+                    h.get("x-line-accepted-request-id"),
+                )
+        except TimeoutError:
+            return NoAnswer(f"timeout: no answer within {self._timeouts.total:g} s")
+        except aiohttp.ClientError as exc:
+            return NoAnswer(f"connection error: {type(exc).__name__}: {exc}".rstrip(": "))
+        except OSError as exc:
+            return NoAnswer(f"connection error: {exc.strerror or exc}")
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            # Let the connector's transports finish closing (aiohttp's documented advice).
+            await asyncio.sleep(0)
+
+
+class LineClient:
+    """LINE Messaging API calls for one API base URL. Returns raw :class:`Answer` values."""
+
+    def __init__(self, transport: Transport, api_url: str = DEFAULT_API_URL) -> None:
+        self.transport = transport
+        self.api_url = api_url.rstrip("/")
+        self._push_url = self.api_url + PUSH_PATH
+
+    async def push(self, token: str, body: bytes, retry_key: str) -> Answer | NoAnswer:
+        headers = {
+            "Authorization": "Bearer " + token,
+            "Content-Type": "application/json",
+            # Only on push: LINE answers 400 to a retry key on endpoints that do not take one.
+            "X-Line-Retry-Key": retry_key,
+        }
+        return await self.transport.request("POST", self._push_url, headers, body)
+
+    async def get(self, token: str, path: str) -> Answer | NoAnswer:
+        return await self.transport.request("GET", self.api_url + path, {"Authorization": "Bearer " + token}, None)
+
+    async def post_json(self, token: str, path: str, payload: Any) -> Answer | NoAnswer:
+        headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+        return await self.transport.request("POST", self.api_url + path, headers, orjson.dumps(payload))
+
+    async def issue_stateless_token(self, channel_id: str, channel_secret: str) -> Answer | NoAnswer:
+        form = urlencode(
+            {"grant_type": "client_credentials", "client_id": channel_id, "client_secret": channel_secret}
+        ).encode()
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        return await self.transport.request("POST", self.api_url + "/oauth2/v3/token", headers, form)
+
+    async def bot_info(self, token: str) -> Answer | NoAnswer:
+        return await self.get(token, "/v2/bot/info")
+
+    async def quota(self, token: str) -> Answer | NoAnswer:
+        return await self.get(token, "/v2/bot/message/quota")
+
+    async def quota_consumption(self, token: str) -> Answer | NoAnswer:
+        return await self.get(token, "/v2/bot/message/quota/consumption")
+
+    async def validate_push(self, token: str, messages: Any) -> Answer | NoAnswer:
+        return await self.post_json(token, "/v2/bot/message/validate/push", {"messages": messages})

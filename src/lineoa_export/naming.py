@@ -1,0 +1,17 @@
+"""Names users give to authentications and activations (they appear in URLs and commands)."""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidInput
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_name(name: str, field: str = "name") -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidInput.single(
+            field, "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        )
+    return name

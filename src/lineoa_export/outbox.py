@@ -1,0 +1,179 @@
+"""The outbox: events on disk with their rendered body and retry key, claimed under a lease.
+
+An event is written here, in one transaction with its exact request body and its
+``X-Line-Retry-Key``, before anyone is told it was accepted. Workers claim due events in
+batches under a lease and write outcomes back in batches: storage is touched once per
+batch, never once per push.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .database import Database
+from .retry_policy import RetryPolicy
+from .states import EventState
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """A trigger event, rendered (or failed to render), ready to be stored."""
+
+    activation: str
+    event_id: str
+    channel_key: str
+    recipient: str | None
+    body: bytes | None
+    retry_key: str
+    error: str | None = None     # set when rendering failed: stored as failed at once
+
+    def params(self, now: float) -> dict[str, Any]:
+        failed = self.error is not None
+        return {
+            "activation": self.activation,
+            "event_id": self.event_id,
+            "channel_key": self.channel_key,
+            "recipient": self.recipient,
+            "body": self.body,
+            "retry_key": self.retry_key,
+            "state": EventState.FAILED if failed else EventState.QUEUED,
+            "accepted_at": now,
+            "next_attempt_at": None if failed else now,
+            "finished_at": now if failed else None,
+            "error": self.error,
+        }
+
+
+def enqueue(db: Database, events: Sequence[NewEvent], *, now: float) -> list[str | None]:
+    """Store ``events`` durably in one transaction.
+
+    Returns, per event, its stored state (``queued``, ``paused`` or ``failed``), or None
+    when the activation already had an event with that ``event_id`` (a duplicate).
+    """
+    states: list[str | None] = []
+    with db.transaction() as tx:
+        for event in events:
+            rows = tx.run("event_insert", event.params(now))
+            states.append(rows[0]["state"] if rows else None)
+    return states
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An event a worker holds the lease on."""
+
+    id: int
+    activation: str
+    authentication: str
+    channel_key: str
+    body: bytes
+    retry_key: str
+    attempts: int
+    retries: int
+    first_attempt_at: float | None
+    policy: RetryPolicy
+
+
+def claim(db: Database, *, worker: str, now: float, lease_seconds: float, limit: int) -> list[Claimed]:
+    with db.transaction() as tx:
+        rows = tx.run("claim_due", {"now": now, "limit": limit})
+        if not rows:
+            return []
+        until = now + lease_seconds
+        tx.run_many("lease", ({"id": r["id"], "until": until, "worker": worker} for r in rows))
+    return [
+        Claimed(
+            id=r["id"],
+            activation=r["activation"],
+            authentication=r["authentication"],
+            channel_key=r["channel_key"],
+            body=bytes(r["body"]),
+            retry_key=r["retry_key"],
+            attempts=r["attempts"],
+            retries=r["retries"],
+            first_attempt_at=r["first_attempt_at"],
+            policy=RetryPolicy(r["max_retries"], r["initial_retry_delay"], r["retry_delay_multiple"]),
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What happened to one claimed event: the attempt made (if any) and its new state."""
+
+    event_id: int
+    state: EventState
+    attempt: int                      # attempt number recorded (the event's total attempts)
+    retries: int
+    started_at: float
+    duration_ms: float | None
+    status_code: int | None
+    error: str | None
+    line_request_id: str | None
+    accepted_request_id: str | None
+    sent_message_ids: str | None      # JSON array text
+    next_attempt_at: float | None
+    finished_at: float | None
+    attempted: bool = True            # False when the event was settled without sending
+
+    def params(self, worker: str) -> dict[str, Any]:
+        return {
+            "id": self.event_id,
+            "worker": worker,
+            "state": self.state.value,
+            "attempt": self.attempt,
+            "retries": self.retries,
+            "started_at": self.started_at,
+            "duration_ms": self.duration_ms,
+            "status_code": self.status_code,
+            "error": self.error,
+            "line_request_id": self.line_request_id,
+            "accepted_request_id": self.accepted_request_id,
+            "sent_message_ids": self.sent_message_ids,
+            "next_attempt_at": self.next_attempt_at,
+            "finished_at": self.finished_at,
+        }
+
+
+def record(db: Database, results: Sequence[Result], *, worker: str) -> None:
+    """Write a batch of results: new event states and the attempt history, one transaction."""
+    params = [r.params(worker) for r in results]
+    with db.transaction() as tx:
+        tx.run_many("record_outcome", params)
+        tx.run_many("record_attempt", [p for p, r in zip(params, results, strict=True) if r.attempted])
+
+
+def release(db: Database, event_ids: Sequence[int], *, worker: str) -> None:
+    """Give leases back unsent (shutdown): the events are claimable at once, keys intact."""
+    with db.transaction() as tx:
+        tx.run_many("release_lease", ({"id": i, "worker": worker} for i in event_ids))
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    count: int
+    next_due: float | None
+
+
+def pending(db: Database, *, now: float) -> Pending:
+    row = db.run("pending_summary", {"now": now})[0]
+    return Pending(row["pending"], row["next_due"])
+
+
+def pause_channel(db: Database, channel_key: str, *, reason: str, kind: str, now: float) -> None:
+    with db.transaction() as tx:
+        tx.run("channel_pause", {"channel_key": channel_key, "reason": reason, "kind": kind, "now": now})
+        tx.run("channel_hold_events", {"channel_key": channel_key})
+
+
+def resume_channel(db: Database, channel_key: str, *, now: float) -> None:
+    with db.transaction() as tx:
+        tx.run("channel_unpause", {"channel_key": channel_key})
+        tx.run("channel_release_events", {"channel_key": channel_key, "now": now})
+
+
+def paused_channels(db: Database, kind: str) -> list[dict[str, Any]]:
+    return db.run("channel_pauses_by_kind", {"kind": kind})

@@ -1,0 +1,189 @@
+-- Named queries. ":param" placeholders; database.py adapts them to the driver.
+-- A paused channel or activation holds its events in state 'paused' (see states.py).
+
+-- name: auth_insert
+INSERT INTO authentications (name, kind, api_url, channel_id, channel_key, credentials, bot_user_id, bot_name, created_at)
+VALUES (:name, :kind, :api_url, :channel_id, :channel_key, :credentials, :bot_user_id, :bot_name, :created_at)
+ON CONFLICT (name) DO NOTHING
+RETURNING name
+
+-- name: auth_get
+SELECT a.*, p.reason AS paused_reason, p.kind AS paused_kind
+FROM authentications a LEFT JOIN channel_pauses p ON p.channel_key = a.channel_key
+WHERE a.name = :name
+
+-- name: auth_list
+SELECT a.*, p.reason AS paused_reason, p.kind AS paused_kind,
+       (SELECT COUNT(*) FROM activations x WHERE x.authentication = a.name) AS activations
+FROM authentications a LEFT JOIN channel_pauses p ON p.channel_key = a.channel_key
+ORDER BY a.name
+
+-- name: auth_delete
+DELETE FROM authentications WHERE name = :name RETURNING name
+
+-- name: auth_users
+SELECT name FROM activations WHERE authentication = :name ORDER BY name
+
+-- name: activation_insert
+INSERT INTO activations (name, description, authentication, recipient, messages, max_retries,
+                         initial_retry_delay, retry_delay_multiple, notification_disabled, created_at, updated_at)
+VALUES (:name, :description, :authentication, :recipient, :messages, :max_retries,
+        :initial_retry_delay, :retry_delay_multiple, :notification_disabled, :now, :now)
+ON CONFLICT (name) DO NOTHING
+RETURNING name
+
+-- name: activation_update
+UPDATE activations SET description = :description, authentication = :authentication, recipient = :recipient,
+       messages = :messages, max_retries = :max_retries, initial_retry_delay = :initial_retry_delay,
+       retry_delay_multiple = :retry_delay_multiple, notification_disabled = :notification_disabled,
+       updated_at = :now
+WHERE name = :name
+RETURNING name
+
+-- name: activation_get
+SELECT x.*, a.channel_key, p.reason AS channel_paused_reason
+FROM activations x
+JOIN authentications a ON a.name = x.authentication
+LEFT JOIN channel_pauses p ON p.channel_key = a.channel_key
+WHERE x.name = :name
+
+-- name: activation_list
+SELECT x.*, a.channel_key, p.reason AS channel_paused_reason
+FROM activations x
+JOIN authentications a ON a.name = x.authentication
+LEFT JOIN channel_pauses p ON p.channel_key = a.channel_key
+ORDER BY x.name
+
+-- name: activation_delete
+DELETE FROM activations WHERE name = :name RETURNING name
+
+-- name: activation_set_paused
+UPDATE activations SET paused_reason = :reason, updated_at = :now WHERE name = :name RETURNING name
+
+-- name: activation_counts
+SELECT state, COUNT(*) AS n FROM events WHERE activation = :name GROUP BY state
+
+-- name: event_insert
+INSERT INTO events (activation, event_id, channel_key, recipient, body, retry_key, state, retries,
+                    accepted_at, next_attempt_at, finished_at, error)
+VALUES (:activation, :event_id, :channel_key, :recipient, :body, :retry_key,
+        CASE WHEN :state = 'queued' AND (
+                  EXISTS (SELECT 1 FROM channel_pauses p WHERE p.channel_key = :channel_key)
+               OR EXISTS (SELECT 1 FROM activations x WHERE x.name = :activation AND x.paused_reason IS NOT NULL))
+             THEN 'paused' ELSE :state END,
+        0, :accepted_at, :next_attempt_at, :finished_at, :error)
+ON CONFLICT (activation, event_id) DO NOTHING
+RETURNING id, state
+
+-- name: claim_due
+SELECT e.id, e.activation, e.channel_key, e.body, e.retry_key, e.attempts, e.retries, e.first_attempt_at,
+       x.authentication, x.max_retries, x.initial_retry_delay, x.retry_delay_multiple
+FROM events e JOIN activations x ON x.name = e.activation
+WHERE e.state IN ('queued', 'retrying') AND e.next_attempt_at <= :now
+  AND (e.leased_until IS NULL OR e.leased_until <= :now)
+ORDER BY e.next_attempt_at
+LIMIT :limit
+/*FOR_UPDATE*/
+
+-- name: lease
+UPDATE events SET leased_until = :until, leased_by = :worker WHERE id = :id
+
+-- name: release_lease
+UPDATE events SET leased_until = NULL, leased_by = NULL WHERE id = :id AND leased_by = :worker
+
+-- name: record_outcome
+UPDATE events SET
+    state = CASE WHEN :state IN ('queued', 'retrying') AND (
+                      EXISTS (SELECT 1 FROM channel_pauses p WHERE p.channel_key = events.channel_key)
+                   OR EXISTS (SELECT 1 FROM activations x WHERE x.name = events.activation AND x.paused_reason IS NOT NULL))
+                 THEN 'paused' ELSE :state END,
+    attempts = :attempt,
+    retries = :retries,
+    first_attempt_at = COALESCE(first_attempt_at, :started_at),
+    next_attempt_at = :next_attempt_at,
+    finished_at = :finished_at,
+    leased_until = NULL,
+    leased_by = NULL,
+    status_code = :status_code,
+    error = :error,
+    line_request_id = COALESCE(:line_request_id, line_request_id),
+    accepted_request_id = COALESCE(:accepted_request_id, accepted_request_id),
+    sent_message_ids = COALESCE(:sent_message_ids, sent_message_ids)
+WHERE id = :id AND leased_by = :worker
+
+-- name: record_attempt
+INSERT INTO attempts (event, number, started_at, duration_ms, status_code, error, line_request_id)
+VALUES (:id, :attempt, :started_at, :duration_ms, :status_code, :error, :line_request_id)
+ON CONFLICT (event, number) DO NOTHING
+
+-- name: pending_summary
+-- next_due: when the earliest unfinished event becomes claimable (its due time, or its lease's end)
+SELECT COUNT(*) AS pending,
+       MIN(CASE WHEN leased_until IS NULL OR leased_until <= :now THEN next_attempt_at
+                WHEN leased_until > next_attempt_at THEN leased_until ELSE next_attempt_at END) AS next_due
+FROM events WHERE state IN ('queued', 'retrying')
+
+-- name: channel_pause
+INSERT INTO channel_pauses (channel_key, reason, kind, since) VALUES (:channel_key, :reason, :kind, :now)
+ON CONFLICT (channel_key) DO UPDATE SET reason = excluded.reason, kind = excluded.kind
+
+-- name: channel_hold_events
+UPDATE events SET state = 'paused' WHERE channel_key = :channel_key AND state IN ('queued', 'retrying')
+
+-- name: channel_unpause
+DELETE FROM channel_pauses WHERE channel_key = :channel_key
+
+-- name: channel_pauses_by_kind
+SELECT p.channel_key, p.reason, p.since, MIN(a.name) AS authentication
+FROM channel_pauses p JOIN authentications a ON a.channel_key = p.channel_key
+WHERE p.kind = :kind GROUP BY p.channel_key, p.reason, p.since
+
+-- name: channel_release_events
+UPDATE events SET
+    state = CASE WHEN retries > 0 THEN 'retrying' ELSE 'queued' END,
+    next_attempt_at = CASE WHEN next_attempt_at > :now THEN next_attempt_at ELSE :now END
+WHERE channel_key = :channel_key AND state = 'paused'
+  AND activation IN (SELECT name FROM activations WHERE paused_reason IS NULL)
+
+-- name: activation_hold_events
+UPDATE events SET state = 'paused' WHERE activation = :name AND state IN ('queued', 'retrying')
+
+-- name: activation_release_events
+UPDATE events SET
+    state = CASE WHEN retries > 0 THEN 'retrying' ELSE 'queued' END,
+    next_attempt_at = CASE WHEN next_attempt_at > :now THEN next_attempt_at ELSE :now END
+WHERE activation = :name AND state = 'paused'
+  AND NOT EXISTS (SELECT 1 FROM channel_pauses p WHERE p.channel_key = events.channel_key)
+
+-- name: replay_failed
+UPDATE events SET state = 'queued', retries = 0, next_attempt_at = :now, finished_at = NULL
+WHERE activation = :name AND state = 'failed' AND body IS NOT NULL
+  AND (first_attempt_at IS NULL OR first_attempt_at > :key_window_start)
+  AND (CAST(:event_id AS TEXT) IS NULL OR event_id = :event_id)
+RETURNING event_id
+
+-- name: log_page
+SELECT e.id, e.event_id, e.recipient, e.state, e.status_code, e.error, e.attempts, e.retry_key,
+       e.line_request_id, e.accepted_request_id, e.sent_message_ids, e.accepted_at, e.next_attempt_at,
+       e.finished_at
+FROM events e
+WHERE e.activation = :activation
+  AND (CAST(:state AS TEXT) IS NULL OR e.state = :state)
+  AND (CAST(:status_code AS INTEGER) IS NULL OR e.status_code = :status_code)
+  AND (CAST(:since AS DOUBLE PRECISION) IS NULL OR e.accepted_at >= :since)
+  AND (CAST(:until AS DOUBLE PRECISION) IS NULL OR e.accepted_at < :until)
+  AND (CAST(:before_id AS BIGINT) IS NULL OR e.id < :before_id)
+ORDER BY e.id DESC
+LIMIT :limit
+
+-- name: log_event
+SELECT e.id, e.event_id, e.recipient, e.state, e.status_code, e.error, e.attempts, e.retry_key,
+       e.line_request_id, e.accepted_request_id, e.sent_message_ids, e.accepted_at, e.next_attempt_at,
+       e.finished_at, e.body
+FROM events e WHERE e.activation = :activation AND e.event_id = :event_id
+
+-- name: log_attempts
+SELECT a.event, a.number, a.started_at, a.duration_ms, a.status_code, a.error, a.line_request_id
+FROM attempts a JOIN events e ON e.id = a.event
+WHERE e.activation = :activation AND a.event BETWEEN :lo AND :hi
+ORDER BY a.event, a.number

@@ -1,0 +1,82 @@
+"""Settings read from ``LINEOA_EXPORT_*`` environment variables.
+
+A small strict reader, in the spirit of starlette's ``Config``: every variable is
+declared once here with its type and default, an unknown value is refused with the
+variable's name, and nothing else in the package reads ``os.environ``.
+
+=====================================  ==========================  =====================================
+variable                               default                     meaning
+=====================================  ==========================  =====================================
+LINEOA_EXPORT_DATABASE_URL             sqlite:///lineoa-export.db  where state lives (sqlite:///PATH or
+                                                                   postgresql://...)
+LINEOA_EXPORT_SECRET_KEY               (key file beside the db)    key that encrypts stored credentials
+LINEOA_EXPORT_RATE_LIMIT               2000                        pushes per second per LINE channel
+LINEOA_EXPORT_RATE_BURST               20                          pushes a channel may send back to back
+LINEOA_EXPORT_CONNECT_TIMEOUT          3                           seconds to open a connection to LINE
+LINEOA_EXPORT_TIMEOUT                  10                          seconds for one whole LINE request
+LINEOA_EXPORT_CONCURRENCY              128                         pushes in flight per worker process
+LINEOA_EXPORT_BATCH_SIZE               200                         events claimed per database round trip
+LINEOA_EXPORT_POLL_INTERVAL            0.05                        seconds between polls when idle
+LINEOA_EXPORT_QUOTA_CHECK_INTERVAL     300                         seconds between quota checks of a
+                                                                   channel paused by its monthly limit
+=====================================  ==========================  =====================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigurationError
+
+PREFIX = "LINEOA_EXPORT_"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database_url: str = "sqlite:///lineoa-export.db"
+    secret_key: str | None = None
+    rate_limit: float = Field(2000.0, gt=0)
+    rate_burst: int = Field(20, ge=1)
+    connect_timeout: float = Field(3.0, gt=0)
+    timeout: float = Field(10.0, gt=0)
+    concurrency: int = Field(128, ge=1, le=10_000)
+    batch_size: int = Field(200, ge=1, le=10_000)
+    poll_interval: float = Field(0.05, gt=0)
+    quota_check_interval: float = Field(300.0, gt=0)
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claimed event stays reserved for the worker sending it.
+
+        Longer than any request can take, so two attempts with one retry key can
+        never be in flight at once (LINE leaves that case undefined).
+        """
+        return self.timeout * 3 + 5
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            raw = env.get(PREFIX + name.upper())
+            if raw is not None and raw != "":
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = str(first["loc"][0]) if first["loc"] else "?"
+            raise ConfigurationError(f"{PREFIX}{field.upper()}: {first['msg']}") from None
+
+    def sqlite_path(self) -> Path | None:
+        """The database file, when the database is SQLite."""
+        if self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url.removeprefix("sqlite:///"))
+        return None
