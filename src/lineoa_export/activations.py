@@ -42,13 +42,13 @@ class ActivationSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    description: str = Field("", max_length=1000)
+    description: str = Field(default="", max_length=1000)
     authentication: str
     recipient: str = Field(min_length=1, max_length=1000)
     messages: Any
-    max_retries: int = Field(3, ge=0, le=100)
-    initial_retry_delay: float = Field(2.0, le=86_400)
-    retry_delay_multiple: float = Field(2.0, ge=1, le=100)
+    max_retries: int = Field(default=3, ge=0, le=100)
+    initial_retry_delay: float = Field(default=2.0, le=86_400)
+    retry_delay_multiple: float = Field(default=2.0, ge=1, le=100)
     notification_disabled: bool = False
 
     @field_validator("initial_retry_delay")

@@ -16,7 +16,6 @@ structure (required keys, list sizes, ``type`` values) is still checked.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from typing import Any, Final
@@ -34,6 +33,8 @@ _ACTION_URI_MAX: Final = 1000
 _ALT_TEXT_MAX: Final = 1500
 _BUBBLE_BYTES_MAX: Final = 30_000
 _CAROUSEL_BYTES_MAX: Final = 50_000
+_INT32_MAX: Final = 2**31 - 1
+_INT64_MAX: Final = 2**63 - 1
 _MAX_FLEX_DEPTH: Final = 32  # flex boxes nest; real designs stay far below this
 
 _HTTPS: Final = ("https",)
@@ -147,7 +148,14 @@ def _url(
 
 
 def _int(
-    c: _Ctx, obj: _Obj, key: str, path: str, *, required: bool = True, minimum: int | None = None
+    c: _Ctx,
+    obj: _Obj,
+    key: str,
+    path: str,
+    *,
+    required: bool = True,
+    minimum: int | None = None,
+    maximum: int = _INT32_MAX,
 ) -> None:
     v = obj.get(key)
     if v is None:
@@ -161,6 +169,8 @@ def _int(
         c.add(f"{path}.{key}", "must be an integer")
     elif minimum is not None and v < minimum:
         c.add(f"{path}.{key}", "must be positive" if minimum == 1 else f"must be at least {minimum}")
+    elif v > maximum:  # LINE parses these into Java int/long fields
+        c.add(f"{path}.{key}", f"must be at most {maximum}")
 
 
 def _number(c: _Ctx, obj: _Obj, key: str, path: str, low: float, high: float) -> None:
@@ -171,13 +181,11 @@ def _number(c: _Ctx, obj: _Obj, key: str, path: str, low: float, high: float) ->
         return
     elif not isinstance(v, int | float) or isinstance(v, bool):
         c.add(f"{path}.{key}", "must be a number")
-    elif not (math.isfinite(v) and low <= v <= high):
+    elif not low <= v <= high:  # also false for NaN and infinities; safe for huge ints
         c.add(f"{path}.{key}", f"must be between {low:g} and {high:g}")
 
 
-def _enum(
-    c: _Ctx, obj: _Obj, key: str, path: str, choices: frozenset[str], *, required: bool = False
-) -> None:
+def _enum(c: _Ctx, obj: _Obj, key: str, path: str, choices: frozenset[str], *, required: bool = False) -> None:
     v = obj.get(key)
     if v is None:
         if required:
@@ -369,7 +377,7 @@ def _sender(c: _Ctx, m: _Obj, path: str) -> None:
 
 
 def _text(c: _Ctx, m: _Obj, p: str) -> None:
-    _str(c, m, "text", p, max_len=5001, non_empty=True)
+    _str(c, m, "text", p, max_len=5000, non_empty=True)
     _str(c, m, "quoteToken", p, required=False)
     emojis = _list(c, m, "emojis", p, "emoji", 0, 20, required=False)
     if emojis is None:
@@ -385,7 +393,7 @@ _MENTION_TARGETS: Final = frozenset({"user", "all"})
 
 
 def _text_v2(c: _Ctx, m: _Obj, p: str) -> None:
-    text = _str(c, m, "text", p, max_len=5001, non_empty=True)
+    text = _str(c, m, "text", p, max_len=5000, non_empty=True)
     _str(c, m, "quoteToken", p, required=False)
     subs = _obj(c, m, "substitution", p, required=False)
     sp = f"{p}.substitution"
@@ -432,7 +440,7 @@ def _video(c: _Ctx, m: _Obj, p: str) -> None:
 
 def _audio(c: _Ctx, m: _Obj, p: str) -> None:
     _url(c, m, "originalContentUrl", p)
-    _int(c, m, "duration", p, minimum=1)  # milliseconds
+    _int(c, m, "duration", p, minimum=1, maximum=_INT64_MAX)  # milliseconds
 
 
 def _location(c: _Ctx, m: _Obj, p: str) -> None:
@@ -758,9 +766,7 @@ def _messages(c: _Ctx, value: object, path: str) -> None:
             _sender(c, m, mp)
 
 
-def validate_messages(
-    value: object, *, templated: bool = False, path: str = "messages"
-) -> list[FieldProblem]:
+def validate_messages(value: object, *, templated: bool = False, path: str = "messages") -> list[FieldProblem]:
     """Every problem with a LINE messages array (1 to 5 message objects); empty when valid.
 
     ``templated``: strings containing ``{{`` stand for values known only per event; they are

@@ -41,14 +41,14 @@ class Settings(BaseModel):
 
     database_url: str = "sqlite:///lineoa-export.db"
     secret_key: str | None = None
-    rate_limit: float = Field(2000.0, gt=0)
-    rate_burst: int = Field(20, ge=1)
-    connect_timeout: float = Field(3.0, gt=0)
-    timeout: float = Field(10.0, gt=0)
-    concurrency: int = Field(128, ge=1, le=10_000)
-    batch_size: int = Field(200, ge=1, le=10_000)
-    poll_interval: float = Field(0.05, gt=0)
-    quota_check_interval: float = Field(300.0, gt=0)
+    rate_limit: float = Field(default=2000.0, gt=0)
+    rate_burst: int = Field(default=20, ge=1)
+    connect_timeout: float = Field(default=3.0, gt=0)
+    timeout: float = Field(default=10.0, gt=0)
+    concurrency: int = Field(default=128, ge=1, le=10_000)
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    poll_interval: float = Field(default=0.05, gt=0)
+    quota_check_interval: float = Field(default=300.0, gt=0)
 
     @property
     def lease_seconds(self) -> float:

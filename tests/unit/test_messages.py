@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from typing import Any
 
 import pytest
@@ -631,6 +632,28 @@ def _deep_box(depth: int) -> dict[str, Any]:
 )
 def test_weird_input_returns_problems(value: object, expected: list[str]) -> None:
     assert problems(value) == expected
+
+
+def test_huge_numbers_are_problems_not_crashes() -> None:
+    loc = {"type": "location", "title": "t", "address": "a", "latitude": 10**400, "longitude": -(10**400)}
+    assert problems([loc]) == [
+        "messages[0].latitude: must be between -90 and 90",
+        "messages[0].longitude: must be between -180 and 180",
+    ]
+    audio = {"type": "audio", "originalContentUrl": HTTPS, "duration": 2**63}
+    assert problems([audio]) == [f"messages[0].duration: must be at most {2**63 - 1}"]
+    flex = {"type": "flex", "altText": "a", "contents": {**bubble(), "x": 10**400}}
+    assert problems([flex]) == ["messages[0].contents: is not plain JSON"]
+
+
+def test_push_with_one_short_text_is_fast() -> None:
+    body = push()
+    rounds = 2000
+    start = time.perf_counter()
+    for _ in range(rounds):
+        validate_push_request(body)
+    per_call = (time.perf_counter() - start) / rounds
+    assert per_call < 100e-6  # about 3 µs on a laptop; generous bound so CI noise never trips it
 
 
 def test_deeply_nested_flex_reports_instead_of_overflowing() -> None:

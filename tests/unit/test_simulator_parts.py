@@ -175,13 +175,8 @@ def test_merge_patch() -> None:
 
 
 def test_serve_forever_prints_url_and_stops_on_sigterm() -> None:
-    code = (
-        "from lineoa_export.simulator import serve_forever\n"
-        "serve_forever(None, '127.0.0.1', 0)\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    code = "from lineoa_export.simulator import serve_forever\nserve_forever(None, '127.0.0.1', 0)\n"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
@@ -200,9 +195,7 @@ def test_serve_forever_prints_url_and_stops_on_sigterm() -> None:
 
 def test_serve_forever_exits_cleanly_on_ctrl_c() -> None:
     code = "from lineoa_export.simulator import serve_forever\nserve_forever(None, '127.0.0.1', 0)\n"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().startswith("http://")

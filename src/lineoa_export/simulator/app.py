@@ -381,11 +381,11 @@ def _make_push(st: SimState) -> Handler:
         if action is not None and action != "accept-then-drop":
             return await st.misbehave(request, PUSH, action)
 
-        response = process(
-            request, channel, body, retry_key, parsed, parse_failed, script_checked=bool(script)
-        )
+        response = process(request, channel, body, retry_key, parsed, parse_failed, script_checked=bool(script))
         if action == "accept-then-drop":
-            # LINE processed the push (accepted it, most likely) but its answer never arrives.
+            # LINE processed the push (accepted it, most likely) but its answer never arrives:
+            # requests_by_status counts answers sent, so this one is counted as dropped only.
+            record.status_by_endpoint[PUSH][response.status] -= 1
             record.dropped += 1
             return drop(request)
         return response
@@ -595,9 +595,7 @@ def _make_validate_push(st: SimState) -> Handler:
     return validate_push
 
 
-def _make_get(
-    st: SimState, endpoint: str, render: Callable[[SimState, ChannelConfig], dict[str, Any]]
-) -> Handler:
+def _make_get(st: SimState, endpoint: str, render: Callable[[SimState, ChannelConfig], dict[str, Any]]) -> Handler:
     async def get(request: web.Request) -> web.StreamResponse:
         gate = await _bot_gate(st, request, endpoint)
         if isinstance(gate, web.Response):
@@ -644,9 +642,7 @@ def _make_token(st: SimState) -> Handler:
         client_id = form.get("client_id")
         client_secret = form.get("client_secret")
         if grant_type is None or client_id is None or client_secret is None:
-            return _oauth_error(
-                st, TOKEN, "invalid_request", "grant_type, client_id and client_secret are required"
-            )
+            return _oauth_error(st, TOKEN, "invalid_request", "grant_type, client_id and client_secret are required")
         if grant_type != "client_credentials":
             return _oauth_error(st, TOKEN, "unsupported_grant_type", "grant_type must be client_credentials")
         channel = st.options.channel(str(client_id))
@@ -681,9 +677,7 @@ def _make_verify(st: SimState) -> Handler:
             if channel is None:
                 return _oauth_error(st, VERIFY, "invalid_request", "invalid access token")
             client_id, expires_in = channel.channel_id, LONG_LIVED_EXPIRES_IN
-        return st.answer(
-            VERIFY, 200, orjson.dumps({"client_id": client_id, "expires_in": expires_in, "scope": "P"})
-        )
+        return st.answer(VERIFY, 200, orjson.dumps({"client_id": client_id, "expires_in": expires_in, "scope": "P"}))
 
     return verify
 
@@ -726,12 +720,9 @@ def _make_control(st: SimState) -> list[web.RouteDef]:
             new = merge_patch(st.options, patch)
         except ValidationError as exc:
             details = [
-                {"message": e["msg"], "property": ".".join(str(part) for part in e["loc"])}
-                for e in exc.errors()
+                {"message": e["msg"], "property": ".".join(str(part) for part in e["loc"])} for e in exc.errors()
             ]
-            return _json(
-                {"message": f"The request body has {len(details)} error(s)", "details": details}, 400
-            )
+            return _json({"message": f"The request body has {len(details)} error(s)", "details": details}, 400)
         except ValueError as exc:
             return _json({"message": str(exc)}, 400)
         apply_in_place(st.options, new)
@@ -779,9 +770,7 @@ def create_app(
             web.post("/v2/bot/message/validate/push", _make_validate_push(state)),
             web.get("/v2/bot/info", _make_get(state, BOT_INFO, _bot_info)),
             web.get("/v2/bot/message/quota", _make_get(state, QUOTA, _quota)),
-            web.get(
-                "/v2/bot/message/quota/consumption", _make_get(state, QUOTA_CONSUMPTION, _quota_consumption)
-            ),
+            web.get("/v2/bot/message/quota/consumption", _make_get(state, QUOTA_CONSUMPTION, _quota_consumption)),
             web.post("/oauth2/v3/token", _make_token(state)),
             web.post("/v2/oauth/verify", _make_verify(state)),
             *_make_control(state),

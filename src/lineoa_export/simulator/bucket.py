@@ -9,13 +9,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+#: Tolerance for float rounding in the refill (0.1 s x 10/s must give a whole token).
+_EPSILON = 1e-9
+
 
 class TokenBucket:
     __slots__ = ("_clock", "_last", "_tokens", "burst", "rate")
 
-    def __init__(
-        self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, rate: float, burst: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
         self.rate = float(rate)
@@ -33,7 +34,7 @@ class TokenBucket:
         if tokens > self.burst:
             tokens = self.burst
         self._last = now
-        if tokens >= n:
+        if tokens >= n - _EPSILON:
             self._tokens = tokens - n
             return True
         self._tokens = tokens

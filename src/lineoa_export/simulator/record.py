@@ -199,9 +199,9 @@ class Record:
             "distinct_recipients": len(self.accepted_per_recipient),
             "max_accepted_per_recipient": max(self.accepted_per_recipient.values(), default=0),
             "max_accepted_in_any_1s_window": self.max_accepted_in_any_window(1.0),
-            "requests_by_status": {str(k): v for k, v in sorted(self.requests_by_status.items())},
+            "requests_by_status": {str(k): v for k, v in sorted(self.requests_by_status.items()) if v},
             "requests_by_endpoint": {
-                endpoint: {str(k): v for k, v in sorted(counter.items())}
+                endpoint: {str(k): v for k, v in sorted(counter.items()) if v}
                 for endpoint, counter in sorted(self.status_by_endpoint.items())
             },
             "quota_usage": dict(self.usage_by_channel),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -58,12 +57,10 @@ class RunningSimulator:
         self.state.reset()
 
 
-def _bound_port(site: web.TCPSite) -> int:
-    server = site._server  # aiohttp keeps the asyncio server here; there is no public accessor
-    if isinstance(server, asyncio.base_events.Server):
-        for sock in server.sockets:
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                return int(sock.getsockname()[1])
+def _bound_port(runner: web.AppRunner) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
     raise RuntimeError("the simulator's site has no bound TCP socket")
 
 
@@ -83,7 +80,7 @@ async def running_simulator(
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
-        bound = _bound_port(site)
+        bound = _bound_port(runner)
         url_host = f"[{host}]" if ":" in host else host
         yield RunningSimulator(url=f"http://{url_host}:{bound}", host=host, port=bound, app=app)
     finally:

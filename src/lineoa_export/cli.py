@@ -1,0 +1,655 @@
+"""The ``lineoa-export`` command.
+
+Heavy imports (aiohttp, the database, the worker) happen inside the commands, so
+``lineoa-export --help`` starts quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from .context import Context
+
+app = typer.Typer(
+    help="Push LINE messages for triggered activations: exactly once, within LINE's rate limits.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+auth_app = typer.Typer(help="Stored LINE channel credentials.", no_args_is_help=True)
+activation_app = typer.Typer(
+    help="Triggered activations: recipient, messages payload, retry settings.", no_args_is_help=True
+)
+app.add_typer(auth_app, name="auth")
+app.add_typer(activation_app, name="activation")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+T = TypeVar("T")
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def guarded(fn: Callable[[], T]) -> T:
+    """Run ``fn``; our own errors become one red line and exit 1, never a traceback."""
+    from .errors import InvalidInput, LineoaExportError
+
+    try:
+        return fn()
+    except InvalidInput as exc:
+        if len(exc.problems) > 1:
+            err.print("[red]error:[/red] invalid input:")
+            for problem in exc.problems:
+                err.print(f"  {problem}", markup=False)
+            raise typer.Exit(1) from None
+        fail(str(exc))
+    except LineoaExportError as exc:
+        fail(str(exc))
+
+
+def context() -> Context:
+    from .context import open_context
+
+    return guarded(open_context)
+
+
+def now() -> float:
+    import time
+
+    return time.time()
+
+
+def show_kv(rows: list[tuple[str, Any]]) -> None:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, "" if value is None else str(value))
+    out.print(table)
+
+
+# -- auth ----------------------------------------------------------------------------------------
+
+
+@auth_app.command("create")
+def auth_create(
+    name: str,
+    access_token: Annotated[
+        str | None,
+        typer.Option(help="Long-lived channel access token.", envvar="LINE_CHANNEL_ACCESS_TOKEN", show_envvar=True),
+    ] = None,
+    channel_id: Annotated[
+        str | None, typer.Option(help="Channel ID (with --channel-secret: tokens are minted).")
+    ] = None,
+    channel_secret: Annotated[
+        str | None, typer.Option(help="Channel secret.", envvar="LINE_CHANNEL_SECRET", show_envvar=True)
+    ] = None,
+    api_url: Annotated[str, typer.Option(help="Where this channel's LINE API lives.")] = "https://api.line.me",
+    skip_test: Annotated[bool, typer.Option("--skip-test", help="Store without asking LINE first.")] = False,
+) -> None:
+    """Store LINE channel credentials (encrypted), after testing them against LINE."""
+    from . import authentications
+
+    ctx = context()
+    creds = guarded(lambda: authentications.Credentials.from_options(access_token, channel_id, channel_secret))
+    bot = None
+    if not skip_test:
+        bot = guarded(lambda: asyncio.run(_test_credentials(ctx, creds, api_url)))
+    auth = guarded(
+        lambda: authentications.create(
+            ctx.db, ctx.vault, name=name, credentials=creds, api_url=api_url, bot=bot, now=now()
+        )
+    )
+    tested = f" (tested: {auth.bot_name or auth.bot_user_id})" if bot else " (not tested)"
+    out.print(f"created authentication [bold]{auth.name}[/bold]{tested}")
+
+
+async def _test_credentials(ctx: Context, creds: Any, api_url: str) -> Any:
+    from .authentications import test_credentials
+    from .line_client import AiohttpTransport, LineClient, Timeouts
+
+    transport = AiohttpTransport(Timeouts(ctx.settings.connect_timeout, ctx.settings.timeout))
+    try:
+        return await test_credentials(LineClient(transport, api_url), creds, ctx.clock)
+    finally:
+        await transport.close()
+
+
+@auth_app.command("list")
+def auth_list() -> None:
+    """List authentications (secrets are never shown)."""
+    from . import authentications
+    from .activation_table import iso
+
+    ctx = context()
+    table = Table("name", "kind", "bot", "channel", "api url", "activations", "status", "created")
+    for a in authentications.list_all(ctx.db):
+        status = f"[yellow]paused: {a.paused_reason}[/yellow]" if a.paused_reason else "[green]active[/green]"
+        table.add_row(
+            a.name,
+            a.kind,
+            a.bot_name or "",
+            a.channel_id or a.bot_user_id or "",
+            a.api_url,
+            str(a.activations or 0),
+            status,
+            iso(a.created_at),
+        )
+    out.print(table)
+
+
+@auth_app.command("show")
+def auth_show(name: str) -> None:
+    """Show one authentication (never its secret)."""
+    from . import authentications
+    from .activation_table import iso
+
+    ctx = context()
+    a = guarded(lambda: authentications.get(ctx.db, name))
+    show_kv(
+        [
+            ("name", a.name),
+            ("kind", a.kind),
+            ("api url", a.api_url),
+            ("channel id", a.channel_id),
+            ("bot user id", a.bot_user_id),
+            ("bot name", a.bot_name),
+            ("secret", "stored encrypted; never shown"),
+            ("created", iso(a.created_at)),
+            ("status", f"paused: {a.paused_reason}" if a.paused_reason else "active"),
+        ]
+    )
+
+
+@auth_app.command("test")
+def auth_test(name: str) -> None:
+    """Ask LINE whether the stored credentials still work."""
+    from . import authentications
+
+    ctx = context()
+    auth = guarded(lambda: authentications.get(ctx.db, name))
+    creds = guarded(lambda: authentications.load_credentials(ctx.db, ctx.vault, auth))
+    bot = guarded(lambda: asyncio.run(_test_credentials(ctx, creds, auth.api_url)))
+    out.print(f"[green]ok[/green]: {auth.name} works for {bot.display_name or '?'} ({bot.user_id or '?'})")
+
+
+@auth_app.command("delete")
+def auth_delete(name: str) -> None:
+    """Delete an authentication no activation uses."""
+    from . import authentications
+
+    ctx = context()
+    guarded(lambda: authentications.delete(ctx.db, name))
+    out.print(f"deleted authentication {name}")
+
+
+# -- activation ------------------------------------------------------------------------------------
+
+
+def read_json_arg(value: str, field: str) -> Any:
+    """``JSON`` or ``@FILE`` (``@-`` for standard input)."""
+    from .errors import InvalidInput
+
+    text = value
+    if value.startswith("@"):
+        path = value[1:]
+        try:
+            text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        except OSError as exc:
+            raise InvalidInput.single(field, f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput.single(field, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+
+
+RetryOpt = Annotated[int | None, typer.Option(help="Maximum Number Of Retry (default 3).")]
+DelayOpt = Annotated[float | None, typer.Option(help="Initial Retry Delay in seconds (default 2).")]
+MultipleOpt = Annotated[float | None, typer.Option(help="Retry Delay Multiple (default 2).")]
+
+
+@activation_app.command("create")
+def activation_create(
+    name: str,
+    auth: Annotated[str | None, typer.Option("--auth", help="Authentication to send with.")] = None,
+    recipient: Annotated[str | None, typer.Option(help="Recipient ID template, e.g. '{{line_user_id}}'.")] = None,
+    messages: Annotated[str | None, typer.Option(help="Messages Payload: a JSON array, or @FILE.")] = None,
+    description: Annotated[str | None, typer.Option(help="Optional description.")] = None,
+    copy_from: Annotated[str | None, typer.Option(help="Start from another activation's settings.")] = None,
+    max_retries: RetryOpt = None,
+    initial_retry_delay: DelayOpt = None,
+    retry_delay_multiple: MultipleOpt = None,
+    notification_disabled: Annotated[
+        bool | None,
+        typer.Option("--notification-disabled/--notification-enabled", help="Deliver without a notification sound."),
+    ] = None,
+) -> None:
+    """Create a triggered activation (the payload is validated before it is saved)."""
+    from . import activations
+
+    ctx = context()
+    base: dict[str, Any] = {}
+    if copy_from:
+        source = guarded(lambda: activations.get(ctx.db, copy_from))
+        base = source.spec.model_dump()
+    fields = _activation_fields(
+        auth,
+        recipient,
+        messages,
+        description,
+        max_retries,
+        initial_retry_delay,
+        retry_delay_multiple,
+        notification_disabled,
+    )
+    data = {**base, **fields, "name": name}
+    spec = guarded(lambda: activations.parse_spec(data))
+    created = guarded(lambda: activations.create(ctx.db, spec, now=now()))
+    out.print(f"created activation [bold]{created.name}[/bold] on authentication {created.spec.authentication}")
+
+
+def _activation_fields(
+    auth: str | None,
+    recipient: str | None,
+    messages: str | None,
+    description: str | None,
+    max_retries: int | None,
+    initial_retry_delay: float | None,
+    retry_delay_multiple: float | None,
+    notification_disabled: bool | None,
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "authentication": auth,
+        "recipient": recipient,
+        "description": description,
+        "max_retries": max_retries,
+        "initial_retry_delay": initial_retry_delay,
+        "retry_delay_multiple": retry_delay_multiple,
+        "notification_disabled": notification_disabled,
+    }
+    if messages is not None:
+        fields["messages"] = guarded(lambda: read_json_arg(messages, "messages"))
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+@activation_app.command("update")
+def activation_update(
+    name: str,
+    auth: Annotated[str | None, typer.Option("--auth", help="Authentication to send with.")] = None,
+    recipient: Annotated[str | None, typer.Option(help="Recipient ID template.")] = None,
+    messages: Annotated[str | None, typer.Option(help="Messages Payload: a JSON array, or @FILE.")] = None,
+    description: Annotated[str | None, typer.Option(help="Description.")] = None,
+    max_retries: RetryOpt = None,
+    initial_retry_delay: DelayOpt = None,
+    retry_delay_multiple: MultipleOpt = None,
+    notification_disabled: Annotated[
+        bool | None, typer.Option("--notification-disabled/--notification-enabled")
+    ] = None,
+) -> None:
+    """Change an activation; what is not given stays as it was."""
+    from . import activations
+
+    ctx = context()
+    current = guarded(lambda: activations.get(ctx.db, name)).spec.model_dump()
+    fields = _activation_fields(
+        auth,
+        recipient,
+        messages,
+        description,
+        max_retries,
+        initial_retry_delay,
+        retry_delay_multiple,
+        notification_disabled,
+    )
+    spec = guarded(lambda: activations.parse_spec({**current, **fields}))
+    guarded(lambda: activations.update(ctx.db, spec, now=now()))
+    out.print(f"updated activation [bold]{name}[/bold]")
+
+
+@activation_app.command("list")
+def activation_list() -> None:
+    """List activations with their event counts."""
+    from . import activations
+
+    ctx = context()
+    table = Table(
+        "name", "authentication", "recipient", "retries", "delay", "×", "queued", "delivered", "failed", "status"
+    )
+    for a in activations.list_all(ctx.db):
+        c = activations.counts(ctx.db, a.name)
+        waiting = c.get("queued", 0) + c.get("retrying", 0) + c.get("paused", 0)
+        status = f"[yellow]paused: {a.pause_reason}[/yellow]" if a.pause_reason else "[green]active[/green]"
+        s = a.spec
+        table.add_row(
+            a.name,
+            s.authentication,
+            s.recipient,
+            str(s.max_retries),
+            f"{s.initial_retry_delay:g}s",
+            f"{s.retry_delay_multiple:g}",
+            str(waiting),
+            str(c.get("delivered", 0)),
+            str(c.get("failed", 0)),
+            status,
+        )
+    out.print(table)
+
+
+@activation_app.command("show")
+def activation_show(name: str) -> None:
+    """Show an activation: its parameters, its state, and its event counts."""
+    from . import activations
+    from .activation_table import iso
+
+    ctx = context()
+    a = guarded(lambda: activations.get(ctx.db, name))
+    c = activations.counts(ctx.db, name)
+    s = a.spec
+    show_kv(
+        [
+            ("name", s.name),
+            ("description", s.description),
+            ("authentication", s.authentication),
+            ("status", f"PAUSED: {a.pause_reason}" if a.pause_reason else "active"),
+            ("recipient", s.recipient),
+            ("max retries", s.max_retries),
+            ("initial retry delay", f"{s.initial_retry_delay:g} s"),
+            ("retry delay multiple", f"{s.retry_delay_multiple:g}"),
+            ("retry waits", ", ".join(f"{s.policy.delay(n):g} s" for n in range(1, s.max_retries + 1)) or "no retries"),
+            ("notification disabled", s.notification_disabled),
+            ("events", ", ".join(f"{k} {v}" for k, v in sorted(c.items())) or "none"),
+            ("created", iso(a.created_at)),
+            ("updated", iso(a.updated_at)),
+        ]
+    )
+    out.print("[bold]messages[/bold]")
+    out.print_json(json.dumps(s.messages))
+
+
+@activation_app.command("validate")
+def activation_validate(
+    name: str,
+    event: Annotated[str | None, typer.Option(help="Sample event (JSON or @FILE) for a templated payload.")] = None,
+) -> None:
+    """Check the payload locally and with LINE's validate endpoint (nothing is sent)."""
+    from . import activations
+    from .validation import validate_with_line
+
+    ctx = context()
+    a = guarded(lambda: activations.get(ctx.db, name))
+    guarded(lambda: activations.compile_spec(a.spec))
+    sample = guarded(lambda: read_json_arg(event, "event")) if event else None
+    problems = guarded(lambda: asyncio.run(validate_with_line(ctx, a, sample)))
+    if problems:
+        fail("LINE refused the payload: " + problems)
+    out.print(f"[green]ok[/green]: {name} is valid (checked locally and by LINE)")
+
+
+@activation_app.command("delete")
+def activation_delete(name: str) -> None:
+    """Delete an activation and its activation table."""
+    from . import activations
+
+    ctx = context()
+    guarded(lambda: activations.delete(ctx.db, name))
+    out.print(f"deleted activation {name}")
+
+
+@activation_app.command("pause")
+def activation_pause(
+    name: str, reason: Annotated[str, typer.Option(help="Why (shown in 'show').")] = "paused by hand"
+) -> None:
+    """Hold an activation's events (they keep their retry keys)."""
+    from . import activations
+
+    ctx = context()
+    guarded(lambda: activations.pause(ctx.db, name, reason, now=now()))
+    out.print(f"paused activation {name}")
+
+
+@activation_app.command("resume")
+def activation_resume(name: str) -> None:
+    """Put an activation's held events back in line (and its channel, if LINE paused it)."""
+    from . import activations
+
+    ctx = context()
+    guarded(lambda: activations.resume(ctx.db, name, now=now()))
+    out.print(f"resumed activation {name}")
+
+
+# -- trigger -------------------------------------------------------------------------------------
+
+
+TRIGGER_CHUNK = 500
+
+
+class BadLine(Exception):
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"line {line}: {reason}")
+
+
+def read_events(source: Any) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
+    """NDJSON lines → events, or a :class:`BadLine` naming the line (blank lines are skipped)."""
+    for number, line in enumerate(source, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield number, BadLine(number, f"not JSON ({exc.msg})")
+            continue
+        yield number, value if isinstance(value, dict) else BadLine(number, "not a JSON object")
+
+
+@app.command()
+def trigger(
+    activation: str,
+    event: Annotated[str | None, typer.Option(help="One event: a JSON object of profile attributes.")] = None,
+    events: Annotated[str | None, typer.Option(help="NDJSON file of events, or '-' for standard input.")] = None,
+) -> None:
+    """Render and enqueue events; prints each event's id and status (accepted, duplicate, failed)."""
+    from . import activations
+
+    if (event is None) == (events is None):
+        fail("give exactly one of --event JSON or --events FILE|-", 2)
+    ctx = context()
+    guarded(lambda: activations.get(ctx.db, activation))
+    if event is not None:
+        value = guarded(lambda: read_json_arg(event, "event"))
+        if not isinstance(value, dict):
+            fail("event: must be a JSON object")
+        counts = _trigger_chunk(ctx, activation, [value])
+    else:
+        counts = _trigger_stream(ctx, activation, events or "-")
+    bad = counts.pop("unreadable", 0)
+    err.print(", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no events")
+    if bad:
+        raise typer.Exit(1)
+
+
+def _trigger_chunk(ctx: Context, activation: str, chunk: list[dict[str, Any]]) -> dict[str, int]:
+    from . import triggers
+
+    counts = {"accepted": 0, "paused": 0, "duplicate": 0, "failed": 0}
+    for r in guarded(lambda: triggers.accept(ctx.db, activation, chunk, now=now())):
+        counts[r.status] += 1
+        print(f"{r.event_id}\t{r.status}" + (f"\t{r.error}" if r.error else ""))
+    return counts
+
+
+def _trigger_stream(ctx: Context, activation: str, path: str) -> dict[str, int]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    try:
+        source = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    total = None
+    if path != "-":
+        with open(path, "rb") as f:
+            total = sum(1 for line in f if line.strip())
+    counts = {"accepted": 0, "paused": 0, "duplicate": 0, "failed": 0, "unreadable": 0}
+    with (
+        source,
+        Progress(
+            TextColumn("triggering"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        ) as progress,
+    ):
+        task = progress.add_task("events", total=total)
+        chunk: list[dict[str, Any]] = []
+        for _, item in read_events(source):
+            if isinstance(item, BadLine):
+                err.print(f"[red]error:[/red] {item} (not recorded)")
+                counts["unreadable"] += 1
+                progress.advance(task)
+                continue
+            chunk.append(item)
+            if len(chunk) >= TRIGGER_CHUNK:
+                _add(counts, _trigger_chunk(ctx, activation, chunk))
+                progress.advance(task, len(chunk))
+                chunk = []
+        if chunk:
+            _add(counts, _trigger_chunk(ctx, activation, chunk))
+            progress.advance(task, len(chunk))
+    return counts
+
+
+def _add(total: dict[str, int], part: dict[str, int]) -> None:
+    for k, v in part.items():
+        total[k] = total.get(k, 0) + v
+
+
+# -- worker ----------------------------------------------------------------------------------------
+
+
+@app.command()
+def worker(
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Exit once nothing is due or waiting to retry.")
+    ] = False,
+) -> None:
+    """Deliver due events to LINE (Ctrl-C drains and exits)."""
+    import logging
+
+    from .progress import run_worker_with_progress
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ctx = context()
+    stats = guarded(lambda: run_worker_with_progress(ctx, until_idle=until_idle, console=err))
+    states = ", ".join(f"{k} {v}" for k, v in sorted(stats.states.items()))
+    err.print(f"worker done: {stats.attempts} attempts; {states or 'nothing to do'}")
+
+
+# -- log -------------------------------------------------------------------------------------------
+
+
+@app.command()
+def log(
+    activation: str,
+    format: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
+    failed: Annotated[bool, typer.Option("--failed", help="Only events that failed for good.")] = False,
+    limit: Annotated[int | None, typer.Option(help="Only the newest N events.", min=1)] = None,
+) -> None:
+    """The activation table: every event, its state, status code, error and attempts."""
+    from . import activation_table, activations
+
+    if format not in ("table", "json", "csv"):
+        fail("--format: must be table, json or csv", 2)
+    ctx = context()
+    guarded(lambda: activations.get(ctx.db, activation))
+    filters = activation_table.Filters(state="failed" if failed else None)
+    if limit is not None:
+        entries, _ = activation_table.page(ctx.db, activation, filters=filters, limit=limit)
+    else:
+        entries = list(activation_table.iterate(ctx.db, activation, filters=filters))
+    entries.reverse()  # oldest first reads naturally
+    if format == "json":
+        sys.stdout.write(json.dumps(entries, ensure_ascii=False, indent=2) + "\n")
+    elif format == "csv":
+        sys.stdout.write(activation_table.to_csv(entries))
+    else:
+        from .progress import activation_table_view
+
+        out.print(activation_table_view(activation, entries))
+
+
+# -- simulator and demo ------------------------------------------------------------------------------
+
+
+@app.command()
+def simulator(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    fault_500: Annotated[float, typer.Option(help="Probability of a 500 answer.")] = 0.0,
+    fault_502: Annotated[float, typer.Option(help="Probability of a 502 answer.")] = 0.0,
+    fault_503: Annotated[float, typer.Option(help="Probability of a 503 answer.")] = 0.0,
+    fault_504: Annotated[float, typer.Option(help="Probability of a 504 answer.")] = 0.0,
+    fault_rate_429: Annotated[float, typer.Option(help="Probability of a rate-limit 429.")] = 0.0,
+    latency_ms: Annotated[float, typer.Option(help="Added latency per push, milliseconds.")] = 0.0,
+    drop: Annotated[float, typer.Option(help="Probability of dropping the connection.")] = 0.0,
+    hang: Annotated[float, typer.Option(help="Probability of answering nothing for --hang-seconds.")] = 0.0,
+    hang_seconds: Annotated[float, typer.Option(help="How long a hang lasts.")] = 30.0,
+    quota: Annotated[int | None, typer.Option(help="Monthly message quota of the demo channel.")] = None,
+    rate_limit: Annotated[float, typer.Option(help="Push requests per second the channel allows.")] = 2000.0,
+    seed: Annotated[int | None, typer.Option(help="Seed for reproducible faults.")] = None,
+) -> None:
+    """Run the LINE simulator (demo channel token: demo-access-token)."""
+    from pydantic import ValidationError
+
+    from .simulator import ChannelConfig, SimulatorOptions, serve_forever
+
+    try:
+        options = SimulatorOptions(
+            channels=[ChannelConfig(quota=quota, rate_limit_per_second=rate_limit)],
+            fault_500=fault_500,
+            fault_502=fault_502,
+            fault_503=fault_503,
+            fault_504=fault_504,
+            fault_rate_429=fault_rate_429,
+            latency_ms=latency_ms,
+            drop_probability=drop,
+            hang_probability=hang,
+            hang_seconds=hang_seconds,
+            seed=seed,
+        )
+    except ValidationError as exc:
+        from .activations import problems_from_pydantic
+
+        fail("; ".join(str(p) for p in problems_from_pydantic(exc)), 2)
+    serve_forever(options, host, port)
+
+
+@app.command()
+def demo(
+    events: Annotated[int, typer.Option(help="How many sample triggers to fire.", min=1, max=100_000)] = 300,
+) -> None:
+    """Run everything on embedded defaults: simulator, authentication, activation, triggers, delivery."""
+    from .demo import run_demo
+
+    guarded(lambda: run_demo(events=events, console=out))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""What the terminal shows: the worker's progress bar and the activation table view."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import outbox
+from .context import Context
+from .outbox import Claimed, Result
+from .outcomes import Outcome
+from .worker import Worker, WorkerStats
+
+STATE_STYLE = {"delivered": "green", "failed": "red", "retrying": "yellow", "paused": "magenta", "queued": "cyan"}
+
+
+def run_worker_with_progress(ctx: Context, *, until_idle: bool, console: Console) -> WorkerStats:
+    return asyncio.run(_run(ctx, until_idle=until_idle, console=console))
+
+
+async def _run(ctx: Context, *, until_idle: bool, console: Console) -> WorkerStats:
+    pending = outbox.pending(ctx.db, now=ctx.clock.now()).count
+    columns: list[Any] = [SpinnerColumn(), TextColumn("delivering"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("{task.fields[summary]}"), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("worker", total=pending if until_idle else None, summary="")
+        counts: dict[str, int] = {}
+
+        def on_result(_: Claimed, result: Result, __: Outcome | None) -> None:
+            counts[result.state.value] = counts.get(result.state.value, 0) + 1
+            if result.state.is_final:
+                progress.advance(task)
+            progress.update(task, summary=" ".join(
+                f"[{STATE_STYLE.get(k, '')}]{k} {v}[/]" for k, v in sorted(counts.items())
+            ))
+
+        worker = Worker(ctx.db, ctx.vault, ctx.settings, clock=ctx.clock, listener=on_result)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, worker.stop)
+        return await worker.run(until_idle=until_idle)
+
+
+def short_id(value: str | None) -> str:
+    """``U0123…cdef``: enough to tell recipients apart in a terminal."""
+    if not value:
+        return ""
+    return value if len(value) <= 12 else f"{value[:5]}…{value[-4:]}"
+
+
+def activation_table_view(activation: str, entries: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"activation table: {activation}")
+    table.add_column("event", no_wrap=True)
+    table.add_column("recipient", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("status", justify="right", no_wrap=True)
+    table.add_column("tries", justify="right", no_wrap=True)
+    table.add_column("attempt history", overflow="fold")
+    table.add_column("error", overflow="fold", ratio=1)
+    for e in entries:
+        style = STATE_STYLE.get(e["state"], "")
+        history = " → ".join(
+            str(a["status_code"]) if a["status_code"] is not None else "no answer" for a in e["attempt_log"]
+        )
+        table.add_row(
+            e["event_id"], short_id(e["recipient"]), f"[{style}]{e['state']}[/]",
+            "" if e["status_code"] is None else str(e["status_code"]), str(e["attempts"]), history, e["error"] or "",
+        )
+    return table

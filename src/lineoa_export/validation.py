@@ -1,0 +1,48 @@
+"""Checking an activation's payload with LINE itself (``POST /v2/bot/message/validate/push``).
+
+Local checks (messages.py) run on every save; this asks LINE too, without sending
+anything. A templated payload is rendered for a sample event first, because LINE can
+only judge real values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import activations, authentications
+from .context import Context
+from .errors import InvalidInput
+from .line_client import AiohttpTransport, LineClient, Timeouts
+from .outcomes import OutcomeKind, classify
+
+
+async def validate_with_line(
+    ctx: Context, activation: activations.Activation, sample_event: dict[str, Any] | None = None
+) -> str | None:
+    """None when LINE accepts the payload, else LINE's reason."""
+    compiled = activations.compile_spec(activation.spec)
+    if compiled.messages.has_placeholders:
+        if sample_event is None:
+            raise InvalidInput.single(
+                "event", "the payload has placeholders: give a sample event so LINE can check real values"
+            )
+        try:
+            messages = compiled.messages.render(sample_event)
+        except Exception as exc:  # MissingVariable
+            raise InvalidInput.single("event", str(exc)) from None
+    else:
+        messages = activation.spec.messages
+    auth = authentications.get(ctx.db, activation.spec.authentication)
+    creds = authentications.load_credentials(ctx.db, ctx.vault, auth)
+    transport = AiohttpTransport(Timeouts(ctx.settings.connect_timeout, ctx.settings.timeout))
+    try:
+        client = LineClient(transport, auth.api_url)
+        tokens = authentications.TokenSource(client, creds, ctx.clock)
+        try:
+            token = await tokens.token()
+        except authentications.TokenUnavailable as exc:
+            return exc.outcome.error
+        outcome = classify(await client.validate_push(token, messages))
+    finally:
+        await transport.close()
+    return None if outcome.kind is OutcomeKind.DELIVERED else outcome.error
