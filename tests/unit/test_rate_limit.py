@@ -92,9 +92,8 @@ def test_burst_plus_drain_fits_the_rate(rate: float, burst: int) -> None:
     drained_per_second = limiter.max_rate / limiter.time_period
 
     assert limiter.max_rate >= 1
-    assert limiter.max_rate + drained_per_second == pytest.approx(rate) or (
-        limiter.max_rate + drained_per_second < rate
-    )
+    assert limiter.max_rate + drained_per_second <= rate * (1 + 1e-12)
+    assert limiter.max_rate <= rate / 2  # the steady drain keeps at least half the rate
 
 
 @pytest.mark.parametrize(("rate", "burst"), [(2000, 20), (100, 5), (10, 3), (10, 50), (5, 2), (2, 1)])

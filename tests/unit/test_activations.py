@@ -1,0 +1,292 @@
+"""Activation parameters: defaults, validation that names the field, and exact push bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from lineoa_export.activations import ActivationSpec, Compiled, RenderError, compile_spec, parse_spec
+from lineoa_export.errors import InvalidInput
+from lineoa_export.retry_policy import RetryPolicy
+
+USER = "U" + "0123456789abcdef" * 2
+GROUP = "C" + "a" * 32
+ROOM = "R" + "f" * 32
+TEXT = {"type": "text", "text": "Hello {{first_name}}"}
+
+
+def spec_data(**over: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": "welcome",
+        "authentication": "main",
+        "recipient": "{{line_user_id}}",
+        "messages": [TEXT],
+    }
+    data.update(over)
+    return data
+
+
+def compiled(**over: Any) -> Compiled:
+    return compile_spec(parse_spec(spec_data(**over)))
+
+
+def problems_of(exc: pytest.ExceptionInfo[InvalidInput]) -> dict[str, str]:
+    return {p.path: p.reason for p in exc.value.problems}
+
+
+# -- parse_spec -------------------------------------------------------------------------------
+
+
+def test_defaults_follow_the_product_page() -> None:
+    spec = parse_spec(spec_data())
+
+    assert spec.max_retries == 3
+    assert spec.initial_retry_delay == 2.0
+    assert spec.retry_delay_multiple == 2.0
+    assert spec.notification_disabled is False
+    assert spec.description == ""
+    assert spec.policy == RetryPolicy(3, 2.0, 2.0)
+
+
+def test_policy_follows_the_parameters() -> None:
+    spec = parse_spec(spec_data(max_retries=0, initial_retry_delay=0.5, retry_delay_multiple=1))
+
+    assert spec.policy == RetryPolicy(0, 0.5, 1.0)
+
+
+def test_negative_initial_retry_delay_is_refused_saying_why() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        parse_spec(spec_data(initial_retry_delay=-2))
+
+    reason = problems_of(exc)["initial_retry_delay"]
+    assert "negative" in reason
+    assert "2 seconds" in reason  # points at what the page's "-2" means
+    assert not reason.startswith("Value error")
+    assert str(exc.value).startswith("initial_retry_delay: ")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_retries", -1),
+        ("max_retries", 101),
+        ("max_retries", "three"),
+        ("retry_delay_multiple", 0.5),
+        ("retry_delay_multiple", 0),
+        ("retry_delay_multiple", 101),
+        ("initial_retry_delay", 86_401),
+        ("notification_disabled", "maybe"),
+        ("recipient", ""),
+        ("description", "x" * 1001),
+    ],
+)
+def test_out_of_range_parameters_are_refused_naming_the_field(field: str, value: object) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        parse_spec(spec_data(**{field: value}))
+
+    assert list(problems_of(exc)) == [field]
+    assert str(exc.value).startswith(f"{field}: ")
+
+
+@pytest.mark.parametrize("field", ["name", "authentication", "recipient", "messages"])
+def test_required_fields(field: str) -> None:
+    data = spec_data()
+    del data[field]
+
+    with pytest.raises(InvalidInput) as exc:
+        parse_spec(data)
+
+    assert field in problems_of(exc)
+
+
+def test_unknown_fields_are_refused() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        parse_spec(spec_data(max_retry=5))
+
+    assert "max_retry" in problems_of(exc)
+
+
+def test_every_bad_field_is_reported_at_once() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        parse_spec(spec_data(max_retries=-1, retry_delay_multiple=0, initial_retry_delay=-1))
+
+    assert set(problems_of(exc)) == {"max_retries", "retry_delay_multiple", "initial_retry_delay"}
+
+
+@pytest.mark.parametrize("value", [0, 0.0, 86_400])
+def test_delay_boundaries_accepted(value: float) -> None:
+    assert parse_spec(spec_data(initial_retry_delay=value)).initial_retry_delay == value
+
+
+# -- compile_spec -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("messages", "path", "reason"),
+    [
+        ([{"type": "text", "text": "x" * 5001}], "messages[0].text", "longer than 5000"),
+        ([TEXT, {"type": "text", "text": "😀" * 2501}], "messages[1].text", "longer than 5000"),
+        ([{"type": "text", "text": ""}], "messages[0].text", "must not be empty"),
+        ([{"type": "text"}], "messages[0].text", "required"),
+        ([], "messages", "at least 1 message"),
+        ({"type": "text", "text": "hi"}, "messages", "must be a list"),
+        ([{"type": "text", "text": "hi {{first_name"}], "messages[0].text", 'unbalanced "{{"'),
+        ([TEXT, {"type": "text", "text": "{{ }}"}], "messages[1].text", "empty placeholder name"),
+    ],
+)
+def test_payload_problems_name_their_path(messages: object, path: str, reason: str) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        compiled(messages=messages)
+
+    assert problems_of(exc).get(path) == reason
+    assert f"{path}: {reason}" in str(exc.value)
+
+
+def test_six_messages_are_too_many() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        compiled(messages=[TEXT] * 6)
+
+    assert "messages" in problems_of(exc)
+
+
+def test_a_5000_unit_text_is_accepted() -> None:
+    compiled(messages=[{"type": "text", "text": "😀" * 2500}])
+
+
+@pytest.mark.parametrize("recipient", [USER, GROUP, ROOM, "{{line_user_id}}", "{{ profile.line_id }}", "U{{hex}}"])
+def test_recipient_accepted(recipient: str) -> None:
+    compiled(recipient=recipient)
+
+
+@pytest.mark.parametrize(
+    "recipient",
+    ["U123", "u" + "a" * 32, "U" + "A" * 32, "X" + "a" * 32, USER + "0", " " + USER, "U" + "g" * 32, "someone"],
+)
+def test_a_fixed_recipient_that_is_not_a_line_id_is_refused(recipient: str) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        compiled(recipient=recipient)
+
+    assert "recipient" in problems_of(exc)
+
+
+def test_an_unbalanced_recipient_template_names_the_recipient() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        compiled(recipient="{{line_user_id")
+
+    assert problems_of(exc) == {"recipient": 'unbalanced "{{"'}
+
+
+def test_recipient_and_payload_problems_are_reported_together() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        compiled(recipient="nobody", messages=[{"type": "text", "text": "{{oops"}])
+
+    assert set(problems_of(exc)) == {"recipient", "messages[0].text"}
+
+
+def test_a_templated_text_is_not_length_checked_at_save_time() -> None:
+    compiled(messages=[{"type": "text", "text": "{{long}}" + "x" * 4990}])
+
+
+# -- Compiled.render --------------------------------------------------------------------------
+
+
+def test_render_gives_the_exact_push_body() -> None:
+    recipient, body = compiled().render({"line_user_id": USER, "first_name": "Ann"})
+
+    assert recipient == USER
+    assert body == (
+        b'{"to":"' + USER.encode() + b'","messages":[{"type":"text","text":"Hello Ann"}]}'
+    )
+
+
+def test_render_adds_notification_disabled_only_when_set() -> None:
+    _, body = compiled(notification_disabled=True).render({"line_user_id": USER, "first_name": "Ann"})
+
+    assert body == (
+        b'{"to":"' + USER.encode() + b'","messages":[{"type":"text","text":"Hello Ann"}],"notificationDisabled":true}'
+    )
+
+
+def test_render_is_byte_stable_and_escapes_values() -> None:
+    c = compiled()
+    event = {"line_user_id": USER, "first_name": 'Ann "the" \\ สวัสดี\n'}
+
+    _, first = c.render(event)
+    _, second = c.render(dict(event))
+
+    assert first == second
+    assert orjson.loads(first) == {
+        "to": USER,
+        "messages": [{"type": "text", "text": 'Hello Ann "the" \\ สวัสดี\n'}],
+    }
+
+
+def test_render_with_a_fixed_recipient_and_no_placeholders() -> None:
+    sticker = {"type": "sticker", "packageId": "446", "stickerId": "1988"}
+
+    recipient, body = compiled(recipient=GROUP, messages=[sticker]).render({})
+
+    assert recipient == GROUP
+    assert body == b'{"to":"' + GROUP.encode() + b'","messages":[{"type":"sticker","packageId":"446","stickerId":"1988"}]}'
+
+
+@pytest.mark.parametrize(
+    ("event", "missing"),
+    [
+        ({"first_name": "Ann"}, "line_user_id"),
+        ({"line_user_id": USER}, "first_name"),
+    ],
+)
+def test_a_missing_variable_is_a_render_error(event: dict[str, Any], missing: str) -> None:
+    with pytest.raises(RenderError) as exc:
+        compiled().render(event)
+
+    assert str(exc.value) == f"Variable not found: {missing}"
+    assert exc.value.recipient is None
+
+
+@pytest.mark.parametrize("bad", ["U123", "not-a-user", USER.upper(), 12345, None, ""])
+def test_an_invalid_rendered_recipient_is_a_render_error_naming_it(bad: object) -> None:
+    with pytest.raises(RenderError) as exc:
+        compiled().render({"line_user_id": bad, "first_name": "Ann"})
+
+    assert repr(bad) in str(exc.value)
+    assert str(exc.value).startswith("invalid recipient")
+    assert exc.value.recipient == str(bad)
+
+
+def test_a_rendered_recipient_is_truncated_in_the_error_field() -> None:
+    with pytest.raises(RenderError) as exc:
+        compiled().render({"line_user_id": "x" * 500, "first_name": "Ann"})
+
+    assert exc.value.recipient == "x" * 100
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "x" * 4995,  # "Hello " + 4995 = 5001 characters
+        "😀" * 2497 + "x",  # 6 + 4994 + 1 = 5001 UTF-16 units, though only 2504 characters
+    ],
+    ids=["ascii", "emoji"],
+)
+def test_a_rendered_text_over_5000_is_a_render_error_naming_the_path(value: str) -> None:
+    event = {"line_user_id": USER, "first_name": value}
+
+    with pytest.raises(RenderError) as exc:
+        compiled().render(event)
+
+    assert "messages[0].text: longer than 5000" in str(exc.value)
+    assert exc.value.recipient == USER
+
+
+def test_a_rendered_text_of_exactly_5000_is_sent() -> None:
+    _, body = compiled().render({"line_user_id": USER, "first_name": "x" * (5000 - len("Hello "))})
+
+    assert len(orjson.loads(body)["messages"][0]["text"]) == 5000
+
+
+def test_spec_model_is_the_public_type() -> None:
+    assert isinstance(parse_spec(spec_data()), ActivationSpec)
