@@ -229,7 +229,9 @@ def test_render_with_a_fixed_recipient_and_no_placeholders() -> None:
     recipient, body = compiled(recipient=GROUP, messages=[sticker]).render({})
 
     assert recipient == GROUP
-    assert body == b'{"to":"' + GROUP.encode() + b'","messages":[{"type":"sticker","packageId":"446","stickerId":"1988"}]}'
+    assert body == (
+        b'{"to":"' + GROUP.encode() + b'","messages":[{"type":"sticker","packageId":"446","stickerId":"1988"}]}'
+    )
 
 
 @pytest.mark.parametrize(

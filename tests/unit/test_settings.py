@@ -97,7 +97,7 @@ def test_a_bad_value_error_does_not_echo_the_secret_key() -> None:
 
 
 def test_a_bad_override_is_refused_naming_its_variable() -> None:
-    with pytest.raises(ConfigurationError, match="^LINEOA_EXPORT_CONCURRENCY: "):
+    with pytest.raises(ConfigurationError, match=r"^LINEOA_EXPORT_CONCURRENCY: "):
         Settings.from_env({}, concurrency=0)
 
 
