@@ -94,9 +94,10 @@ class Simulator:
     @classmethod
     def start(cls, timeout: float = 30.0) -> Simulator:
         port = free_port()
+        errors = tempfile.TemporaryFile("w+")  # a file, not a pipe: a chatty stderr cannot block it
         proc = subprocess.Popen(
             [sys.executable, "-m", "lineoa_export", "simulator", "--port", str(port), "--rate-limit", "1000000"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            stdout=subprocess.PIPE, stderr=errors, text=True, cwd=ROOT,
         )
         deadline = time.monotonic() + timeout
         assert proc.stdout is not None
@@ -108,7 +109,8 @@ class Simulator:
             if proc.poll() is not None:
                 break
         proc.kill()
-        err = proc.stderr.read() if proc.stderr else ""
+        errors.seek(0)
+        err = errors.read()
         raise RuntimeError(f"the simulator did not start (last line {line!r}): {err[-2000:]}")
 
     def cpu(self) -> float:
@@ -215,7 +217,7 @@ def measure_bare(sim: Simulator, n: int) -> Row:
     wall, cpu, sim_cpu = clocks.stop()
     accepted = sim.stats()["accepted_pushes"]
     check = "ok" if ok == n and accepted == n else "MISMATCH"
-    return Row("bare aiohttp loop (64 tasks)", n, wall, cpu, sim_cpu, settings={"tasks": BARE_TASKS},
+    return Row("bare aiohttp loop", n, wall, cpu, sim_cpu, settings={"tasks": BARE_TASKS},
                verified=f"{check}: {ok} answered 200, simulator accepted {accepted}")
 
 
@@ -283,7 +285,7 @@ def measure_pipeline(sim: Simulator, n: int, concurrency: int | None, batch_size
             clocks = Clocks(sim)
             accepted = accept_all(ctx, evs)
             wall, cpu, sim_cpu = clocks.stop()
-            accept_row = Row("accept (durable, chunks of 1000)", n, wall, cpu, sim_cpu, unit="events",
+            accept_row = Row("accept (durable)", n, wall, cpu, sim_cpu, unit="events",
                              settings={"chunk": CHUNK},
                              verified=f"{'ok' if accepted == n else 'MISMATCH'}: {accepted} accepted")
 
@@ -301,7 +303,7 @@ def measure_pipeline(sim: Simulator, n: int, concurrency: int | None, batch_size
                 stats = asyncio.run(deliver())
             wall, cpu, sim_cpu = clocks.stop()
             verified = verify_table(ctx, sim, n) + f"; worker attempts {stats.attempts}"
-            row = Row("full pipeline (durable outbox + activation table)", n, wall, cpu, sim_cpu,
+            row = Row("full pipeline (outbox + activation table)", n, wall, cpu, sim_cpu,
                       settings=knobs, verified=verified)
         finally:
             ctx.close()
@@ -393,16 +395,16 @@ def report(rows: list[Row], bare: Row, pipeline: Row, n: int, json_path: Path) -
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=max(Console().width, 132))
     table = Table(title=f"lineoa-export pipeline benchmark: {n} events, simulator in its own process")
-    for col, justify in (("scenario", "left"), ("pushes", "right"), ("seconds", "right"), ("per second", "right"),
+    for col, justify in (("scenario", "left"), ("settings", "left"), ("pushes", "right"), ("seconds", "right"), ("per second", "right"),
                          ("ratio to bare", "right"), ("client CPU µs/push", "right"), ("client CPU", "right"),
                          ("sim CPU", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in rows:
         ratio = f"{r.rate / bare.rate:.2f}" if r.unit == "pushes" else ""
         table.add_row(
-            r.scenario + (f" {r.settings}" if r.settings and "concurrency" in r.settings else ""),
+            r.scenario, " ".join(f"{k}={v:g}" for k, v in r.settings.items()),
             f"{r.pushes}" + ("" if r.unit == "pushes" else " events"), f"{r.seconds:.2f}",
             f"{r.rate:,.0f} {r.unit}/s", ratio, f"{r.cpu_us_per_push:.0f}",
             f"{r.cpu_seconds / r.seconds:.0%}", f"{r.sim_cpu_seconds / r.seconds:.0%}",

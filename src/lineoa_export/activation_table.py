@@ -34,6 +34,7 @@ def iso(ts: float | None) -> str | None:
 @dataclass(frozen=True, slots=True)
 class Filters:
     state: str | None = None
+    delivered: bool | None = None
     status_code: int | None = None
     since: float | None = None
     until: float | None = None
@@ -80,6 +81,7 @@ def page(
         {
             "activation": activation,
             "state": filters.state,
+            "delivered": None if filters.delivered is None else int(filters.delivered),
             "status_code": filters.status_code,
             "since": filters.since,
             "until": filters.until,

@@ -76,10 +76,27 @@ def problems_from_pydantic(exc: ValidationError) -> list[FieldProblem]:
 
 
 def parse_spec(data: dict[str, Any]) -> ActivationSpec:
+    """Parse and fully check an activation, reporting every bad field at once."""
     try:
-        return ActivationSpec.model_validate(data)
+        spec = ActivationSpec.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInput(problems_from_pydantic(exc)) from None
+        problems = problems_from_pydantic(exc)
+        problems += _payload_problems(data, already={p.path for p in problems})
+        raise InvalidInput(problems) from None
+    compile_spec(spec)
+    return spec
+
+
+def _payload_problems(data: dict[str, Any], already: set[str]) -> list[FieldProblem]:
+    """Payload and template problems of a spec that failed elsewhere, so one answer lists them all."""
+    recipient, messages = data.get("recipient"), data.get("messages")
+    if not isinstance(recipient, str) or not recipient or "recipient" in already or messages is None:
+        return []
+    try:
+        compile_spec(ActivationSpec.model_construct(recipient=recipient, messages=messages))
+    except InvalidInput as exc:
+        return list(exc.problems)
+    return []
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +160,7 @@ def compile_spec(spec: ActivationSpec) -> Compiled:
         problems.extend(line_messages.validate_messages(spec.messages, templated=messages.has_placeholders))
     if problems or recipient is None or messages is None:
         raise InvalidInput(problems)
-    return Compiled(recipient, messages, spec.notification_disabled)
+    return Compiled(recipient, messages, bool(getattr(spec, "notification_disabled", False)))
 
 
 # -- storage -----------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import orjson
 from .clock import Clock
 from .database import Database, Row
 from .errors import AlreadyExists, CredentialsRejected, InvalidInput, NotFound
-from .line_client import DEFAULT_API_URL, LineClient
+from .line_client import DEFAULT_API_URL, AiohttpTransport, LineClient, Timeouts
 from .naming import check_name
 from .outcomes import Answer, Outcome, OutcomeKind, classify, classify_token_answer
 from .vault import Vault
@@ -260,3 +260,12 @@ async def test_credentials(client: LineClient, credentials: Credentials, clock: 
     assert isinstance(answer, Answer)
     info = _json_object(answer) or {}
     return BotInfo(user_id=info.get("userId"), display_name=info.get("displayName"))
+
+
+async def test_credentials_at(api_url: str, credentials: Credentials, clock: Clock, timeouts: Timeouts) -> BotInfo:
+    """:func:`test_credentials` over a transport of its own, closed afterwards."""
+    transport = AiohttpTransport(timeouts)
+    try:
+        return await test_credentials(LineClient(transport, api_url), credentials, clock)
+    finally:
+        await transport.close()

@@ -118,14 +118,9 @@ def auth_create(
 
 
 async def _test_credentials(ctx: Context, creds: Any, api_url: str) -> Any:
-    from .authentications import test_credentials
-    from .line_client import AiohttpTransport, LineClient, Timeouts
+    from .authentications import test_credentials_at
 
-    transport = AiohttpTransport(Timeouts(ctx.settings.connect_timeout, ctx.settings.timeout))
-    try:
-        return await test_credentials(LineClient(transport, api_url), creds, ctx.clock)
-    finally:
-        await transport.close()
+    return await test_credentials_at(api_url, creds, ctx.clock, ctx.timeouts)
 
 
 @auth_app.command("list")
@@ -589,6 +584,61 @@ def log(
         from .progress import activation_table_view
 
         out.print(activation_table_view(activation, entries))
+
+
+# -- serve and API keys ------------------------------------------------------------------------------
+
+apikey_app = typer.Typer(help="API keys for 'lineoa-export serve'.", no_args_is_help=True)
+app.add_typer(apikey_app, name="apikey")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the JSON API (/v1, /openapi.json, /docs, /metrics) and the delivery worker."""
+    import logging
+
+    from .service import serve as run_service
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    ctx = context()
+    guarded(lambda: asyncio.run(run_service(ctx, host=host, port=port)))
+
+
+@apikey_app.command("create")
+def apikey_create(name: str) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+    from . import apikeys
+
+    ctx = context()
+    key = guarded(lambda: apikeys.create(ctx.db, name, now=now()))
+    err.print(f"created API key [bold]{name}[/bold]; it will not be shown again:")
+    print(key)
+
+
+@apikey_app.command("list")
+def apikey_list() -> None:
+    """List API keys (names and dates only)."""
+    from . import apikeys
+    from .activation_table import iso
+
+    ctx = context()
+    table = Table("name", "created", "status")
+    for k in apikeys.list_all(ctx.db):
+        table.add_row(k.name, iso(k.created_at), f"revoked {iso(k.revoked_at)}" if k.revoked_at else "active")
+    out.print(table)
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(name: str) -> None:
+    """Revoke an API key at once."""
+    from . import apikeys
+
+    ctx = context()
+    guarded(lambda: apikeys.revoke(ctx.db, name, now=now()))
+    out.print(f"revoked API key {name}")
 
 
 # -- simulator and demo ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .clock import Clock, SystemClock
 from .database import Database, open_database
+from .line_client import Timeouts
 from .settings import Settings
 from .vault import Vault
 
@@ -20,6 +21,10 @@ class Context:
     db: Database
     vault: Vault
     clock: Clock = field(default_factory=SystemClock)
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(self.settings.connect_timeout, self.settings.timeout)
 
     def close(self) -> None:
         self.db.close()

@@ -21,7 +21,6 @@ from rich.table import Table
 from . import activation_table, activations, authentications, triggers
 from .clock import SystemClock
 from .context import Context, open_context
-from .line_client import AiohttpTransport, LineClient
 from .progress import activation_table_view, run_worker_with_progress
 from .settings import Settings
 from .simulator import SimulatorOptions, running_simulator
@@ -75,9 +74,7 @@ async def _demo(ctx: Context, count: int, console: Console) -> None:
     async with running_simulator(demo_options(events)) as sim:
         console.print(f"[bold]LINE simulator[/bold] at {sim.url} (5% 503, 3% 500, 3% rate-limit 429, 1% dropped)")
         creds = authentications.Credentials.from_options(DEFAULT_ACCESS_TOKEN, None, None)
-        transport = AiohttpTransport()
-        bot = await authentications.test_credentials(LineClient(transport, sim.url), creds, ctx.clock)
-        await transport.close()
+        bot = await authentications.test_credentials_at(sim.url, creds, ctx.clock, ctx.timeouts)
         authentications.create(ctx.db, ctx.vault, name="demo-line-oa", credentials=creds, api_url=sim.url,
                                bot=bot, now=time.time())
         spec = activations.parse_spec({

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .database import Database
-from .retry_policy import RetryPolicy
+from .retry_policy import KEY_LIFETIME_SECONDS, RetryPolicy
 from .states import EventState
 
 
@@ -73,6 +73,7 @@ class Claimed:
     attempts: int
     retries: int
     first_attempt_at: float | None
+    accepted_at: float
     policy: RetryPolicy
 
 
@@ -94,6 +95,7 @@ def claim(db: Database, *, worker: str, now: float, lease_seconds: float, limit:
             attempts=r["attempts"],
             retries=r["retries"],
             first_attempt_at=r["first_attempt_at"],
+            accepted_at=r["accepted_at"],
             policy=RetryPolicy(r["max_retries"], r["initial_retry_delay"], r["retry_delay_multiple"]),
         )
         for r in rows
@@ -135,6 +137,7 @@ class Result:
             "sent_message_ids": self.sent_message_ids,
             "next_attempt_at": self.next_attempt_at,
             "finished_at": self.finished_at,
+            "attempted": int(self.attempted),
         }
 
 
@@ -177,3 +180,30 @@ def resume_channel(db: Database, channel_key: str, *, now: float) -> None:
 
 def paused_channels(db: Database, kind: str) -> list[dict[str, Any]]:
     return db.run("channel_pauses_by_kind", {"kind": kind})
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    replayed: list[str]
+    not_replayable: list[str]   # unknown, not failed, never rendered, or retry key older than 24 h
+
+
+def replay_failed(
+    db: Database, activation: str, event_ids: Sequence[str] | None, *, now: float
+) -> Replay:
+    """Queue failed events again with a fresh retry budget and the same retry key.
+
+    Only while the key is under 24 hours old: after that LINE has forgotten it, and a
+    resend could deliver twice.
+    """
+    window_start = now - KEY_LIFETIME_SECONDS
+    params = {"name": activation, "now": now, "key_window_start": window_start}
+    replayed: list[str] = []
+    with db.transaction() as tx:
+        if event_ids is None:
+            replayed = [r["event_id"] for r in tx.run("replay_failed", {**params, "event_id": None})]
+        else:
+            for event_id in event_ids:
+                replayed += [r["event_id"] for r in tx.run("replay_failed", {**params, "event_id": event_id})]
+    done = set(replayed)
+    return Replay(replayed, [e for e in (event_ids or []) if e not in done])

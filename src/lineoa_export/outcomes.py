@@ -131,12 +131,20 @@ def _sent_message_ids(body: bytes) -> tuple[str, ...]:
 
 
 def classify_token_answer(answer: Answer | NoAnswer) -> Outcome:
-    """An answer of ``/oauth2/v3/token``.
+    """An answer of ``/oauth2/v3/token`` that did not yield a token.
 
     A refusal there (4xx other than 429) means the channel ID or secret is wrong, which
     is a credentials problem (pause the channel), not a bad message (fail the event).
     """
     outcome = classify(answer)
+    if outcome.kind is OutcomeKind.DELIVERED:
+        # Only called when the answer held no usable token: never let that read as a delivery.
+        return Outcome(
+            OutcomeKind.TRANSIENT,
+            outcome.status_code,
+            error="channel token request answered without an access_token",
+            request_id=outcome.request_id,
+        )
     if outcome.kind is OutcomeKind.REJECTED:
         return Outcome(
             OutcomeKind.UNAUTHORIZED,

@@ -76,7 +76,7 @@ ON CONFLICT (activation, event_id) DO NOTHING
 RETURNING id, state
 
 -- name: claim_due
-SELECT e.id, e.activation, e.channel_key, e.body, e.retry_key, e.attempts, e.retries, e.first_attempt_at,
+SELECT e.id, e.activation, e.channel_key, e.body, e.retry_key, e.attempts, e.retries, e.first_attempt_at, e.accepted_at,
        x.authentication, x.max_retries, x.initial_retry_delay, x.retry_delay_multiple
 FROM events e JOIN activations x ON x.name = e.activation
 WHERE e.state IN ('queued', 'retrying') AND e.next_attempt_at <= :now
@@ -99,7 +99,7 @@ UPDATE events SET
                  THEN 'paused' ELSE :state END,
     attempts = :attempt,
     retries = :retries,
-    first_attempt_at = COALESCE(first_attempt_at, :started_at),
+    first_attempt_at = CASE WHEN :attempted = 1 THEN COALESCE(first_attempt_at, :started_at) ELSE first_attempt_at END,
     next_attempt_at = :next_attempt_at,
     finished_at = :finished_at,
     leased_until = NULL,
@@ -169,6 +169,7 @@ SELECT e.id, e.event_id, e.recipient, e.state, e.status_code, e.error, e.attempt
 FROM events e
 WHERE e.activation = :activation
   AND (CAST(:state AS TEXT) IS NULL OR e.state = :state)
+  AND (CAST(:delivered AS INTEGER) IS NULL OR (CASE WHEN e.state = 'delivered' THEN 1 ELSE 0 END) = :delivered)
   AND (CAST(:status_code AS INTEGER) IS NULL OR e.status_code = :status_code)
   AND (CAST(:since AS DOUBLE PRECISION) IS NULL OR e.accepted_at >= :since)
   AND (CAST(:until AS DOUBLE PRECISION) IS NULL OR e.accepted_at < :until)
@@ -187,3 +188,26 @@ SELECT a.event, a.number, a.started_at, a.duration_ms, a.status_code, a.error, a
 FROM attempts a JOIN events e ON e.id = a.event
 WHERE e.activation = :activation AND a.event BETWEEN :lo AND :hi
 ORDER BY a.event, a.number
+
+-- name: apikey_insert
+INSERT INTO api_keys (name, key_hash, created_at) VALUES (:name, :key_hash, :now)
+ON CONFLICT (name) DO NOTHING
+RETURNING name
+
+-- name: apikey_list
+SELECT name, created_at, revoked_at FROM api_keys ORDER BY name
+
+-- name: apikey_revoke
+UPDATE api_keys SET revoked_at = :now WHERE name = :name AND revoked_at IS NULL RETURNING name
+
+-- name: apikey_by_hash
+SELECT name, key_hash FROM api_keys WHERE key_hash = :key_hash AND revoked_at IS NULL
+
+-- name: queue_depth
+SELECT x.name AS activation, e.state, COUNT(*) AS n
+FROM events e JOIN activations x ON x.name = e.activation
+WHERE e.state IN ('queued', 'retrying', 'paused')
+GROUP BY x.name, e.state
+
+-- name: channel_pauses_all
+SELECT channel_key, reason, kind, since FROM channel_pauses

@@ -12,7 +12,7 @@ from typing import Any
 from . import activations, authentications
 from .context import Context
 from .errors import InvalidInput
-from .line_client import AiohttpTransport, LineClient, Timeouts
+from .line_client import AiohttpTransport, LineClient
 from .outcomes import OutcomeKind, classify
 
 
@@ -34,7 +34,7 @@ async def validate_with_line(
         messages = activation.spec.messages
     auth = authentications.get(ctx.db, activation.spec.authentication)
     creds = authentications.load_credentials(ctx.db, ctx.vault, auth)
-    transport = AiohttpTransport(Timeouts(ctx.settings.connect_timeout, ctx.settings.timeout))
+    transport = AiohttpTransport(ctx.timeouts)
     try:
         client = LineClient(transport, auth.api_url)
         tokens = authentications.TokenSource(client, creds, ctx.clock)

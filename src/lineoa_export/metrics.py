@@ -1,0 +1,90 @@
+"""Prometheus metrics of one ``serve`` process.
+
+Counters move as the worker records results (through its listener hook); the queue
+depth and channel pauses are read from the database at scrape time, so they are right
+whichever process did the work.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .database import Database
+from .outbox import Claimed, Result
+from .outcomes import Outcome
+from .states import EventState
+
+
+class _StorageCollector(Collector):
+    def __init__(self, db: Database, rate_limit: float) -> None:
+        self._db = db
+        self._rate_limit = rate_limit
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        depth = GaugeMetricFamily(
+            "lineoa_export_queue_depth", "Events waiting, by activation and state", labels=["activation", "state"]
+        )
+        for row in self._db.run("queue_depth"):
+            depth.add_metric([row["activation"], row["state"]], row["n"])
+        yield depth
+        paused = GaugeMetricFamily(
+            "lineoa_export_channel_paused", "1 while a LINE channel is paused", labels=["channel", "kind"]
+        )
+        for row in self._db.run("channel_pauses_all"):
+            paused.add_metric([row["channel_key"], row["kind"]], 1)
+        yield paused
+        rate = GaugeMetricFamily("lineoa_export_channel_rate_limit", "Configured pushes per second per channel")
+        rate.add_metric([], self._rate_limit)
+        yield rate
+
+
+class Metrics:
+    def __init__(self, db: Database, *, rate_limit: float) -> None:
+        self.registry = CollectorRegistry()
+        self.accepted = Counter(
+            "lineoa_export_events_accepted", "Events accepted by trigger", ["activation", "status"],
+            registry=self.registry,
+        )
+        self.attempts = Counter(
+            "lineoa_export_push_attempts", "Push attempts by HTTP status ('none': no answer)",
+            ["activation", "status_code"], registry=self.registry,
+        )
+        self.delivered = Counter(
+            "lineoa_export_events_delivered", "Events delivered", ["activation"], registry=self.registry
+        )
+        self.failed = Counter(
+            "lineoa_export_events_failed", "Events failed for good", ["activation", "status_code"],
+            registry=self.registry,
+        )
+        self.retried = Counter(
+            "lineoa_export_events_retried", "Retries scheduled", ["activation", "status_code"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "lineoa_export_delivery_latency_seconds", "From trigger accepted to delivered",
+            buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=self.registry,
+        )
+        self.registry.register(_StorageCollector(db, rate_limit))
+
+    def on_result(self, claimed: Claimed, result: Result, outcome: Outcome | None) -> None:
+        """Worker listener: count what one result says."""
+        activation = claimed.activation
+        code = str(result.status_code) if result.status_code is not None else "none"
+        if outcome is not None:
+            self.attempts.labels(activation, code).inc()
+        if result.state is EventState.DELIVERED:
+            self.delivered.labels(activation).inc()
+            self.latency.observe(max(0.0, result.started_at - claimed.accepted_at))
+        elif result.state is EventState.FAILED:
+            self.failed.labels(activation, code).inc()
+        elif result.state is EventState.RETRYING:
+            self.retried.labels(activation, code).inc()
+
+    def on_accepted(self, activation: str, statuses: list[str]) -> None:
+        for status in statuses:
+            self.accepted.labels(activation, status).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

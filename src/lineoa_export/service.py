@@ -1,0 +1,46 @@
+"""``lineoa-export serve``: the API and the delivery worker in one process, one event loop.
+
+Shutdown on SIGTERM or Ctrl-C drains: uvicorn stops accepting and finishes the requests
+in flight (an accepted trigger is already on disk before its 202), then the worker stops
+claiming, lets in-flight pushes finish, and gives back the leases of events it had not
+started, keys intact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+import uvicorn
+
+from .api import create_api
+from .context import Context
+from .metrics import Metrics
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+async def serve(ctx: Context, *, host: str, port: int, log_level: str = "info") -> None:
+    metrics = Metrics(ctx.db, rate_limit=ctx.settings.rate_limit)
+    worker = Worker(ctx.db, ctx.vault, ctx.settings, clock=ctx.clock, listener=metrics.on_result)
+    app = create_api(ctx, worker=worker, metrics=metrics)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off"))
+
+    def request_stop(*_: Any) -> None:
+        server.should_exit = True
+        worker.stop()
+
+    # uvicorn re-raises the signals it captured once it has stopped; with these handlers in
+    # place that lands here instead of killing the process before the worker has drained.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, request_stop)
+    worker_task = asyncio.create_task(worker.run())
+    try:
+        await server.serve()
+    finally:
+        worker.stop()
+        await worker_task
+        log.info("stopped: worker drained")
