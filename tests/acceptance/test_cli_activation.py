@@ -85,16 +85,6 @@ OK_MESSAGE = json.dumps([{"type": "text", "text": "hi"}])
             id="unknown-auth",
         ),
         pytest.param(
-            ["--auth", "main", "--recipient", "{{uid}}", "--messages", "[]"],
-            ["messages"],
-            id="empty-messages",
-        ),
-        pytest.param(
-            ["--auth", "main", "--recipient", "{{uid}}", "--messages", '[{"type":"text","text":"hi"}'],
-            ["messages", "JSON"],
-            id="messages-not-json",
-        ),
-        pytest.param(
             ["--auth", "main", "--recipient", "{{uid}}"],
             ["messages"],
             id="messages-missing",
@@ -182,6 +172,5 @@ def test_list_show_pause_resume_delete(cli: Cli) -> None:
     gone = cli("activation", "show", "lifecycle")
     assert gone.returncode != 0, describe(gone)
     assert "lifecycle" in gone.stderr
-    for command in ("delete", "pause", "resume"):
-        result = cli("activation", command, "lifecycle")
-        assert result.returncode != 0, (command, describe(result))
+    again = cli("activation", "delete", "lifecycle")
+    assert again.returncode != 0, describe(again)

@@ -22,11 +22,11 @@ def attempt_times(entry: dict) -> list[float]:
     return [datetime.fromisoformat(a["time"].replace("Z", "+00:00")).timestamp() for a in entry["attempt_log"]]
 
 
-def test_retries_wait_2_4_8_seconds_and_reuse_key_and_body(tmp_path: Path, run) -> None:
+def test_retries_wait_2_4_8_seconds_and_reuse_key_and_body(tmp_path: Path, run, db_url: str) -> None:
     u = user_id(1)
 
     async def scenario() -> None:
-        async with pipeline(tmp_path, scripted(**{u: [503, 500, 502]})) as p:
+        async with pipeline(tmp_path, scripted(**{u: [503, 500, 502]}), database_url=db_url) as p:
             p.create_activation()
             p.trigger([{"event_id": "e1", "line_user_id": u, "name": "Ann"}])
             start = p.clock.now()
@@ -45,11 +45,11 @@ def test_retries_wait_2_4_8_seconds_and_reuse_key_and_body(tmp_path: Path, run) 
     run(scenario())
 
 
-def test_after_the_last_retry_the_event_stops_with_status_and_error(tmp_path: Path, run) -> None:
+def test_after_the_last_retry_the_event_stops_with_status_and_error(tmp_path: Path, run, db_url: str) -> None:
     bad, good = user_id(1), user_id(2)
 
     async def scenario() -> None:
-        async with pipeline(tmp_path, scripted(**{bad: [503] * 10})) as p:
+        async with pipeline(tmp_path, scripted(**{bad: [503] * 10}), database_url=db_url) as p:
             p.create_activation()
             p.trigger([{"event_id": "bad", "line_user_id": bad, "name": "A"},
                        {"event_id": "good", "line_user_id": good, "name": "B"}])
@@ -65,11 +65,11 @@ def test_after_the_last_retry_the_event_stops_with_status_and_error(tmp_path: Pa
     run(scenario())
 
 
-def test_custom_retry_parameters_are_honoured(tmp_path: Path, run) -> None:
+def test_custom_retry_parameters_are_honoured(tmp_path: Path, run, db_url: str) -> None:
     u = user_id(3)
 
     async def scenario() -> None:
-        async with pipeline(tmp_path, scripted(**{u: [429, 429, 429]})) as p:
+        async with pipeline(tmp_path, scripted(**{u: [429, 429, 429]}), database_url=db_url) as p:
             p.create_activation(max_retries=2, initial_retry_delay=0.5, retry_delay_multiple=3)
             p.trigger([{"event_id": "e", "line_user_id": u, "name": "C"}])
             start = p.clock.now()
@@ -82,11 +82,11 @@ def test_custom_retry_parameters_are_honoured(tmp_path: Path, run) -> None:
     run(scenario())
 
 
-def test_lost_answer_then_409_counts_as_delivered_once(tmp_path: Path, run) -> None:
+def test_lost_answer_then_409_counts_as_delivered_once(tmp_path: Path, run, db_url: str) -> None:
     u = user_id(4)
 
     async def scenario() -> None:
-        async with pipeline(tmp_path, scripted(**{u: ["accept-then-drop"]})) as p:
+        async with pipeline(tmp_path, scripted(**{u: ["accept-then-drop"]}), database_url=db_url) as p:
             p.create_activation()
             p.trigger([{"event_id": "e", "line_user_id": u, "name": "D"}])
             await p.run_worker()
@@ -105,11 +105,11 @@ def test_lost_answer_then_409_counts_as_delivered_once(tmp_path: Path, run) -> N
     run(scenario())
 
 
-def test_other_4xx_fail_at_once_without_retry(tmp_path: Path, run) -> None:
+def test_other_4xx_fail_at_once_without_retry(tmp_path: Path, run, db_url: str) -> None:
     u = user_id(5)
 
     async def scenario() -> None:
-        async with pipeline(tmp_path, scripted(**{u: [400]})) as p:
+        async with pipeline(tmp_path, scripted(**{u: [400]}), database_url=db_url) as p:
             p.create_activation()
             p.trigger([{"event_id": "e", "line_user_id": u, "name": "E"}])
             await p.run_worker()
@@ -120,9 +120,9 @@ def test_other_4xx_fail_at_once_without_retry(tmp_path: Path, run) -> None:
     run(scenario())
 
 
-def test_render_failures_and_duplicates_are_recorded_not_sent(tmp_path: Path, run) -> None:
+def test_render_failures_and_duplicates_are_recorded_not_sent(tmp_path: Path, run, db_url: str) -> None:
     async def scenario() -> None:
-        async with pipeline(tmp_path) as p:
+        async with pipeline(tmp_path, database_url=db_url) as p:
             p.create_activation()
             results = p.trigger([
                 {"event_id": "ok", "line_user_id": user_id(1), "name": "F"},
@@ -142,9 +142,9 @@ def test_render_failures_and_duplicates_are_recorded_not_sent(tmp_path: Path, ru
     run(scenario())
 
 
-def test_monthly_limit_pauses_the_channel_then_quota_check_resumes(tmp_path: Path, run) -> None:
+def test_monthly_limit_pauses_the_channel_then_quota_check_resumes(tmp_path: Path, run, db_url: str) -> None:
     async def scenario() -> None:
-        async with pipeline(tmp_path, SimulatorOptions(), concurrency=1, batch_size=1) as p:
+        async with pipeline(tmp_path, SimulatorOptions(), concurrency=1, batch_size=1, database_url=db_url) as p:
             p.sim.update_options({"channels": {"1234567890": {"quota": 3}}})
             p.create_activation()
             p.create_activation("other")  # same authentication, so same channel
@@ -174,9 +174,9 @@ def test_monthly_limit_pauses_the_channel_then_quota_check_resumes(tmp_path: Pat
     run(scenario())
 
 
-def test_manual_pause_and_resume(tmp_path: Path, run) -> None:
+def test_manual_pause_and_resume(tmp_path: Path, run, db_url: str) -> None:
     async def scenario() -> None:
-        async with pipeline(tmp_path) as p:
+        async with pipeline(tmp_path, database_url=db_url) as p:
             p.create_activation()
             p.trigger([{"event_id": "a", "line_user_id": user_id(1), "name": "K"}])
             activations.pause(p.ctx.db, "welcome", "campaign on hold", now=p.clock.now())
@@ -191,11 +191,11 @@ def test_manual_pause_and_resume(tmp_path: Path, run) -> None:
     run(scenario())
 
 
-def test_rate_limit_429_is_retried_and_slows_the_channel(tmp_path: Path, run) -> None:
+def test_rate_limit_429_is_retried_and_slows_the_channel(tmp_path: Path, run, db_url: str) -> None:
     u = user_id(6)
 
     async def scenario() -> None:
-        async with pipeline(tmp_path, scripted(**{u: [429]})) as p:
+        async with pipeline(tmp_path, scripted(**{u: [429]}), database_url=db_url) as p:
             p.create_activation()
             p.trigger([{"event_id": "e", "line_user_id": u, "name": "M"}])
             worker = p.worker()
@@ -207,9 +207,9 @@ def test_rate_limit_429_is_retried_and_slows_the_channel(tmp_path: Path, run) ->
     run(scenario())
 
 
-def test_minted_token_is_reminted_once_on_401(tmp_path: Path, run) -> None:
+def test_minted_token_is_reminted_once_on_401(tmp_path: Path, run, db_url: str) -> None:
     async def scenario() -> None:
-        async with pipeline(tmp_path) as p:
+        async with pipeline(tmp_path, database_url=db_url) as p:
             p.create_auth(minted=True, name="minted")
             p.create_activation(authentication="minted")
             p.trigger([{"event_id": "a", "line_user_id": user_id(1), "name": "N"}])
@@ -224,11 +224,11 @@ def test_minted_token_is_reminted_once_on_401(tmp_path: Path, run) -> None:
     run(scenario())
 
 
-def test_401_on_a_long_lived_token_pauses_the_channel(tmp_path: Path, run) -> None:
+def test_401_on_a_long_lived_token_pauses_the_channel(tmp_path: Path, run, db_url: str) -> None:
     u = user_id(7)
 
     async def scenario() -> None:
-        async with pipeline(tmp_path, scripted(**{u: [401]})) as p:
+        async with pipeline(tmp_path, scripted(**{u: [401]}), database_url=db_url) as p:
             p.create_activation()
             p.trigger([{"event_id": "e", "line_user_id": u, "name": "P"}])
             await p.run_worker()
@@ -243,9 +243,9 @@ def test_401_on_a_long_lived_token_pauses_the_channel(tmp_path: Path, run) -> No
     run(scenario())
 
 
-def test_a_worker_that_dies_mid_send_loses_nothing_and_sends_nothing_twice(tmp_path: Path, run) -> None:
+def test_a_worker_that_dies_mid_send_loses_nothing_and_sends_nothing_twice(tmp_path: Path, run, db_url: str) -> None:
     async def scenario() -> None:
-        async with pipeline(tmp_path) as p:
+        async with pipeline(tmp_path, database_url=db_url) as p:
             p.create_activation()
             p.trigger([{"event_id": f"e{i}", "line_user_id": user_id(i), "name": "Q"} for i in range(5)])
             # A worker claims everything, LINE accepts two of the pushes, then the worker dies
@@ -275,11 +275,11 @@ def test_a_worker_that_dies_mid_send_loses_nothing_and_sends_nothing_twice(tmp_p
     run(scenario())
 
 
-def test_an_event_whose_first_attempt_is_over_24h_old_is_never_sent_again(tmp_path: Path, run) -> None:
+def test_an_event_whose_first_attempt_is_over_24h_old_is_never_sent_again(tmp_path: Path, run, db_url: str) -> None:
     u = user_id(8)
 
     async def scenario() -> None:
-        async with pipeline(tmp_path, scripted(**{u: ["monthly"]})) as p:
+        async with pipeline(tmp_path, scripted(**{u: ["monthly"]}), database_url=db_url) as p:
             p.create_activation()
             p.trigger([{"event_id": "e", "line_user_id": u, "name": "R"}])
             await p.run_worker()
@@ -295,11 +295,11 @@ def test_an_event_whose_first_attempt_is_over_24h_old_is_never_sent_again(tmp_pa
     run(scenario())
 
 
-def test_many_events_with_random_faults_are_each_delivered_once(tmp_path: Path, run) -> None:
+def test_many_events_with_random_faults_are_each_delivered_once(tmp_path: Path, run, db_url: str) -> None:
     options = SimulatorOptions(fault_500=0.1, fault_503=0.1, fault_rate_429=0.05, drop_probability=0.05, seed=3)
 
     async def scenario() -> None:
-        async with pipeline(tmp_path, options) as p:
+        async with pipeline(tmp_path, options, database_url=db_url) as p:
             p.create_activation(max_retries=20, initial_retry_delay=0.1)
             p.trigger([{"event_id": str(i), "line_user_id": user_id(i), "name": "S"} for i in range(500)])
             await p.run_worker()

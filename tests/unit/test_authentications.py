@@ -306,24 +306,21 @@ def test_a_mint_that_got_no_usable_answer_is_retryable(answer: Answer | NoAnswer
     assert asyncio.run(main()) == "t1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: TokenSource._mint raises TokenUnavailable(classify_token_answer(answer)) for a 200 "
-    "without a usable access_token; classify() calls any 2xx DELIVERED, so the 'unavailable' token "
-    "carries OutcomeKind.DELIVERED (and LineChannel.push returns it as a delivery)",
-)
 @pytest.mark.parametrize(
     "answer",
     [Answer(200, b"<html>captive portal</html>"), Answer(200, orjson.dumps({"token_type": "Bearer"}))],
     ids=["not-json", "no-access-token"],
 )
-def test_a_200_without_an_access_token_is_not_a_delivered_outcome(answer: Answer) -> None:
+def test_a_200_without_an_access_token_is_transient_never_delivered(answer: Answer) -> None:
+    # Regression: this TokenUnavailable once carried OutcomeKind.DELIVERED (any 2xx classified so).
     tokens = source(FakeTransport({TOKEN_PATH: [answer]}), channel(), FakeClock())
 
     with pytest.raises(TokenUnavailable) as exc:
         asyncio.run(tokens.token())
 
     assert not exc.value.outcome.kind.delivered
+    assert exc.value.outcome.kind is OutcomeKind.TRANSIENT
+    assert exc.value.outcome.error == "channel token request answered without an access_token"
 
 
 # -- authentications.test_credentials (called through its module: pytest would collect the name)

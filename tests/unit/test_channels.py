@@ -189,19 +189,15 @@ def test_concurrent_401s_on_one_token_remint_once() -> None:
     assert [c.headers["Authorization"] for c in transport.to(PUSH)[5:]] == ["Bearer t2"] * 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a token endpoint 200 without a usable access_token makes TokenUnavailable carry "
-    "OutcomeKind.DELIVERED (classify_token_answer keeps 2xx as DELIVERED), and push() returns it: "
-    "the event would be recorded delivered though nothing was sent",
-)
 def test_an_unusable_token_answer_is_never_reported_as_delivered() -> None:
+    # Regression: push() once returned DELIVERED here, recording an event delivered though nothing was sent.
     transport = FakeTransport({TOKEN: [Answer(200, b"<html>proxy login</html>")], PUSH: [DELIVERED]})
 
     outcome = asyncio.run(make_channel(transport, CHANNEL_CREDS).push(BODY, RETRY_KEY))
 
     assert transport.to(PUSH) == []
     assert not outcome.kind.delivered
+    assert outcome.kind is OutcomeKind.TRANSIENT  # retried later, with the same key
 
 
 # -- quota -------------------------------------------------------------------------------------

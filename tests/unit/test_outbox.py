@@ -172,6 +172,7 @@ def test_claim_leases_due_events_with_their_key_body_and_policy(db: Database) ->
     assert first.authentication == "main"
     assert first.channel_key == CHANNEL
     assert (first.attempts, first.retries, first.first_attempt_at) == (0, 0, None)
+    assert first.accepted_at == T0
     assert first.policy == activations.get(db, "welcome").spec.policy
     assert (first.policy.max_retries, first.policy.initial_retry_delay, first.policy.retry_delay_multiple) == (
         3, 0.5, 3.0,
@@ -306,14 +307,9 @@ def test_a_settled_result_writes_no_attempt_row(db: Database) -> None:
     assert db.run("log_attempts", {"activation": "welcome", "lo": c.id, "hi": c.id}) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: record_outcome sets first_attempt_at = COALESCE(first_attempt_at, :started_at) even for "
-    "a Result with attempted=False (the worker's _settle of an event held by a channel pause), so an "
-    "event never sent starts its 24 h retry-key clock; after a pause longer than 24 h it is failed "
-    "with 'retry key expired' (and replay_failed refuses it) though LINE never saw its key",
-)
 def test_an_event_settled_without_sending_keeps_no_first_attempt_time(db: Database) -> None:
+    # Regression: an unsent event held by a pause once got first_attempt_at, so after a pause
+    # longer than 24 h it failed as "retry key expired" though LINE never saw its key.
     outbox.enqueue(db, [event("e1")], now=T0)
     (c,) = claim(db, T0)
     outbox.pause_channel(db, CHANNEL, reason="monthly limit", kind="quota", now=T0)

@@ -187,8 +187,17 @@ def test_token_refusal_is_unauthorized_and_carries_the_oauth_reason() -> None:
         (Answer(429, body(message=RATE_LIMIT_MESSAGE)), OutcomeKind.RATE_LIMITED),
         (Answer(500, b""), OutcomeKind.TRANSIENT),
         (NoAnswer("timeout"), OutcomeKind.TRANSIENT),
-        (Answer(200, body(access_token="t", expires_in=900)), OutcomeKind.DELIVERED),
     ],
 )
 def test_token_answers_other_than_a_refusal_keep_their_kind(answer: Answer | NoAnswer, kind: OutcomeKind) -> None:
     assert classify_token_answer(answer).kind is kind
+
+
+@pytest.mark.parametrize("raw", [body(token_type="Bearer"), b"<html>proxy</html>", b""])
+def test_a_2xx_token_answer_without_a_token_is_transient_never_delivered(raw: bytes) -> None:
+    outcome = classify_token_answer(Answer(200, raw, request_id="r"))
+
+    assert outcome.kind is OutcomeKind.TRANSIENT
+    assert not outcome.kind.delivered
+    assert outcome.status_code == 200
+    assert outcome.error == "channel token request answered without an access_token"
