@@ -13,8 +13,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from aiolimiter import AsyncLimiter
+
+
+class Limiter(Protocol):
+    @property
+    def slowed(self) -> bool: ...
+
+    async def acquire(self) -> None: ...
+
+    def slow_down(self) -> None: ...
 
 
 def _limiter(rate: float, burst: int) -> AsyncLimiter:
@@ -60,15 +70,35 @@ class ChannelLimiter:
 
 
 class RateLimits:
-    """The limiters of one process, by channel key."""
+    """The limiters of one process, by channel key.
 
-    def __init__(self, rate: float, burst: int) -> None:
+    With ``redis_url`` the buckets live in Redis and are shared by every worker process
+    (see shared_rate_limit.py); without it they are local to this process.
+    """
+
+    def __init__(self, rate: float, burst: int, redis_url: str | None = None) -> None:
         self._rate = rate
         self._burst = burst
-        self._by_channel: dict[str, ChannelLimiter] = {}
+        self._redis: Any = None
+        if redis_url:
+            import redis.asyncio
 
-    def for_channel(self, channel_key: str) -> ChannelLimiter:
+            self._redis = redis.asyncio.from_url(redis_url)
+        self._by_channel: dict[str, Limiter] = {}
+
+    def for_channel(self, channel_key: str) -> Limiter:
         limiter = self._by_channel.get(channel_key)
         if limiter is None:
-            limiter = self._by_channel[channel_key] = ChannelLimiter(self._rate, self._burst)
+            limiter = self._by_channel[channel_key] = self._make(channel_key)
         return limiter
+
+    def _make(self, channel_key: str) -> Limiter:
+        if self._redis is None:
+            return ChannelLimiter(self._rate, self._burst)
+        from .shared_rate_limit import SharedChannelLimiter
+
+        return SharedChannelLimiter(self._redis, channel_key, self._rate)
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()

@@ -17,6 +17,8 @@ LINEOA_EXPORT_TIMEOUT                  10                          seconds for o
 LINEOA_EXPORT_CONCURRENCY              128                         pushes in flight per worker process
 LINEOA_EXPORT_BATCH_SIZE               200                         events claimed per database round trip
 LINEOA_EXPORT_POLL_INTERVAL            0.05                        seconds between polls when idle
+LINEOA_EXPORT_REDIS_URL                (none)                      share each channel's rate limit among
+                                                                   worker processes (redis://host:6379/0)
 LINEOA_EXPORT_QUOTA_CHECK_INTERVAL     300                         seconds between quota checks of a
                                                                    channel paused by its monthly limit
 =====================================  ==========================  =====================================
@@ -49,6 +51,7 @@ class Settings(BaseModel):
     batch_size: int = Field(default=200, ge=1, le=10_000)
     poll_interval: float = Field(default=0.05, gt=0)
     quota_check_interval: float = Field(default=300.0, gt=0)
+    redis_url: str | None = None
 
     @property
     def lease_seconds(self) -> float:

@@ -101,7 +101,7 @@ class Worker:
             Timeouts(settings.connect_timeout, settings.timeout), max_connections=settings.concurrency
         )
         self._listener = listener
-        self._limits = RateLimits(settings.rate_limit, settings.rate_burst)
+        self._limits = RateLimits(settings.rate_limit, settings.rate_burst, settings.redis_url)
         self._channels: dict[str, LineChannel] = {}
         # channel → claim generation at the moment it was paused: events claimed up to then
         # are held back without sending; events claimed later were released by a resume.
@@ -148,6 +148,7 @@ class Worker:
             await asyncio.gather(recorder, *(c for c in [checker] if c), return_exceptions=True)
             await self._flush()
             await self._transport.close()
+            await self._limits.close()
             self._executor.shutdown(wait=True)
         return self.stats
 

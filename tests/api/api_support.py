@@ -1,0 +1,198 @@
+"""Helpers for the API tests: a threaded simulator and the app with its database and key."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from schemathesis.python.asgi import ASGIClient
+
+from lineoa_export import activations, apikeys, authentications
+from lineoa_export.api import create_api
+from lineoa_export.clock import FakeClock
+from lineoa_export.context import Context, open_context
+from lineoa_export.settings import Settings
+from lineoa_export.simulator import RunningSimulator, SimulatorOptions, running_simulator
+from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
+from lineoa_export.worker import Worker, WorkerStats
+
+SECRET_KEY = "k"
+START = 1_800_000_000.0
+
+
+class ThreadedSimulator:
+    """A LINE simulator serving from its own event loop on a daemon thread."""
+
+    def __init__(self, options: SimulatorOptions | None = None) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._sim: RunningSimulator | None = None
+        self._thread = threading.Thread(target=self._run, args=(options,), daemon=True, name="line-simulator")
+        self._thread.start()
+        if not self._started.wait(15):
+            raise RuntimeError("the simulator did not start")
+        if self._error is not None:
+            raise RuntimeError("the simulator did not start") from self._error
+        assert self._sim is not None
+        self.url = self._sim.url
+        self.http = requests.Session()
+        self.http.trust_env = False
+
+    def _run(self, options: SimulatorOptions | None) -> None:
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            async with running_simulator(options) as sim:
+                self._sim = sim
+                self._started.set()
+                await self._stop.wait()
+
+        try:
+            self._loop.run_until_complete(main())
+        except BaseException as exc:
+            self._error = exc
+            self._started.set()
+        finally:
+            self._loop.close()
+
+    def patch(self, patch: dict[str, Any]) -> dict[str, Any]:
+        """``PATCH /__sim/options`` (JSON merge patch)."""
+        response = self.http.patch(self.url + "/__sim/options", json=patch, timeout=10)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def stats(self) -> dict[str, Any]:
+        response = self.http.get(self.url + "/__sim/stats?recipients=1", timeout=10)
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def stop(self) -> None:
+        self.http.close()
+        if self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+@dataclass
+class Api:
+    """The app in process on a fresh database, with a valid API key sent by default."""
+
+    ctx: Context
+    clock: FakeClock
+    key: str
+    client: ASGIClient
+    sim: ThreadedSimulator | None
+    db_path: Path
+    auth: str = "line"
+    workers: list[Worker] = field(default_factory=list)
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.client.get(path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.client.post(path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.client.patch(path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.client.delete(path, **kwargs)
+
+    # -- set-up shortcuts -------------------------------------------------------------------
+
+    def create_activation(self, name: str = "welcome", **fields: Any) -> dict[str, Any]:
+        body = {
+            "name": name,
+            "authentication": self.auth,
+            "recipient": "{{line_user_id}}",
+            "messages": [{"type": "text", "text": "Hello {{name}}"}],
+            **fields,
+        }
+        response = self.post("/v1/activations", json=body)
+        assert response.status_code == 201, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def trigger(self, events: list[dict[str, Any]], activation: str = "welcome") -> dict[str, Any]:
+        response = self.post(f"/v1/activations/{activation}/triggers", json={"events": events})
+        assert response.status_code == 202, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
+    def log(self, activation: str = "welcome", **params: Any) -> list[dict[str, Any]]:
+        """Every log entry (all pages), newest first."""
+        entries: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = {**params, "limit": 1000, **({"cursor": cursor} if cursor else {})}
+            response = self.get(f"/v1/activations/{activation}/log", params=query)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            entries += page["events"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return entries
+
+    def deliver(self, **settings: Any) -> WorkerStats:
+        """Run a worker until nothing is left to do (retry waits pass on the fake clock)."""
+        merged = self.ctx.settings.model_copy(update=settings)
+        worker = Worker(self.ctx.db, self.ctx.vault, merged, clock=self.clock)
+        self.workers.append(worker)
+        return asyncio.run(worker.run(until_idle=True))
+
+    def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Read the database directly (what the API does not show, e.g. ``retries``)."""
+        with contextlib.closing(sqlite3.connect(self.db_path)) as conn:
+            return conn.execute(query, params).fetchall()
+
+
+@contextlib.contextmanager
+def make_api(tmp_path: Path, sim: ThreadedSimulator | None, *, api_url: str | None = None) -> Iterator[Api]:
+    """The app on ``tmp_path/api.db``; the authentication ``line`` points at ``sim`` (or ``api_url``)."""
+    clock = FakeClock(START)
+    db_path = tmp_path / "api.db"
+    settings = Settings(
+        database_url=f"sqlite:///{db_path}", secret_key=SECRET_KEY, timeout=2.0, connect_timeout=1.0, concurrency=8
+    )
+    ctx = open_context(settings, clock=clock)
+    try:
+        key = apikeys.create(ctx.db, "t", now=clock.now())
+        url = api_url or (sim.url if sim is not None else "http://127.0.0.1:9")
+        authentications.create(
+            ctx.db, ctx.vault, name="line",
+            credentials=authentications.Credentials.from_options(DEFAULT_ACCESS_TOKEN, None, None),
+            api_url=url, now=clock.now(),
+        )
+        client = ASGIClient(create_api(ctx))
+        client.trust_env = False
+        client.headers["Authorization"] = f"Bearer {key}"
+        try:
+            yield Api(ctx=ctx, clock=clock, key=key, client=client, sim=sim, db_path=db_path)
+        finally:
+            client.close()
+    finally:
+        ctx.close()
+
+
+def add_activation(ctx: Context, name: str = "welcome", **fields: Any) -> activations.Activation:
+    spec = {
+        "name": name,
+        "authentication": "line",
+        "recipient": "{{line_user_id}}",
+        "messages": [{"type": "text", "text": "Hello {{name}}"}],
+        **fields,
+    }
+    return activations.create(ctx.db, activations.parse_spec(spec), now=ctx.clock.now())
