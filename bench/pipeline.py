@@ -303,7 +303,7 @@ def measure_pipeline(sim: Simulator, n: int, concurrency: int | None, batch_size
                 stats = asyncio.run(deliver())
             wall, cpu, sim_cpu = clocks.stop()
             verified = verify_table(ctx, sim, n) + f"; worker attempts {stats.attempts}"
-            row = Row("full pipeline (outbox + activation table)", n, wall, cpu, sim_cpu,
+            row = Row("full pipeline (outbox + table)", n, wall, cpu, sim_cpu,
                       settings=knobs, verified=verified)
         finally:
             ctx.close()
@@ -391,6 +391,9 @@ def verdict(ok: bool) -> str:
     return "[green]PASS[/green]" if ok else "[red]MISS[/red]"
 
 
+SHORT = {"concurrency": "c", "batch_size": "b", "tasks": "tasks", "chunk": "chunk"}
+
+
 def median(values: list[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2
@@ -446,7 +449,7 @@ def report(scenarios: dict[str, Scenario], n: int, rounds: int, json_path: Path)
         r = sc.typical
         pushes = r.unit == "pushes"
         table.add_row(
-            r.scenario, " ".join(f"{k}={v:g}" for k, v in r.settings.items()),
+            r.scenario, " ".join(f"{SHORT.get(k, k)}={v:g}" for k, v in r.settings.items() if k != "rate_limit"),
             f"{r.pushes}" + ("" if pushes else " events"), f"{r.seconds:.2f}",
             f"{sc.rate:,.0f} {r.unit}/s", f"{sc.ratio:.2f}" if pushes else "", f"{sc.cpu_us:.0f}",
             f"{sc.cpu_ratio:.2f}" if pushes else "", f"{sc.share('cpu_seconds'):.0%}",

@@ -145,8 +145,9 @@ def record(db: Database, results: Sequence[Result], *, worker: str) -> None:
     """Write a batch of results: new event states and the attempt history, one transaction."""
     params = [r.params(worker) for r in results]
     with db.transaction() as tx:
-        tx.run_many("record_outcome", params)
+        # Attempts first: both statements check the lease, and the outcome releases it.
         tx.run_many("record_attempt", [p for p, r in zip(params, results, strict=True) if r.attempted])
+        tx.run_many("record_outcome", params)
 
 
 def release(db: Database, event_ids: Sequence[int], *, worker: str) -> None:

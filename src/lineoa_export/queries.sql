@@ -112,8 +112,10 @@ UPDATE events SET
 WHERE id = :id AND leased_by = :worker
 
 -- name: record_attempt
+-- Only while this worker still holds the lease: a worker whose lease ran out lost the event.
 INSERT INTO attempts (event, number, started_at, duration_ms, status_code, error, line_request_id)
-VALUES (:id, :attempt, :started_at, :duration_ms, :status_code, :error, :line_request_id)
+SELECT :id, :attempt, :started_at, :duration_ms, :status_code, :error, :line_request_id
+WHERE EXISTS (SELECT 1 FROM events WHERE id = :id AND leased_by = :worker)
 ON CONFLICT (event, number) DO NOTHING
 
 -- name: pending_summary

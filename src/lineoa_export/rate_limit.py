@@ -30,7 +30,9 @@ class Limiter(Protocol):
 def _limiter(rate: float, burst: int) -> AsyncLimiter:
     # The burst may take at most half the rate, so the steady drain keeps the other half.
     burst = max(1, min(burst, int(rate // 2)))
-    drain = rate - burst if rate - burst >= 1 else rate  # rates under 2/s: burst of 1 on top
+    # Tokens leave at drain/s after the first `burst`, so a half-open 1 s window sees at most
+    # burst + drain − 1 ≤ rate. Under 2/s that means one token at a time, drained at the rate.
+    drain = rate - burst if rate - burst >= 1 else rate
     # AsyncLimiter(max_rate, time_period) holds max_rate and drains max_rate/time_period per second.
     return AsyncLimiter(burst, burst / drain)
 
