@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import messages as line_messages
 from .database import Database, Row
 from .errors import AlreadyExists, FieldProblem, InvalidInput, NotFound
-from .naming import check_name
+from .naming import check_name, is_valid_unicode
 from .retry_policy import RetryPolicy
 from .templates import MissingVariable, Template
 
@@ -131,7 +131,10 @@ class Compiled:
         body: dict[str, Any] = {"to": recipient, "messages": rendered}
         if self.notification_disabled:
             body["notificationDisabled"] = True
-        return recipient, orjson.dumps(body)
+        try:
+            return recipient, orjson.dumps(body)
+        except orjson.JSONEncodeError as exc:  # e.g. an integer beyond 64 bits, a lone surrogate
+            raise RenderError(f"messages: cannot be sent as JSON ({exc})", recipient) from None
 
 
 class RenderError(Exception):
@@ -158,9 +161,23 @@ def compile_spec(spec: ActivationSpec) -> Compiled:
         )
     if messages is not None:
         problems.extend(line_messages.validate_messages(spec.messages, templated=messages.has_placeholders))
+        problems.extend(_storable(spec))
     if problems or recipient is None or messages is None:
         raise InvalidInput(problems)
     return Compiled(recipient, messages, bool(getattr(spec, "notification_disabled", False)))
+
+
+def _storable(spec: ActivationSpec) -> list[FieldProblem]:
+    """Text the database and LINE can take: valid Unicode, JSON that orjson can write."""
+    problems = []
+    try:
+        orjson.dumps(spec.messages)
+    except orjson.JSONEncodeError as exc:
+        problems.append(FieldProblem("messages", f"cannot be stored as JSON ({exc})"))
+    for field in ("recipient", "description"):
+        if not is_valid_unicode(getattr(spec, field, "") or ""):
+            problems.append(FieldProblem(field, "not valid Unicode (a lone surrogate)"))
+    return problems
 
 
 # -- storage -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__, activation_table, activations, apikeys, authentications, outbox, triggers
+from .console import mount_console
 from .context import Context
 from .errors import AlreadyExists, CredentialsRejected, FieldProblem, InvalidInput, LineoaExportError, NotFound
 from .line_client import DEFAULT_API_URL, PUSH_PATH
@@ -403,7 +404,7 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
         activations.get(db, name)
         filters = activation_table.Filters(
             state=state, delivered=delivered, status_code=status_code,
-            since=since.timestamp() if since else None, until=until.timestamp() if until else None,
+            since=_timestamp(since, "since"), until=_timestamp(until, "until"),
         )
         if format == "json":
             entries, next_before = activation_table.page(
@@ -433,7 +434,18 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
 
     app.state.metrics = metrics
     app.state.started_at = time.time()
+    mount_console(app, ctx, worker)
     return app
+
+
+def _timestamp(value: datetime | None, field: str) -> float | None:
+    """POSIX seconds; a time without a zone is read as UTC."""
+    if value is None:
+        return None
+    try:
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise InvalidInput.single(field, "out of range") from None
 
 
 def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:

@@ -47,6 +47,10 @@ class Credentials:
     def from_options(
         cls, access_token: str | None, channel_id: str | None, channel_secret: str | None
     ) -> Credentials:
+        for field, value in (("access_token", access_token), ("channel_secret", channel_secret)):
+            # They travel in an HTTP header or form: a space or line break can only be a paste error.
+            if value and not (value.isascii() and value.isprintable() and " " not in value):
+                raise InvalidInput.single(field, "must be printable ASCII without spaces or line breaks")
         if access_token and not (channel_id or channel_secret):
             return cls("access_token", access_token=access_token)
         if channel_id and channel_secret and not access_token:

@@ -437,12 +437,21 @@ class BadLine(Exception):
 
 
 def read_events(source: Any) -> Iterator[tuple[int, dict[str, Any] | BadLine]]:
-    """NDJSON lines → events, or a :class:`BadLine` naming the line (blank lines are skipped)."""
-    for number, line in enumerate(source, start=1):
-        if not line.strip():
+    """NDJSON lines (bytes) → events, or a :class:`BadLine` naming the line; blank lines are skipped.
+
+    Each line is decoded on its own, so one line that is not UTF-8 is reported by number
+    and the others are still recorded. A leading byte-order mark is ignored.
+    """
+    for number, raw in enumerate(source, start=1):
+        if number == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        if not raw.strip():
             continue
         try:
-            value = json.loads(line)
+            value = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            yield number, BadLine(number, f"not UTF-8 (byte {exc.start + 1})")
+            continue
         except json.JSONDecodeError as exc:
             yield number, BadLine(number, f"not JSON ({exc.msg})")
             continue
@@ -489,7 +498,7 @@ def _trigger_stream(ctx: Context, activation: str, path: str) -> dict[str, int]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     try:
-        source = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+        source = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror}")
     total = None

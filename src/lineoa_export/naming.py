@@ -1,4 +1,5 @@
-"""Names users give to authentications and activations (they appear in URLs and commands)."""
+"""Names users give to authentications and activations (they appear in URLs and commands), and
+the one rule every stored text follows: valid Unicode (JSON may carry lone surrogates; UTF-8 may not)."""
 
 from __future__ import annotations
 
@@ -15,3 +16,11 @@ def check_name(name: str, field: str = "name") -> str:
             field, "must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
         )
     return name
+
+
+def is_valid_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from . import activations
 from .database import Database
+from .naming import is_valid_unicode
 from .outbox import NewEvent, enqueue
 
 MAX_EVENT_ID_LENGTH = 200
@@ -43,6 +44,11 @@ def prepare(activation: activations.Activation, compiled: activations.Compiled, 
     event_id = event_id_of(event)
     # The key is fixed now, before the first attempt, and never changes (LINE-FACTS).
     retry_key = str(uuid.uuid4())
+    if not is_valid_unicode(event_id):
+        # Stored under a readable form of the id, so the event is recorded rather than lost.
+        shown = event_id.encode("utf-8", "backslashreplace").decode("utf-8")
+        return NewEvent(activation.name, shown, activation.channel_key, None, None, retry_key,
+                        "event_id: not valid Unicode (a lone surrogate)")
     try:
         recipient, body = compiled.render(event)
     except activations.RenderError as exc:

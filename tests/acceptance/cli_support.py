@@ -52,7 +52,7 @@ class Cli:
         self.env["LINEOA_EXPORT_DATABASE_URL"] = f"sqlite:///{self.db_path}"
 
     def __call__(
-        self, *args: str, input: str | None = None, timeout: float = CLI_TIMEOUT
+        self, *args: str, input: str | None = None, timeout: float = CLI_TIMEOUT, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "lineoa_export", *args],
@@ -60,7 +60,8 @@ class Cli:
             capture_output=True,
             text=True,
             encoding="utf-8",
-            env=self.env,
+            errors="replace",
+            env={**self.env, **(env or {})},
             cwd=self.directory,
             timeout=timeout,
             # stdin is closed unless the test pipes something in: nothing may wait for a terminal.
@@ -140,8 +141,9 @@ class Simulator:
         result: dict[str, Any] = self.request("GET", "/__sim/stats?recipients=1")
         return result
 
-    def accepted(self) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self.request("GET", "/__sim/accepted")
+    def accepted(self, *, bodies: bool = False) -> list[dict[str, Any]]:
+        """What LINE accepted, oldest first (``bodies``: with each request body, parsed)."""
+        result: list[dict[str, Any]] = self.request("GET", "/__sim/accepted" + ("?bodies=1" if bodies else ""))
         return result
 
     def stop(self) -> None:

@@ -99,15 +99,6 @@ def test_create_refuses_bad_input_and_says_why(cli: Cli, args: list[str], expect
     assert "Traceback" not in result.stderr
 
 
-def test_refused_activations_are_not_stored(cli: Cli) -> None:
-    result = cli("activation", "create", "never", "--auth", "main", "--recipient", "{{uid}}",
-                 "--messages", OK_MESSAGE, "--initial-retry-delay", "-2")  # fmt: skip
-    assert result.returncode != 0
-    shown = cli("activation", "show", "never")
-    assert shown.returncode != 0, describe(shown)
-    assert "never" in shown.stderr
-
-
 def test_messages_from_a_file(cli: Cli, tmp_path: Path) -> None:
     payload = [
         {"type": "text", "text": "Points: {{points}}"},
@@ -174,3 +165,24 @@ def test_list_show_pause_resume_delete(cli: Cli) -> None:
     assert "lifecycle" in gone.stderr
     again = cli("activation", "delete", "lifecycle")
     assert again.returncode != 0, describe(again)
+
+
+def test_trigger_events_line_that_is_not_utf8_is_reported_and_good_lines_recorded(cli: Cli, tmp_path: Path) -> None:
+    create(cli, "robust", "--messages", TEXT_MESSAGES)
+    good = '{"event_id": "%s", "uid": "U0123456789abcdef0123456789abcdef", "name": "A", "points": 1}\n'
+    path = tmp_path / "latin1.ndjson"
+    path.write_bytes((good % "g1").encode() + b'{"name": "Jos\xe9"}\n' + (good % "g2").encode())
+    result = cli("trigger", "robust", "--events", str(path))
+    assert result.returncode != 0, describe(result)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "line 2" in result.stderr, result.stderr
+    assert {e["event_id"] for e in cli.log_json("robust")} == {"g1", "g2"}
+
+
+def test_trigger_events_ignores_a_byte_order_mark(cli: Cli, tmp_path: Path) -> None:
+    create(cli, "bom", "--messages", TEXT_MESSAGES)
+    path = tmp_path / "bom.ndjson"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"event_id": "b1", "uid": "U0123456789abcdef0123456789abcdef", "name": "A", "points": 1}\n')
+    ok = cli("trigger", "bom", "--events", str(path))
+    assert ok.returncode == 0, describe(ok)
+    assert "b1\taccepted" in ok.stdout

@@ -14,6 +14,14 @@ exhausted  503, 503, 503, 503              4 attempts (3 retries), failed for go
 refused    400                             failed at once, 1 attempt
 missing    (event lacks ``name``)          failed at trigger time, nothing sent
 badrcpt    (uid is not a LINE id)          failed at trigger time, names the recipient
+lost       accept-then-drop                accepted but the answer is lost: the retry
+                                           gets 409, which counts as delivered
+ratelim    429 (rate limit)                retried, delivered
+mixed      500, 502, 504                   retried 3 times, delivered on the 4th attempt
+hung       hang (no answer)                the request times out (worker timeout 2 s),
+                                           the retry delivers
+dropped    drop, drop                      connection closed twice, then delivered
+stdin1     (name full of quotes, braces…)  the text arrives verbatim, nothing injected
 =========  ==============================  =============================================
 """
 
@@ -33,6 +41,8 @@ import pytest
 from cli_support import Cli, Setup, Simulator, describe, new_user
 
 ACTIVATION = "welcome"
+#: A value that would break naive templating: quotes, backslashes, a newline, braces, a placeholder.
+NASTY = 'Ann "the \\ quoted" \n{{points}} }} {"to": "U0"}'
 LOG_KEYS = {
     "event_id", "recipient", "state", "delivered", "status_code", "error", "attempts", "retry_key",
     "line_request_id", "sent_message_ids", "time", "attempt_log",
@@ -68,13 +78,34 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         cli = Cli(directory)
         setup = Setup(cli, sim)
         setup.activation(ACTIVATION)
-        users = {name: new_user() for name in ("ok", "retried", "exhausted", "refused", "file1", "stdin1", "stdin2")}
+        users = {
+            name: new_user()
+            for name in (
+                "ok",
+                "retried",
+                "exhausted",
+                "refused",
+                "file1",
+                "lost",
+                "ratelim",
+                "mixed",
+                "hung",
+                "dropped",
+                "stdin1",
+                "stdin2",
+            )
+        }
         sim.patch(
             {
                 "script": {
                     users["retried"]: [503, 503],
                     users["exhausted"]: [503, 503, 503, 503],
                     users["refused"]: [400],
+                    users["lost"]: ["accept-then-drop"],
+                    users["ratelim"]: [429],
+                    users["mixed"]: [500, 502, 504],
+                    users["hung"]: ["hang"],
+                    users["dropped"]: ["drop", "drop"],
                 }
             }
         )
@@ -97,23 +128,29 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
                     "",  # line 6: blank, skipped
                     ev("not-a-line-user", "badrcpt"),  # line 7: rendered recipient is invalid
                     ev(users["file1"]),  # line 8: no event_id: one is generated
+                    ev(users["lost"], "lost"),  # line 9
+                    ev(users["ratelim"], "ratelim"),  # line 10
+                    ev(users["mixed"], "mixed"),  # line 11
+                    ev(users["hung"], "hung"),  # line 12
+                    ev(users["dropped"], "dropped"),  # line 13
                 ]
             )
             + "\n"
         )
         s.runs["file"] = cli("trigger", ACTIVATION, "--events", str(ndjson))
-        stdin = ev(users["stdin1"], "stdin1") + "\n" + ev(users["stdin2"], "stdin2") + "\n"
+        stdin = ev(users["stdin1"], "stdin1", name=NASTY) + "\n" + ev(users["stdin2"], "stdin2", points=True) + "\n"
         s.runs["stdin"] = cli("trigger", ACTIVATION, "--events", "-", input=stdin)
         s.runs["unknown-event"] = cli("trigger", "no-such-activation", "--event", ev(users["ok"], "x"))
         s.runs["unknown-events"] = cli("trigger", "no-such-activation", "--events", str(ndjson))
 
-        s.runs["worker"] = cli("worker", "--until-idle", timeout=30)
+        # A short request timeout, so the scripted hang costs two seconds.
+        s.runs["worker"] = cli("worker", "--until-idle", timeout=30, env={"LINEOA_EXPORT_TIMEOUT": "2"})
         s.stats_after_first_worker = sim.stats()
         # The same event id once more, after delivery: still a duplicate, and never sent again.
         s.runs["ok-after-delivery"] = cli("trigger", ACTIVATION, "--event", ev(users["ok"], "ok"))
         s.runs["worker-again"] = cli("worker", "--until-idle", timeout=30)
         s.stats = sim.stats()
-        s.accepted = sim.accepted()
+        s.accepted = sim.accepted(bodies=True)
         s.log = cli.log_json(ACTIVATION)
         yield s
     finally:
@@ -175,7 +212,19 @@ def test_trigger_events_file_reports_bad_lines_and_records_good_ones(scenario: S
     run = scenario.runs["file"]
     assert run.returncode != 0, describe(run)
     assert "line 2" in run.stderr and "line 4" in run.stderr
-    for good in ("line 1", "line 3", "line 5", "line 6", "line 7", "line 8"):
+    for good in (
+        "line 1",
+        "line 3",
+        "line 5",
+        "line 6",
+        "line 7",
+        "line 8",
+        "line 9",
+        "line 10",
+        "line 11",
+        "line 12",
+        "line 13",
+    ):
         assert good not in run.stderr, good
     printed = lines(run.stdout)
     assert [p[:2] for p in printed[:4]] == [
@@ -184,7 +233,14 @@ def test_trigger_events_file_reports_bad_lines_and_records_good_ones(scenario: S
         ["refused", "accepted"],
         ["badrcpt", "failed"],
     ]
-    assert len(printed) == 5
+    assert len(printed) == 10
+    assert [p[:2] for p in printed[5:]] == [
+        ["lost", "accepted"],
+        ["ratelim", "accepted"],
+        ["mixed", "accepted"],
+        ["hung", "accepted"],
+        ["dropped", "accepted"],
+    ]
     generated_id, status = printed[4][:2]
     assert status == "accepted"
     assert generated_id and generated_id not in ("retried", "exhausted", "refused", "badrcpt")
@@ -274,11 +330,61 @@ def test_worker_400_fails_at_once(scenario: Scenario) -> None:
     assert scenario.users["refused"] not in scenario.stats["accepted_per_recipient"]
 
 
+def test_worker_409_after_a_lost_answer_counts_as_delivered(scenario: Scenario) -> None:
+    entry = scenario.entry("lost")
+    assert entry["state"] == "delivered"
+    assert entry["delivered"] is True
+    assert entry["error"] is None
+    assert entry["attempts"] == 2
+    assert [a["status_code"] for a in entry["attempt_log"]] == [None, 409]
+    assert entry["status_code"] == 409
+    pushes = [p for p in scenario.accepted if p["to"] == scenario.users["lost"]]
+    assert len(pushes) == 1
+    # The request LINE accepted (x-line-accepted-request-id) and its message ids are kept.
+    assert entry["line_request_id"] == pushes[0]["request_id"]
+    assert entry["sent_message_ids"] == [m["id"] for m in pushes[0]["sent_messages"]]
+    assert scenario.stats["duplicates_suppressed"] >= 1
+
+
+def test_worker_retries_rate_limit_and_server_errors(scenario: Scenario) -> None:
+    ratelim = scenario.entry("ratelim")
+    assert [a["status_code"] for a in ratelim["attempt_log"]] == [429, 200]
+    assert ratelim["delivered"] is True
+    mixed = scenario.entry("mixed")
+    assert [a["status_code"] for a in mixed["attempt_log"]] == [500, 502, 504, 200]
+    assert mixed["delivered"] is True
+    assert mixed["attempts"] == 4
+
+
+def test_worker_survives_a_hang_and_dropped_connections(scenario: Scenario) -> None:
+    hung = scenario.entry("hung")
+    assert hung["delivered"] is True
+    assert [a["status_code"] for a in hung["attempt_log"]] == [None, 200]
+    first = hung["attempt_log"][0]
+    assert first["error"] and "timeout" in first["error"].lower(), first
+    assert first["duration_ms"] < 5000, "the request timeout did not cut the hang short"
+    dropped = scenario.entry("dropped")
+    assert dropped["delivered"] is True
+    assert [a["status_code"] for a in dropped["attempt_log"]] == [None, None, 200]
+    assert all(a["error"] for a in dropped["attempt_log"][:2])
+    assert scenario.stats["accepted_per_recipient"][scenario.users["hung"]] == 1
+    assert scenario.stats["accepted_per_recipient"][scenario.users["dropped"]] == 1
+
+
+def test_templating_is_json_safe_end_to_end(scenario: Scenario) -> None:
+    bodies = {p["to"]: p["body"] for p in scenario.accepted}
+    nasty = bodies[scenario.users["stdin1"]]
+    assert nasty["to"] == scenario.users["stdin1"]
+    assert nasty["messages"] == [{"type": "text", "text": f"Hello {NASTY}, you have 12 points."}]
+    boolean = bodies[scenario.users["stdin2"]]
+    assert boolean["messages"] == [{"type": "text", "text": "Hello Ann, you have true points."}]
+
+
 # -- log -----------------------------------------------------------------------------------------------
 
 
 def test_log_json_entries_have_every_key(scenario: Scenario) -> None:
-    assert len(scenario.log) == 9  # ok, missing, 5 from the file, 2 from stdin
+    assert len(scenario.log) == 14  # ok, missing, 10 from the file, 2 from stdin
     for entry in scenario.log:
         assert entry.keys() >= LOG_KEYS, LOG_KEYS - entry.keys()
         assert entry["state"] in ("queued", "retrying", "paused", "delivered", "failed")

@@ -1,0 +1,104 @@
+"""Helpers for the console tests: an app on a fresh database, a logged-in client, a threaded simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from fastapi import FastAPI
+from schemathesis.python.asgi import ASGIClient
+
+from lineoa_export import apikeys
+from lineoa_export.api import create_api
+from lineoa_export.context import Context, open_context
+from lineoa_export.settings import Settings
+from lineoa_export.simulator import RunningSimulator, SimulatorOptions, running_simulator
+from lineoa_export.testing import TEST_SECRET_KEY
+from lineoa_export.worker import Worker
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def csrf_of(html: str) -> str:
+    match = CSRF.search(html)
+    assert match, "no CSRF field in the page"
+    return match.group(1)
+
+
+class ThreadedSimulator:
+    """The LINE simulator on its own event loop in a daemon thread."""
+
+    def __init__(self, options: SimulatorOptions | None = None) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self.sim: RunningSimulator | None = None
+        self._thread = threading.Thread(target=self._run, args=(options,), daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10), "the simulator did not start"
+
+    def _run(self, options: SimulatorOptions | None) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_until_complete(self._serve(options))
+
+    async def _serve(self, options: SimulatorOptions | None) -> None:
+        self._stop = asyncio.Event()
+        async with running_simulator(options) as sim:
+            self.sim = sim
+            self._ready.set()
+            await self._stop.wait()
+
+    @property
+    def url(self) -> str:
+        assert self.sim is not None
+        return self.sim.url
+
+    @property
+    def options(self) -> SimulatorOptions:
+        assert self.sim is not None
+        return self.sim.options
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+
+@dataclass
+class Console:
+    ctx: Context
+    app: FastAPI
+    key: str
+    client: requests.Session
+
+    def login(self, key: str | None = None) -> requests.Response:
+        page = self.client.get("/console/login")
+        return self.client.post("/console/login", data={"csrf": csrf_of(page.text), "api_key": key or self.key},
+                                allow_redirects=False)
+
+    def post(self, path: str, data: dict[str, Any] | None = None, *, page: str | None = None,
+             follow: bool = True) -> requests.Response:
+        """POST a console form with the CSRF token read from ``page`` (default: the activations page)."""
+        html = self.client.get(page or "/console/activations").text
+        return self.client.post(path, data={"csrf": csrf_of(html), **(data or {})}, allow_redirects=follow)
+
+
+@contextmanager
+def console_app(tmp_path: Path, *, worker: Worker | None = None) -> Iterator[Console]:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'console.db'}", secret_key=TEST_SECRET_KEY,
+                        timeout=2.0, connect_timeout=1.0)
+    ctx = open_context(settings)
+    try:
+        key = apikeys.create(ctx.db, "ops", now=ctx.clock.now())
+        app = create_api(ctx, worker=worker)
+        with ASGIClient(app) as client:
+            yield Console(ctx, app, key, client)
+    finally:
+        ctx.close()
