@@ -94,7 +94,7 @@ class Simulator:
     @classmethod
     def start(cls, timeout: float = 30.0) -> Simulator:
         port = free_port()
-        errors = tempfile.TemporaryFile("w+")  # a file, not a pipe: a chatty stderr cannot block it
+        errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the simulator; a file, not a pipe
         proc = subprocess.Popen(
             [sys.executable, "-m", "lineoa_export", "simulator", "--port", str(port), "--rate-limit", "1000000"],
             stdout=subprocess.PIPE, stderr=errors, text=True, cwd=ROOT,
@@ -458,7 +458,8 @@ def report(scenarios: dict[str, Scenario], n: int, rounds: int, json_path: Path)
     console.print(table)
     bare, pipe = scenarios["bare"], scenarios["pipeline"]
     rate_ok, ratio_ok = pipe.rate >= TARGET_RATE, pipe.ratio >= TARGET_RATIO
-    console.print(f"target ≥ {TARGET_RATE:,.0f} pushes/s (full pipeline, 1 process): {pipe.rate:,.0f} {verdict(rate_ok)}")
+    console.print(f"target ≥ {TARGET_RATE:,.0f} pushes/s (full pipeline, 1 process): {pipe.rate:,.0f} "
+                  f"{verdict(rate_ok)}")
     console.print(f"target ≥ {TARGET_RATIO} × bare loop (full pipeline): {pipe.ratio:.2f} {verdict(ratio_ok)}"
                   f"  (CPU ratio {pipe.cpu_ratio:.2f})")
     if bare.share("cpu_seconds") < 0.85:

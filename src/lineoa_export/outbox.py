@@ -79,17 +79,25 @@ class Claimed:
 
 
 def claim(db: Database, *, worker: str, now: float, lease_seconds: float, limit: int) -> list[Claimed]:
+    """Lease up to ``limit`` due events to ``worker`` until ``now + lease_seconds``."""
     with db.transaction() as tx:
-        rows = tx.run("claim_due", {"now": now, "limit": limit})
+        rows = tx.run("claim_due", {"now": now, "until": now + lease_seconds, "worker": worker, "limit": limit})
         if not rows:
             return []
-        until = now + lease_seconds
-        tx.run_many("lease", ({"id": r["id"], "until": until, "worker": worker} for r in rows))
-    return [
-        Claimed(
+        routes = {
+            r["name"]: (r["authentication"], RetryPolicy(r["max_retries"], r["initial_retry_delay"],
+                                                         r["retry_delay_multiple"]))
+            for r in tx.run("activation_routes")
+        }
+    claimed = []
+    for r in rows:
+        route = routes.get(r["activation"])
+        if route is None:
+            continue  # the activation was deleted meanwhile, and its events with it
+        claimed.append(Claimed(
             id=r["id"],
             activation=r["activation"],
-            authentication=r["authentication"],
+            authentication=route[0],
             channel_key=r["channel_key"],
             body=bytes(r["body"]),
             retry_key=r["retry_key"],
@@ -97,10 +105,9 @@ def claim(db: Database, *, worker: str, now: float, lease_seconds: float, limit:
             retries=r["retries"],
             first_attempt_at=r["first_attempt_at"],
             accepted_at=r["accepted_at"],
-            policy=RetryPolicy(r["max_retries"], r["initial_retry_delay"], r["retry_delay_multiple"]),
-        )
-        for r in rows
-    ]
+            policy=route[1],
+        ))
+    return claimed
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,17 +76,20 @@ ON CONFLICT (activation, event_id) DO NOTHING
 RETURNING id, state
 
 -- name: claim_due
-SELECT e.id, e.activation, e.channel_key, e.body, e.retry_key, e.attempts, e.retries, e.first_attempt_at, e.accepted_at,
-       x.authentication, x.max_retries, x.initial_retry_delay, x.retry_delay_multiple
-FROM events e JOIN activations x ON x.name = e.activation
-WHERE e.state IN ('queued', 'retrying') AND e.next_attempt_at <= :now
-  AND (e.leased_until IS NULL OR e.leased_until <= :now)
-ORDER BY e.next_attempt_at
-LIMIT :limit
-/*FOR_UPDATE*/
+-- One statement leases a batch; activation parameters come from activation_routes.
+UPDATE events SET leased_until = :until, leased_by = :worker
+WHERE id IN (
+    SELECT e.id FROM events e
+    WHERE e.state IN ('queued', 'retrying') AND e.next_attempt_at <= :now
+      AND (e.leased_until IS NULL OR e.leased_until <= :now)
+    ORDER BY e.next_attempt_at
+    LIMIT :limit
+    /*FOR_UPDATE*/
+)
+RETURNING id, activation, channel_key, body, retry_key, attempts, retries, first_attempt_at, accepted_at
 
--- name: lease
-UPDATE events SET leased_until = :until, leased_by = :worker WHERE id = :id
+-- name: activation_routes
+SELECT name, authentication, max_retries, initial_retry_delay, retry_delay_multiple FROM activations
 
 -- name: release_lease
 UPDATE events SET leased_until = NULL, leased_by = NULL WHERE id = :id AND leased_by = :worker

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
+FAST_POLL = 0.005  # seconds between polls while events keep arriving
+
 _STATE_OF = {
     Verdict.DELIVERED: EventState.DELIVERED,
     Verdict.RETRY: EventState.RETRYING,
@@ -90,6 +92,7 @@ class Worker:
         clock: Clock | None = None,
         transport: Transport | None = None,
         listener: Listener | None = None,
+        inline_sqlite: bool = True,
     ) -> None:
         self.db = db
         self.vault = vault
@@ -108,11 +111,15 @@ class Worker:
         self._paused: dict[str, int] = {}
         self._generation = 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="lineoa-db")
+        self._inline_db = db.dialect == "sqlite" and inline_sqlite
         self._queue: asyncio.Queue[tuple[int, Claimed] | None] = asyncio.Queue()
         self._results: list[Result] = []
         self._results_ready = asyncio.Event()
         self._in_flight = 0             # claimed and not yet recorded
+        self._sending = 0               # claimed and not yet answered: what claims are sized by
         self._settled = asyncio.Event()  # set whenever in-flight work drops
+        self._channel_lookups: dict[str, asyncio.Future[LineChannel]] = {}
+        self._last_claimed = float("-inf")
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -153,6 +160,10 @@ class Worker:
         return self.stats
 
     async def _db(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._inline_db:
+            # SQLite answers in microseconds: calling it here costs less than handing the GIL
+            # to a database thread and back for every row (the convoy effect).
+            return fn(*args, **kwargs)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
@@ -161,8 +172,8 @@ class Worker:
     async def _claim_loop(self, until_idle: bool) -> None:
         capacity = self.settings.concurrency + self.settings.batch_size
         while not self._stopping:
-            room = capacity - self._in_flight
-            if room < self.settings.batch_size // 2 + 1:
+            room = capacity - self._sending
+            if room < self.settings.batch_size // 2 + 1 or len(self._results) >= 4 * self.settings.batch_size:
                 await self._wait_settled()
                 continue
             batch = await self._db(
@@ -173,7 +184,10 @@ class Worker:
                 lease_seconds=self.settings.lease_seconds,
                 limit=min(room, self.settings.batch_size),
             )
+            if batch:
+                self._last_claimed = time.monotonic()
             self._in_flight += len(batch)
+            self._sending += len(batch)
             self._generation += 1
             for claimed in batch:
                 self._queue.put_nowait((self._generation, claimed))
@@ -200,9 +214,17 @@ class Worker:
         return True
 
     async def _poll_wait(self) -> None:
+        """Wait for a wake-up or the next poll.
+
+        While events keep arriving (the last one claimed under a second ago) the outbox is
+        polled every few milliseconds, so a trigger from another process leaves within
+        that; once traffic stops, polls slow to ``poll_interval``.
+        """
         self._wake.clear()
+        busy = time.monotonic() - self._last_claimed < 1.0
+        interval = min(FAST_POLL, self.settings.poll_interval) if busy else self.settings.poll_interval
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            await asyncio.wait_for(self._wake.wait(), interval)
 
     async def _wait_settled(self) -> None:
         self._settled.clear()
@@ -221,8 +243,12 @@ class Worker:
             except Exception:  # a bug must not lose the event: its lease runs out, it is retried
                 log.exception("delivery of event %s failed unexpectedly", claimed.id)
                 self._in_flight -= 1
+                self._sending -= 1
                 self._settled.set()
                 continue
+            self._sending -= 1
+            if self._sending < self.settings.concurrency:
+                self._settled.set()  # room to claim more
             self.stats.add(result, outcome)
             if self._listener is not None:
                 self._listener(claimed, result, outcome)
@@ -286,14 +312,25 @@ class Worker:
 
     async def _channel(self, auth_name: str) -> LineChannel:
         channel = self._channels.get(auth_name)
-        if channel is None:
-            auth = await self._db(authentications.get, self.db, auth_name)
-            creds = await self._db(authentications.load_credentials, self.db, self.vault, auth)
-            client = LineClient(self._transport, auth.api_url)
-            channel = self._channels.setdefault(
-                auth_name, LineChannel(auth, client, authentications.TokenSource(client, creds, self.clock))
-            )
+        if channel is not None:
+            return channel
+        # One lookup per authentication, however many senders ask at once.
+        lookup = self._channel_lookups.get(auth_name)
+        if lookup is None:
+            lookup = self._channel_lookups[auth_name] = asyncio.ensure_future(self._load_channel(auth_name))
+        try:
+            channel = await asyncio.shield(lookup)
+        except Exception:
+            self._channel_lookups.pop(auth_name, None)  # let a later event try again
+            raise
+        self._channels[auth_name] = channel
         return channel
+
+    async def _load_channel(self, auth_name: str) -> LineChannel:
+        auth = await self._db(authentications.get, self.db, auth_name)
+        creds = await self._db(authentications.load_credentials, self.db, self.vault, auth)
+        client = LineClient(self._transport, auth.api_url)
+        return LineChannel(auth, client, authentications.TokenSource(client, creds, self.clock))
 
     async def _pause_channel(self, channel_key: str, outcome: Outcome, decision: Decision) -> None:
         self._paused[channel_key] = self._generation
@@ -309,8 +346,9 @@ class Worker:
     async def _record_loop(self) -> None:
         while True:
             await self._results_ready.wait()
-            # A moment's grace gathers the results finishing together into one write.
-            await asyncio.sleep(0.002)
+            if len(self._results) < self.settings.batch_size:
+                # A moment's grace gathers the results finishing together into one write.
+                await asyncio.sleep(0.005)
             await self._flush()
 
     async def _flush(self) -> None:
@@ -334,6 +372,7 @@ class Worker:
         if unsent:
             await self._db(outbox.release, self.db, unsent, worker=self.id)
             self._in_flight -= len(unsent)
+            self._sending -= len(unsent)
         for _ in senders:
             self._queue.put_nowait(None)
         await asyncio.gather(*senders, return_exceptions=True)

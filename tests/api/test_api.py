@@ -269,16 +269,12 @@ def test_test_authentication(api: Api, sim: ThreadedSimulator) -> None:
     assert refused.json()["error"] == "credentials_rejected"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a token with a CR/LF makes aiohttp raise ValueError (header injection "
-                                       "guard) outside the transport's error handling: 500, not 422")
 def test_a_token_with_a_line_break_is_refused_when_tested(api: Api, sim: ThreadedSimulator) -> None:
     response = api.post("/v1/authentications", json={"name": "nl", "access_token": "abc\r\nX-Evil: 1",
                                                       "api_url": sim.url})
     assert response.status_code == 422
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: skip_test stores a token with a CR/LF (201); every push with it then "
-                                       "raises in the worker and the event is re-leased forever, never settled")
 def test_a_token_with_a_line_break_is_refused_even_untested(api: Api, sim: ThreadedSimulator) -> None:
     response = api.post("/v1/authentications", json={"name": "nl", "access_token": "abc\nX-Evil: 1",
                                                       "api_url": sim.url, "skip_test": True})
@@ -492,9 +488,6 @@ def test_preview_errors(api: Api) -> None:
     assert api.post("/v1/activations/nope/preview", json={"event": {}}).status_code == 404
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: messages orjson cannot serialize (an integer beyond 64 bits, nesting "
-                                       "deeper than 254) pass validation, then orjson.dumps raises TypeError when the "
-                                       "activation is stored: 500, not 422")
 @pytest.mark.parametrize("extra", [10**30, json.loads("[" * 300 + "]" * 300)], ids=["int beyond 64 bits", "deep"])
 def test_a_payload_that_cannot_be_serialized_answers_422(api: Api, extra: Any) -> None:
     response = api.post("/v1/activations", json={
@@ -759,8 +752,6 @@ def test_log_as_ndjson(delivered_log: Api) -> None:
     assert [json.loads(line)["event_id"] for line in failed.text.splitlines()] == ["bad"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a naive since/until in year 1 makes datetime.timestamp() raise "
-                                       "ValueError ('year 0 is out of range'): 500, not 422")
 @pytest.mark.parametrize("param", ["since", "until"])
 def test_an_extreme_time_filter_is_not_a_server_error(api: Api, param: str) -> None:
     api.create_activation()
@@ -904,27 +895,40 @@ def test_unknown_paths_and_methods(api: Api) -> None:
 
 # -- input no service may choke on ----------------------------------------------------------------
 
+REPLAY_SURROGATE_BUG = pytest.mark.xfail(
+    strict=True, reason="BUG: replay echoes an unknown event id holding a lone surrogate in not_replayable, and "
+                        "the response cannot be encoded (PydanticSerializationError): 500")
 SURROGATE_CASES = [
-    ("POST", "/v1/activations/welcome/triggers",
-     b'{"event": {"line_user_id": "%s", "name": "x", "event_id": "\\ud800"}}'),
-    ("POST", "/v1/activations/welcome/triggers", b'{"event": {"line_user_id": "%s", "name": "\\ud800"}}'),
-    ("POST", "/v1/activations/welcome/preview", b'{"event": {"line_user_id": "%s", "name": "\\ud800"}}'),
-    ("POST", "/v1/activations/welcome/replay", b'{"event_ids": ["\\ud800"]}'),
-    ("POST", "/v1/activations", b'{"name": "s", "authentication": "line", "recipient": "{{line_user_id}}", '
-                                b'"messages": [{"type": "text", "text": "\\ud800"}]}'),
-    ("POST", "/v1/authentications", b'{"name": "s", "access_token": "\\ud800", "skip_test": true}'),
+    pytest.param("/v1/activations/welcome/triggers",
+                 b'{"event": {"line_user_id": "%s", "name": "x", "event_id": "\\ud800"}}', id="trigger event_id"),
+    pytest.param("/v1/activations/welcome/triggers",
+                 b'{"event": {"line_user_id": "%s", "name": "\\ud800"}}', id="trigger attribute"),
+    pytest.param("/v1/activations/welcome/preview",
+                 b'{"event": {"line_user_id": "%s", "name": "\\ud800"}}', id="preview"),
+    pytest.param("/v1/activations/welcome/replay", b'{"event_ids": ["\\ud800"]}', id="replay",
+                 marks=REPLAY_SURROGATE_BUG),
+    pytest.param("/v1/activations", b'{"name": "s", "authentication": "line", "recipient": "{{line_user_id}}", '
+                                    b'"messages": [{"type": "text", "text": "\\ud800"}]}', id="activation"),
+    pytest.param("/v1/authentications", b'{"name": "s", "access_token": "\\ud800", "skip_test": true}', id="token"),
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a lone UTF-16 surrogate escape (valid JSON: \"\\ud800\") reaches orjson "
-                                       "or SQLite unchecked (TypeError / UnicodeEncodeError): 500, not 4xx")
-@pytest.mark.parametrize(("method", "path", "raw"), SURROGATE_CASES,
-                         ids=["trigger event_id", "trigger attribute", "preview", "replay", "activation", "token"])
-def test_a_lone_surrogate_is_bad_input_not_a_server_error(api: Api, method: str, path: str, raw: bytes) -> None:
+@pytest.mark.parametrize(("path", "raw"), SURROGATE_CASES)
+def test_a_lone_surrogate_is_not_a_server_error(api: Api, path: str, raw: bytes) -> None:
+    """A lone UTF-16 surrogate escape is valid JSON but no valid text: refused (4xx), or, in a
+    trigger, the event is recorded as failed with the reason."""
     api.create_activation()
     body = raw % U1.encode() if b"%s" in raw else raw
-    response = api.client.request(method, path, data=body, headers=JSON)
-    assert 400 <= response.status_code < 500
+    response = api.post(path, data=body, headers=JSON)
+    assert response.status_code < 500
+    if path.endswith("/triggers"):
+        assert response.status_code == 202
+        [result] = response.json()["results"]
+        assert result["status"] == "failed"
+        assert result["error"]
+        assert api.log()[0]["state"] == "failed"
+    else:
+        assert response.status_code in (400, 422), response.text
 
 
 def test_awkward_but_valid_input_is_handled(api: Api, sim: ThreadedSimulator) -> None:
