@@ -23,7 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__, activation_table, activations, apikeys, authentications, outbox, triggers
@@ -32,6 +32,7 @@ from .context import Context
 from .errors import AlreadyExists, CredentialsRejected, FieldProblem, InvalidInput, LineoaExportError, NotFound
 from .line_client import DEFAULT_API_URL, PUSH_PATH
 from .metrics import Metrics
+from .naming import is_valid_unicode
 from .worker import Worker
 
 MAX_BATCH = 1000
@@ -129,6 +130,13 @@ class SampleIn(BaseModel):
 class ReplayIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     event_ids: list[str] | None = Field(default=None, description="Failed events to replay; all when left out")
+
+    @field_validator("event_ids")
+    @classmethod
+    def _unicode(cls, ids: list[str] | None) -> list[str] | None:
+        if ids and not all(is_valid_unicode(i) for i in ids):
+            raise ValueError("not valid Unicode (a lone surrogate)")
+        return ids
 
 
 class ReplayOut(BaseModel):

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .database import Database
-from .naming import is_valid_unicode
 from .retry_policy import KEY_LIFETIME_SECONDS, RetryPolicy
 from .states import EventState
 
@@ -213,8 +212,6 @@ def replay_failed(
             replayed = [r["event_id"] for r in tx.run("replay_failed", {**params, "event_id": None})]
         else:
             for event_id in event_ids:
-                if not is_valid_unicode(event_id):
-                    continue  # a lone surrogate: no stored id can match it
                 replayed += [r["event_id"] for r in tx.run("replay_failed", {**params, "event_id": event_id})]
     done = set(replayed)
     return Replay(replayed, [e for e in (event_ids or []) if e not in done])

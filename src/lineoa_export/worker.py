@@ -133,6 +133,7 @@ class Worker:
         """Drain: stop claiming, finish what is in flight, give back what was not started."""
         self._stopping = True
         self._wake.set()
+        self._settled.set()
 
     @property
     def in_flight(self) -> int:
@@ -149,10 +150,13 @@ class Worker:
         finally:
             self._stopping = True
             await self._drain(senders)
-            recorder.cancel()
+            # The recorder is told to finish, never cancelled: a cancelled write could drop a
+            # batch of outcomes LINE has already accepted.
+            self._results_ready.set()
+            await asyncio.gather(recorder, return_exceptions=True)
             if checker:
                 checker.cancel()
-            await asyncio.gather(recorder, *(c for c in [checker] if c), return_exceptions=True)
+                await asyncio.gather(checker, return_exceptions=True)
             await self._flush()
             await self._transport.close()
             await self._limits.close()
@@ -346,18 +350,24 @@ class Worker:
     async def _record_loop(self) -> None:
         while True:
             await self._results_ready.wait()
-            if len(self._results) < self.settings.batch_size:
+            if len(self._results) < self.settings.batch_size and not self._stopping:
                 # A moment's grace gathers the results finishing together into one write.
                 await asyncio.sleep(0.005)
             await self._flush()
+            if self._stopping and self._sending == 0 and not self._results:
+                return
 
     async def _flush(self) -> None:
+        self._results_ready.clear()
         if not self._results:
-            self._results_ready.clear()
             return
         batch, self._results = self._results, []
-        self._results_ready.clear()
-        await self._db(outbox.record, self.db, batch, worker=self.id)
+        try:
+            await self._db(outbox.record, self.db, batch, worker=self.id)
+        except Exception:
+            # The events stay leased: when the lease runs out they are sent again with the
+            # same retry key, and LINE answers 409 for any it had accepted.
+            log.exception("could not record %d outcomes", len(batch))
         self._in_flight -= len(batch)
         self._settled.set()
 

@@ -182,7 +182,8 @@ def test_trigger_events_line_that_is_not_utf8_is_reported_and_good_lines_recorde
 def test_trigger_events_ignores_a_byte_order_mark(cli: Cli, tmp_path: Path) -> None:
     create(cli, "bom", "--messages", TEXT_MESSAGES)
     path = tmp_path / "bom.ndjson"
-    path.write_bytes(b"\xef\xbb\xbf" + b'{"event_id": "b1", "uid": "U0123456789abcdef0123456789abcdef", "name": "A", "points": 1}\n')
+    line = b'{"event_id": "b1", "uid": "U0123456789abcdef0123456789abcdef", "name": "A", "points": 1}\n'
+    path.write_bytes(b"\xef\xbb\xbf" + line)
     ok = cli("trigger", "bom", "--events", str(path))
     assert ok.returncode == 0, describe(ok)
     assert "b1\taccepted" in ok.stdout

@@ -137,6 +137,7 @@ def as_text(value: Any) -> str:
 # -- templates -------------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(1800)  # release sizes take minutes
 def test_any_template_compiles_or_is_refused_and_renders_or_misses(sizes: Sizes) -> None:
     outcomes: Counter[str] = Counter()
 
@@ -159,13 +160,14 @@ def test_any_template_compiles_or_is_refused_and_renders_or_misses(sizes: Sizes)
         except orjson.JSONEncodeError:
             outcomes["not serializable (big int / surrogate / depth)"] += 1
             return
-        assert json.loads(body) is not None or rendered is None
+        assert json.loads(body) == rendered, "the rendered value reads back from its JSON unchanged"
         outcomes["rendered"] += 1
 
     run_property(check, sizes.hypothesis_examples)
     report("bad input: Template.compile/render", dict(outcomes))
 
 
+@pytest.mark.timeout(1800)  # release sizes take minutes
 def test_rendered_bodies_are_valid_json_with_the_value_verbatim(sizes: Sizes) -> None:
     outcomes: Counter[str] = Counter()
 
@@ -173,9 +175,10 @@ def test_rendered_bodies_are_valid_json_with_the_value_verbatim(sizes: Sizes) ->
         prefix=safe_text, suffix=safe_text, value=event_values, whole=st.booleans(), name=st.sampled_from(["v", "a.b"])
     )
     def check(prefix: str, suffix: str, value: Any, whole: bool, name: str) -> None:
-        hypothesis.assume("{{" not in prefix + "}" + suffix and not prefix.endswith("\\") and "{" not in suffix[:1])
+        # Literal text around the placeholder holds no placeholder or escape of its own.
+        hypothesis.assume("{{" not in prefix and "{{" not in suffix and not prefix.endswith(("\\", "{")))
         source = "{{" + name + "}}" if whole else f"{prefix}{{{{ {name} }}}}{suffix}"
-        literal = "" if whole else prefix.replace("\\{{", "{{")
+        literal = "" if whole else prefix
         try:
             spec = activations.parse_spec({
                 "name": "a", "authentication": "line", "recipient": "{{uid}}",
@@ -224,6 +227,7 @@ def open_db(tmp_path: Path) -> Any:
     return ctx
 
 
+@pytest.mark.timeout(1800)  # release sizes take minutes
 def test_accept_never_raises_and_records_one_row_per_event_id(tmp_path: Path, sizes: Sizes) -> None:
     ctx = open_db(tmp_path)
     names = itertools.count()
@@ -362,6 +366,7 @@ def test_the_api_answers_a_lone_surrogate_recipient_without_5xx(tmp_path: Path) 
 # -- API fuzz ----------------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(1800)  # release sizes take minutes
 def test_generated_trigger_bodies_never_make_the_api_answer_5xx(tmp_path: Path, sizes: Sizes) -> None:
     statuses: Counter[int] = Counter()
     with make_api(tmp_path, None) as api:

@@ -31,6 +31,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cli_support import TEXT_MESSAGES, Cli, Setup, Simulator, describe
 from reliability_support import SECRET_KEY, Sizes, report
 
@@ -92,6 +93,7 @@ def table(db_path: Path) -> list[dict[str, Any]]:
         ctx.close()
 
 
+@pytest.mark.timeout(1800)  # release sizes take minutes
 def test_kill_9_at_random_moments_loses_nothing_and_sends_nothing_twice(tmp_path: Path, sizes: Sizes) -> None:
     n, kills = sizes.crash_events, sizes.crash_kills
     rng = random.Random(SEED)

@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 from reliability_support import Sizes, report
 
 from lineoa_export.simulator import SimulatorOptions
@@ -52,6 +53,7 @@ def bad_attempts(entry: dict[str, Any]) -> list[str]:
     return problems
 
 
+@pytest.mark.timeout(1800)  # release sizes take minutes
 def test_every_event_is_delivered_once_and_every_attempt_is_recorded(tmp_path: Path, sizes: Sizes) -> None:
     n = sizes.fault_events
 

@@ -16,6 +16,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from cli_support import DEMO_CHANNEL_ID, TEXT_MESSAGES, Cli, Setup, Simulator, describe
 from reliability_support import SECRET_KEY, Sizes, report
 
@@ -32,6 +33,7 @@ def ndjson(path: Path, numbers: range) -> Path:
     return path
 
 
+@pytest.mark.timeout(1800)  # release sizes take minutes
 def test_quota_runs_out_then_resume_delivers_every_event_once(tmp_path: Path, sizes: Sizes) -> None:
     n = sizes.quota_events
     quota = n * 40 // 100
