@@ -24,3 +24,8 @@ def is_valid_unicode(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def storable(text: str) -> str:
+    """``text`` with any lone surrogate written as ``\\udxxx``, so it can be stored and shown."""
+    return text if is_valid_unicode(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from . import activations
 from .database import Database
-from .naming import is_valid_unicode
+from .naming import is_valid_unicode, storable
 from .outbox import NewEvent, enqueue
 
 MAX_EVENT_ID_LENGTH = 200
@@ -46,13 +46,17 @@ def prepare(activation: activations.Activation, compiled: activations.Compiled, 
     retry_key = str(uuid.uuid4())
     if not is_valid_unicode(event_id):
         # Stored under a readable form of the id, so the event is recorded rather than lost.
-        shown = event_id.encode("utf-8", "backslashreplace").decode("utf-8")
-        return NewEvent(activation.name, shown, activation.channel_key, None, None, retry_key,
+        return NewEvent(activation.name, storable(event_id), activation.channel_key, None, None, retry_key,
                         "event_id: not valid Unicode (a lone surrogate)")
     try:
         recipient, body = compiled.render(event)
     except activations.RenderError as exc:
-        return NewEvent(activation.name, event_id, activation.channel_key, exc.recipient, None, retry_key, str(exc))
+        recipient_shown = storable(exc.recipient) if exc.recipient is not None else None
+        return NewEvent(activation.name, event_id, activation.channel_key, recipient_shown, None, retry_key,
+                        storable(str(exc)))
+    except RecursionError:
+        return NewEvent(activation.name, event_id, activation.channel_key, None, None, retry_key,
+                        "event: a value is nested too deeply to render")
     return NewEvent(activation.name, event_id, activation.channel_key, recipient, body, retry_key)
 
 
