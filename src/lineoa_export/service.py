@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 
 async def serve(ctx: Context, *, host: str, port: int, log_level: str = "info") -> None:
     metrics = Metrics(ctx.db, rate_limit=ctx.settings.rate_limit)
-    worker = Worker(ctx.db, ctx.vault, ctx.settings, clock=ctx.clock, listener=metrics.on_result)
+    # The API's own database work runs on the thread pool; the worker's goes to its database
+    # thread too, so a trigger holding SQLite's write lock never stalls the event loop.
+    worker = Worker(ctx.db, ctx.vault, ctx.settings, clock=ctx.clock, listener=metrics.on_result,
+                    inline_sqlite=False)
     app = create_api(ctx, worker=worker, metrics=metrics)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off"))
 
