@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -68,12 +69,17 @@ class ChannelLimiter:
         self._slow = pacing(max(1.0, rate / 2), max(1, burst // 2))
         self._slow_until = float("-inf")
         self._tat = float("-inf")  # theoretical arrival time of the next push
+        self._departures: deque[float] = deque(maxlen=max(1, int(rate * HEADROOM)))
 
     @property
     def slowed(self) -> bool:
         return self._monotonic() < self._slow_until
 
     async def acquire(self) -> None:
+        await self._paced()
+        await self._within_window()
+
+    async def _paced(self) -> None:
         interval, burst = self._slow if self.slowed else self._normal
         now = asyncio.get_running_loop().time()
         tat = max(self._tat, now)
@@ -87,6 +93,19 @@ class ChannelLimiter:
             if self._tat == tat + interval:  # nobody reserved after us: give the slot back
                 self._tat = tat
             raise
+
+    async def _within_window(self) -> None:
+        """The backstop: count real departures, not reservations.
+
+        Pacing reserves slots on schedule, but a stalled event loop releases the senders of
+        several slots at once, late. Keeping the last ``budget`` departure times and waiting
+        until the oldest is a second old bounds every 1-second window of actual departures.
+        """
+        loop = asyncio.get_running_loop()
+        window = self._departures
+        while len(window) == window.maxlen and (age := loop.time() - window[0]) < 1.0:
+            await asyncio.sleep(1.0 - age)
+        window.append(loop.time())
 
     def slow_down(self) -> None:
         """LINE said the bucket is empty: halve our rate for a while."""

@@ -196,3 +196,23 @@ def test_slowing_one_channel_leaves_others_alone() -> None:
 
     assert limits.for_channel("a").slowed
     assert not limits.for_channel("b").slowed
+
+
+def test_a_stalled_loop_cannot_release_more_than_the_budget_in_one_second() -> None:
+    """Senders whose slots passed while the loop was stalled leave together, late; the window
+    of real departures still holds no more than the budget."""
+
+    async def main(loop: ManualTimeLoop) -> int:
+        limiter = ChannelLimiter(100, 5)
+        waiting = [asyncio.ensure_future(limiter.acquire()) for _ in range(120)]
+        await asyncio.sleep(0)  # the burst of 5 leaves; the others reserve slots up to ~1.3 s ahead
+        loop.now += 1.4  # the loop stalls past all of them
+        for _ in range(5):
+            await asyncio.sleep(0)
+        done = sum(task.done() for task in waiting) - 5  # those that left after the stall
+        for task in waiting:
+            task.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
+        return done
+
+    assert run(main) == int(100 * HEADROOM)
