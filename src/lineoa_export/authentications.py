@@ -211,6 +211,12 @@ class TokenSource:
     def renewable(self) -> bool:
         return self._credentials.kind == "channel_credentials"
 
+    def cached(self) -> str | None:
+        """The token if it is good to use now, without minting (no coroutine on the hot path)."""
+        if self._token is not None and self._clock.now() < self._expires_at:
+            return self._token
+        return None
+
     async def token(self) -> str:
         if self._token is not None and self._clock.now() < self._expires_at:
             return self._token

@@ -19,10 +19,12 @@ class LineChannel:
 
     async def push(self, body: bytes, retry_key: str) -> Outcome:
         """Send one push; a 401 on a minted token earns one re-mint and one resend (same key, same body)."""
-        try:
-            token = await self.tokens.token()
-        except TokenUnavailable as exc:
-            return exc.outcome
+        token = self.tokens.cached()
+        if token is None:
+            try:
+                token = await self.tokens.token()
+            except TokenUnavailable as exc:
+                return exc.outcome
         outcome = classify(await self.client.push(token, body, retry_key))
         if outcome.kind is OutcomeKind.UNAUTHORIZED and self.tokens.renewable:
             # A 401 does not use the retry key up, so resending with it stays duplicate-free.

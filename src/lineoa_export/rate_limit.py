@@ -37,6 +37,8 @@ class Limiter(Protocol):
     @property
     def slowed(self) -> bool: ...
 
+    def try_acquire(self) -> bool: ...
+
     async def acquire(self) -> None: ...
 
     def slow_down(self) -> None: ...
@@ -75,9 +77,24 @@ class ChannelLimiter:
     def slowed(self) -> bool:
         return self._monotonic() < self._slow_until
 
+    def try_acquire(self) -> bool:
+        """Take a departure slot if one is free right now (the common case, no coroutine)."""
+        interval, burst = self._slow if self.slowed else self._normal
+        now = asyncio.get_running_loop().time()
+        tat = max(self._tat, now)
+        window = self._departures
+        if tat - (burst - 1) * interval - now > 1e-9 or (
+            len(window) == window.maxlen and now - window[0] < 1.0
+        ):
+            return False
+        self._tat = tat + interval
+        window.append(now)
+        return True
+
     async def acquire(self) -> None:
-        await self._paced()
-        await self._within_window()
+        if not self.try_acquire():
+            await self._paced()
+            await self._within_window()
 
     async def _paced(self) -> None:
         interval, burst = self._slow if self.slowed else self._normal
@@ -103,7 +120,8 @@ class ChannelLimiter:
         """
         loop = asyncio.get_running_loop()
         window = self._departures
-        while len(window) == window.maxlen and (age := loop.time() - window[0]) < 1.0:
+        # A timed wait is the point here: the slot frees at a known moment, no event will tell us.
+        while len(window) == window.maxlen and (age := loop.time() - window[0]) < 1.0:  # noqa: ASYNC110
             await asyncio.sleep(1.0 - age)
         window.append(loop.time())
 

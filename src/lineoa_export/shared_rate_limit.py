@@ -89,9 +89,14 @@ class SharedChannelLimiter:
         granted = await self._script(keys=self._keys, args=[self.refill, self.block, self.block, now])
         return int(granted)
 
-    async def acquire(self) -> None:
+    def try_acquire(self) -> bool:
         if self._tokens > 0 and time.monotonic() < self._expires:
             self._tokens -= 1
+            return True
+        return False
+
+    async def acquire(self) -> None:
+        if self.try_acquire():
             return
         async with self._lock:
             while not (self._tokens > 0 and time.monotonic() < self._expires):

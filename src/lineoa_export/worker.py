@@ -268,9 +268,10 @@ class Worker:
             return self._settle(c, EventState.FAILED, error=KEY_EXPIRED_ERROR, now=now), None
         if self._held(c.channel_key, generation):
             return self._settle(c, EventState.PAUSED, error=None, now=now), None
-        channel = await self._channel(c.authentication)
+        channel = self._channels.get(c.authentication) or await self._channel(c.authentication)
         limiter = self._limits.for_channel(c.channel_key)
-        await limiter.acquire()
+        if not limiter.try_acquire():
+            await limiter.acquire()
         started = self.clock.now()
         t0 = time.perf_counter()
         outcome = await channel.push(c.body, c.retry_key)
