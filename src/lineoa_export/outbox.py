@@ -132,7 +132,7 @@ class Result:
         return {
             "id": self.event_id,
             "worker": worker,
-            "state": self.state.value,
+            "state": self.state,  # a StrEnum is a str: no `.value` lookup on the hot path
             "attempt": self.attempt,
             "retries": self.retries,
             "started_at": self.started_at,

@@ -8,7 +8,7 @@ works with :class:`OutcomeKind`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import orjson
 
@@ -17,7 +17,7 @@ MONTHLY_LIMIT_MESSAGE = "You have reached your monthly limit."
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 
 
-class OutcomeKind(Enum):
+class OutcomeKind(StrEnum):
     DELIVERED = "delivered"              # 2xx
     DUPLICATE = "duplicate"              # 409 + x-line-accepted-request-id: delivered earlier
     RATE_LIMITED = "rate_limited"        # 429 rate limit: retry, and slow the channel down

@@ -33,7 +33,7 @@ async def _run(ctx: Context, *, until_idle: bool, console: Console) -> WorkerSta
         counts: dict[str, int] = {}
 
         def on_result(_: Claimed, result: Result, __: Outcome | None) -> None:
-            counts[result.state.value] = counts.get(result.state.value, 0) + 1
+            counts[result.state] = counts.get(result.state, 0) + 1
             if result.state.is_final:
                 progress.advance(task)
             progress.update(task, summary=" ".join(

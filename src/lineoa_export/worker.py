@@ -73,9 +73,9 @@ class WorkerStats:
     attempts: int = 0
 
     def add(self, result: Result, outcome: Outcome | None) -> None:
-        self.states[result.state.value] += 1
+        self.states[result.state] += 1  # StrEnum keys compare and print as their values
         if outcome is not None:
-            self.outcomes[outcome.kind.value] += 1
+            self.outcomes[outcome.kind] += 1
             self.attempts += 1
 
 
@@ -414,4 +414,8 @@ class Worker:
 
 
 def describe(stats: WorkerStats) -> dict[str, Any]:
-    return {"attempts": stats.attempts, "outcomes": dict(stats.outcomes), "states": dict(stats.states)}
+    return {
+        "attempts": stats.attempts,
+        "outcomes": {str(k): v for k, v in stats.outcomes.items()},
+        "states": {str(k): v for k, v in stats.states.items()},
+    }
