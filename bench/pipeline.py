@@ -224,6 +224,10 @@ def measure_bare(sim: Simulator, n: int) -> Row:
 def bench_settings(db_url: str, concurrency: int | None, batch_size: int | None) -> Any:
     from lineoa_export.settings import Settings
 
+    if concurrency is None and "LINEOA_EXPORT_CONCURRENCY" not in os.environ:
+        # Like with like: as many pushes in flight as the bare loop has tasks. (The product's
+        # default, 128, is sized for LINE's real round trips, not for a loopback simulator.)
+        concurrency = BARE_TASKS
     return Settings.from_env(database_url=db_url, secret_key=SECRET_KEY, rate_limit=1e6,
                              concurrency=concurrency, batch_size=batch_size)
 
