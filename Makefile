@@ -22,7 +22,7 @@ test: install
 	$(BIN)/pytest
 
 bench: install
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/suite.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
