@@ -13,6 +13,9 @@ One LINE simulator in its own process on loopback (bench/pipeline.py's ``Simulat
 4. ``memory``: peak RSS of the process enqueuing 1,000,000 events, the enqueue rate, and the
    peak RSS of a worker started against that deep outbox.
 5. ``startup``: ``lineoa-export --help`` next to ``python -c "import linebot.v3.messaging"``.
+6. ``http``: triggers posted over HTTP to ``lineoa-export serve`` (batches of 1,000 and of 100, a
+   few connections) while the worker inside serve delivers them: accepted events/s, request
+   latency, pushes/s meanwhile, the backlog, and that every event is delivered exactly once.
 
 Each section prints its table when it finishes; a summary lists every target with PASS/MISS;
 ``bench/results/suite.json`` holds rates, ratios, every raw figure and the machine.
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 import pipeline  # bench/pipeline.py: simulator process, bare loop, full pipeline, helpers
 from pipeline import (
     ACTIVATION,
@@ -66,13 +70,17 @@ from rich.table import Table
 HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results" / "suite.json"
 SDK_TASKS = 64
-SECTIONS = ("throughput", "rate", "latency", "memory", "startup")
+SECTIONS = ("throughput", "rate", "latency", "memory", "startup", "http")
 
 # Targets (issue 4).
 T_RATE, T_BARE, T_SDK = 2000.0, 0.7, 2.0
 T_WINDOW = 2000
 T_P99_MS = 20.0
 T_RSS_MB = 150.0
+T_HTTP = 2000.0  # issue 3: accepted events/s over HTTP while the worker delivers
+HTTP_BATCH = 1000  # events per request of the headline run (the endpoint's maximum)
+HTTP_OTHER_BATCHES = (100,)  # shown next to it
+HTTP_CONNECTIONS = 4
 
 console = Console(width=max(Console().width, 140))
 
@@ -88,12 +96,13 @@ class Profile:
     memory_events: int
     worker_seconds: float  # section 4, worker against the deep outbox
     startup_runs: int
+    http_seconds: float  # section 6, per batch size
 
 
 DEFAULT = Profile(pushes=10_000, rounds=3, rate_seconds=4.0, latency_seconds=5.0, memory_events=1_000_000,
-                  worker_seconds=2.0, startup_runs=5)
+                  worker_seconds=2.0, startup_runs=5, http_seconds=8.0)
 QUICK = Profile(pushes=4_000, rounds=1, rate_seconds=2.0, latency_seconds=2.0, memory_events=100_000,
-                worker_seconds=2.0, startup_runs=5)
+                worker_seconds=2.0, startup_runs=5, http_seconds=4.0)
 
 
 def load() -> str:
@@ -447,6 +456,49 @@ def _latency_worker(sim: Simulator, p: Profile, rate: float, poll: float | None)
             ctx.close()
 
 
+@dataclass
+class Serve:
+    """``lineoa-export serve`` in its own process on a free port; its log goes to a temporary file."""
+
+    proc: subprocess.Popen[str]
+    base: str
+    log: Any
+
+    def log_tail(self) -> str:
+        self.log.seek(0)
+        return str(self.log.read()[-2000:])
+
+    async def wait_ready(self, session: aiohttp.ClientSession, within: float = 30) -> None:
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                async with session.get(self.base + "/healthz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"serve did not start: {self.log_tail()}")
+            await asyncio.sleep(0.1)
+
+
+def start_serve(db_url: str, **settings: Any) -> Serve:
+    port = free_port()
+    log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - uvicorn's log, read on failure only
+    proc = subprocess.Popen([sys.executable, "-m", "lineoa_export", "serve", "--port", str(port)],
+                            env=worker_env(db_url, **settings), cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    return Serve(proc, f"http://127.0.0.1:{port}", log)
+
+
+async def _wait_sim(sim: Simulator, n: int, within: float = 30) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if (await sim._call("GET", "/__sim/stats"))["accepted_pushes"] >= n:
+            return
+        await asyncio.sleep(0.05)
+
+
 def _latency_serve(sim: Simulator, p: Profile, rate: float, tick: float = 0.01) -> tuple[list[float], Offer]:
     from lineoa_export import apikeys
 
@@ -456,29 +508,13 @@ def _latency_serve(sim: Simulator, p: Profile, rate: float, tick: float = 0.01) 
         db_url = f"sqlite:///{path}"
         ctx = setup_db(pipeline.bench_settings(db_url, None, None), sim.url)
         key = apikeys.create(ctx.db, "bench", now=time.time())
-        port = free_port()
-        log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - uvicorn's log, read on failure only
-        proc = subprocess.Popen([sys.executable, "-m", "lineoa_export", "serve", "--port", str(port)],
-                                env=worker_env(db_url, rate_limit=2000), cwd=ROOT,
-                                stdout=log, stderr=subprocess.STDOUT, text=True)
-        base = f"http://127.0.0.1:{port}"
+        serve = start_serve(db_url, rate_limit=2000)
         try:
             async def drive() -> Offer:
                 headers = {"Authorization": f"Bearer {key}"}
                 async with aiohttp.ClientSession(headers=headers) as s:
-                    deadline = time.monotonic() + 30
-                    while True:
-                        try:
-                            async with s.get(base + "/healthz") as r:
-                                if r.status == 200:
-                                    break
-                        except aiohttp.ClientError:
-                            pass
-                        if proc.poll() is not None or time.monotonic() > deadline:
-                            log.seek(0)
-                            raise RuntimeError(f"serve did not start: {log.read()[-2000:]}")
-                        await asyncio.sleep(0.1)
-                    trigger_url = f"{base}/v1/activations/{ACTIVATION}/triggers"
+                    await serve.wait_ready(s)
+                    trigger_url = f"{serve.base}/v1/activations/{ACTIVATION}/triggers"
 
                     async def post(evs: list[dict[str, Any]]) -> None:
                         async with s.post(trigger_url, json={"events": evs}) as r:
@@ -486,10 +522,7 @@ def _latency_serve(sim: Simulator, p: Profile, rate: float, tick: float = 0.01) 
                                 raise RuntimeError(f"trigger answered {r.status}: {await r.text()}")
 
                     await post(next(event_chunks(20, "warm", 20)))
-                    for _ in range(600):
-                        if (await sim._call("GET", "/__sim/stats"))["accepted_pushes"] >= 20:
-                            break
-                        await asyncio.sleep(0.05)
+                    await _wait_sim(sim, 20)
                     await sim._call("POST", "/__sim/reset")
                     total = int(rate * p.latency_seconds)
                     sent = 0
@@ -510,7 +543,7 @@ def _latency_serve(sim: Simulator, p: Profile, rate: float, tick: float = 0.01) 
             offer = asyncio.run(drive())
             wait_accepted(sim, offer.events, 60)
         finally:
-            stop(proc)
+            stop(serve.proc)
             ctx.close()
         return latencies(sim, path, "lat"), offer
 
@@ -685,6 +718,248 @@ def section_startup(p: Profile) -> dict[str, Any]:
             "cli_help_over_sdk_import": round(cli_s / sdk_s, 3), "load_1min": os.getloadavg()[0]}
 
 
+# -- 6. HTTP triggers -------------------------------------------------------------------------
+
+
+@dataclass
+class HttpRun:
+    """One load run against ``serve``: what the client saw, what the simulator saw, the checks."""
+
+    batch: int
+    connections: int
+    seconds: float            # first request sent → last answer read
+    requests: int
+    accepted: int             # events answered 202 with status "accepted"
+    other: dict[str, int]     # events answered with another status (duplicate, ...)
+    errors: list[str]         # non-202 answers / exceptions (first few)
+    request_ms: list[float]
+    pushes_in_window: int     # simulator acceptances between the first request and the last answer
+    backlog_end: int          # queued + retrying + paused in the activation table at the window's end
+    backlog_samples: list[tuple[float, int, int]]  # (s since start, events accepted so far, backlog)
+    client_cpu: float
+    serve_cpu: float
+    sim_cpu: float
+    drain_seconds: float      # window end → everything delivered (or the bound)
+    drained: bool
+    table_counts: dict[str, int]
+    sim_stats: dict[str, Any]
+    check: str
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.seconds if self.seconds else 0.0
+
+    @property
+    def push_rate(self) -> float:
+        return self.pushes_in_window / self.seconds if self.seconds else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.check.startswith("ok")
+
+    def as_json(self) -> dict[str, Any]:
+        ms = self.request_ms or [0.0]
+
+        def share(cpu: float) -> float | None:
+            return round(cpu / self.seconds, 3) if self.seconds else None
+
+        return {
+            "batch": self.batch, "connections": self.connections, "seconds": round(self.seconds, 3),
+            "requests": self.requests, "accepted_events": self.accepted, "other_statuses": self.other,
+            "errors": self.errors, "accepted_per_second": round(self.rate, 1),
+            "request_p50_ms": round(pct(ms, 50), 2), "request_p99_ms": round(pct(ms, 99), 2),
+            "request_max_ms": round(max(ms), 2),
+            "pushes_in_window": self.pushes_in_window, "pushes_per_second": round(self.push_rate, 1),
+            "backlog_end": self.backlog_end,
+            "backlog_samples": [[round(t, 2), a, b] for t, a, b in self.backlog_samples],
+            "client_cpu_share": share(self.client_cpu), "serve_cpu_share": share(self.serve_cpu),
+            "sim_cpu_share": share(self.sim_cpu), "drain_seconds": round(self.drain_seconds, 2),
+            "drained": self.drained, "table_counts": self.table_counts,
+            "sim_accepted_pushes": self.sim_stats.get("accepted_pushes"),
+            "sim_max_accepted_per_recipient": self.sim_stats.get("max_accepted_per_recipient"),
+            "sim_duplicates_suppressed": self.sim_stats.get("duplicates_suppressed"),
+            "check": self.check, "pass": self.ok and self.rate >= T_HTTP, "load_1min": os.getloadavg()[0],
+        }
+
+
+HTTP_WARM = 20
+FINAL = ("delivered", "failed")
+
+
+def _http_run(sim: Simulator, seconds: float, batch: int, connections: int, prefix: str) -> HttpRun:
+    """``connections`` clients post ``batch`` events per request to ``serve`` for ``seconds``, while
+    the worker inside serve delivers them; then wait (bounded) until everything is delivered."""
+    from lineoa_export import apikeys
+
+    sim.reset()
+    with tempfile.TemporaryDirectory(prefix="lineoa-bench-") as tmp:
+        path = Path(tmp) / "http.db"
+        db_url = f"sqlite:///{path}"
+        ctx = setup_db(pipeline.bench_settings(db_url, None, None), sim.url)
+        key = apikeys.create(ctx.db, "bench", now=time.time())
+        ctx.close()
+        # Rate limit out of the way, as many pushes in flight as the other sections' pipeline.
+        serve = start_serve(db_url, rate_limit=1_000_000, concurrency=pipeline.BARE_TASKS)
+        try:
+            return asyncio.run(_http_drive(sim, serve, key, path, seconds, batch, connections, prefix))
+        finally:
+            stop(serve.proc)
+
+
+async def _http_drive(sim: Simulator, serve: Serve, key: str, db_path: Path, seconds: float, batch: int,
+                      connections: int, prefix: str) -> HttpRun:
+    headers = {"Authorization": f"Bearer {key}"}
+    post_headers = {**headers, "Content-Type": "application/json"}
+    activation_url = f"{serve.base}/v1/activations/{ACTIVATION}"
+    trigger_url = activation_url + "/triggers"
+    connector = aiohttp.TCPConnector(limit=connections + 1)  # + 1 for the backlog probe
+    async with aiohttp.ClientSession(headers=headers, connector=connector) as s:
+        await serve.wait_ready(s)
+
+        async def counts() -> dict[str, int]:
+            async with s.get(activation_url) as r:
+                r.raise_for_status()
+                return dict((await r.json())["counts"])
+
+        # Warm-up: channel lookup, connections, serve's code paths; then forgotten at the simulator.
+        async with s.post(trigger_url, data=orjson.dumps({"events": next(event_chunks(HTTP_WARM, "warm",
+                                                                                      HTTP_WARM))}),
+                          headers=post_headers) as r:
+            if r.status != 202:
+                raise RuntimeError(f"trigger answered {r.status}: {await r.text()}")
+        await _wait_sim(sim, HTTP_WARM)
+        for _ in range(200):
+            if (await counts()).get("delivered", 0) >= HTTP_WARM:
+                break
+            await asyncio.sleep(0.05)
+        await sim._call("POST", "/__sim/reset")
+
+        next_i = 0
+        accepted = 0
+        requests = 0
+        other: dict[str, int] = {}
+        errors: list[str] = []
+        request_ms: list[float] = []
+        samples: list[tuple[float, int, int]] = []
+
+        async def client(deadline: float) -> None:
+            nonlocal next_i, accepted, requests
+            while time.monotonic() < deadline and len(errors) < 5:
+                lo = next_i
+                next_i += batch
+                body = orjson.dumps({"events": next(event_chunks(lo + batch, prefix, batch, start=lo))})
+                c0 = time.perf_counter()
+                try:
+                    async with s.post(trigger_url, data=body, headers=post_headers) as r:
+                        payload = await r.read()
+                        status = r.status
+                except aiohttp.ClientError as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                request_ms.append((time.perf_counter() - c0) * 1000)
+                requests += 1
+                if status != 202:
+                    errors.append(f"{status}: {payload[:300]!r}")
+                    continue
+                for state, n in orjson.loads(payload)["counts"].items():
+                    if state == "accepted":
+                        accepted += n
+                    else:
+                        other[state] = other.get(state, 0) + n
+
+        async def probe(t0: float, done: asyncio.Event) -> None:
+            """Backlog once a second during the window (one cheap GET on serve)."""
+            while not done.is_set():
+                try:
+                    await asyncio.wait_for(done.wait(), 1.0)
+                except TimeoutError:
+                    c = await counts()
+                    samples.append((time.monotonic() - t0, accepted,
+                                    sum(n for state, n in c.items() if state not in FINAL)))
+
+        cpu0, serve0, sim0 = time.process_time(), proc_cpu(serve.proc.pid), sim.cpu()
+        t0 = time.monotonic()
+        done = asyncio.Event()
+        prober = asyncio.create_task(probe(t0, done))
+        await asyncio.gather(*(client(t0 + seconds) for _ in range(connections)))
+        window = time.monotonic() - t0
+        pushes = (await sim._call("GET", "/__sim/stats"))["accepted_pushes"]
+        client_cpu = time.process_time() - cpu0
+        serve_cpu, sim_cpu = proc_cpu(serve.proc.pid) - serve0, sim.cpu() - sim0
+        done.set()
+        await prober
+        end_counts = await counts()
+        backlog = sum(n for state, n in end_counts.items() if state not in FINAL)
+
+        # Bounded wait: until every event is final, or no progress for 30 s (or 10 minutes overall).
+        t1 = time.monotonic()
+        last, last_change = -1, t1
+        while True:
+            c = await counts()
+            final = sum(c.get(state, 0) for state in FINAL)
+            if final >= HTTP_WARM + accepted:
+                break
+            now = time.monotonic()
+            if final != last:
+                last, last_change = final, now
+            if now - last_change > 30 or now - t1 > 600:
+                break
+            await asyncio.sleep(0.1)
+        drain = time.monotonic() - t1
+        await _wait_sim(sim, accepted, within=10)  # the simulator may see a push just before the table
+        table = await counts()
+        stats = await sim._call("GET", "/__sim/stats")
+
+    drained = table.get("delivered", 0) == HTTP_WARM + accepted
+    with sqlite3.connect(db_path) as conn:
+        attempts_200 = conn.execute(
+            "SELECT COUNT(*) FROM attempts a JOIN events e ON e.id = a.event "
+            "WHERE e.activation = ? AND a.status_code = 200 AND e.event_id LIKE ?", (ACTIVATION, prefix + "-%"),
+        ).fetchone()[0]
+    good = (not errors and drained and set(table) == {"delivered"} and attempts_200 == accepted
+            and stats["accepted_pushes"] == accepted and stats["max_accepted_per_recipient"] == 1
+            and stats["duplicates_suppressed"] == 0)
+    check = (f"{'ok' if good else 'MISMATCH'}: {accepted:,} accepted over HTTP; table {table} "
+             f"(incl. {HTTP_WARM} warm-up), {attempts_200:,} attempts with 200; simulator accepted "
+             f"{stats['accepted_pushes']:,}, max per recipient {stats['max_accepted_per_recipient']}, "
+             f"duplicates {stats['duplicates_suppressed']}" + (f"; errors: {errors[:3]}" if errors else ""))
+    return HttpRun(batch, connections, window, requests, accepted, other, errors, request_ms, pushes, backlog,
+                   samples, client_cpu, serve_cpu, sim_cpu, drain, drained, table, stats, check)
+
+
+def section_http(sim: Simulator, p: Profile) -> dict[str, Any]:
+    runs = [(HTTP_BATCH, _http_run(sim, p.http_seconds, HTTP_BATCH, HTTP_CONNECTIONS, "h"))]
+    for batch in HTTP_OTHER_BATCHES:
+        runs.append((batch, _http_run(sim, p.http_seconds, batch, HTTP_CONNECTIONS, f"h{batch}")))
+    table = new_table(f"6. HTTP triggers: POST /v1/activations/{ACTIVATION}/triggers to `lineoa-export serve` "
+                      f"(worker inside serve delivering, limit off), {HTTP_CONNECTIONS} connections, "
+                      f"{p.http_seconds:g} s ({load()})",
+                      "events per request", "accepted/s (202)", "events", "request p50 / p99 / max ms",
+                      "pushes/s meanwhile", "backlog at end", "drain", "serve / sim / client CPU",
+                      f"≥ {T_HTTP:,.0f}/s", "check")
+    out: dict[str, Any] = {"seconds": p.http_seconds, "connections": HTTP_CONNECTIONS, "target": T_HTTP,
+                           "batches": {}}
+    for batch, run in runs:
+        fig = run.as_json()
+        out["batches"][str(batch)] = fig
+        table.add_row(f"{batch:,}", f"{run.rate:,.0f}", f"{run.accepted:,}",
+                      f"{fig['request_p50_ms']:.0f} / {fig['request_p99_ms']:.0f} / {fig['request_max_ms']:.0f}",
+                      f"{run.push_rate:,.0f}", f"{run.backlog_end:,}",
+                      f"{run.drain_seconds:.1f} s" + ("" if run.drained else " [red](not drained)[/red]"),
+                      f"{fig['serve_cpu_share']:.0%} / {fig['sim_cpu_share']:.0%} / {fig['client_cpu_share']:.0%}",
+                      pipeline.verdict(fig["pass"]), "ok" if run.ok else "[red]MISMATCH[/red]")
+    console.print(table)
+    for batch, run in runs:
+        trend = "  ".join(f"{t:.0f}s:{a // 1000:,}k/{b:,}" for t, a, b in run.backlog_samples)
+        console.print(f"  {batch:,}/request: accepted so far / backlog, once a second: {trend or '(none)'}")
+        console.print(f"  {batch:,}/request check: {run.check if run.ok else '[red]' + run.check + '[/red]'}")
+    head = out["batches"][str(HTTP_BATCH)]
+    out.update(accepted_per_second=head["accepted_per_second"], pushes_per_second=head["pushes_per_second"],
+               backlog_end=head["backlog_end"], checks_ok=all(r.ok for _, r in runs))
+    out["pass"] = head["pass"]
+    return out
+
+
 # -- summary ----------------------------------------------------------------------------------
 
 
@@ -723,6 +998,11 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         add("lineoa-export --help vs import linebot.v3.messaging", "(no target)", s["cli_help_over_sdk_import"],
             f"{med['lineoa-export --help']:.2f} s vs {med[next(k for k in med if 'linebot' in k)]:.2f} s "
             f"(× {s['cli_help_over_sdk_import']:.2f})", None)
+    if h := results.get("http"):
+        add("HTTP triggers accepted/s while delivering", f"≥ {T_HTTP:,.0f}", h["accepted_per_second"],
+            f"{h['accepted_per_second']:,.0f} ({HTTP_BATCH:,}/request, {h['connections']} connections; "
+            f"delivered {h['pushes_per_second']:,.0f}/s meanwhile, backlog {h['backlog_end']:,}"
+            f"{'' if h['checks_ok'] else '; CHECK FAILED'})", h["pass"])
     return out
 
 
@@ -771,6 +1051,8 @@ def main() -> None:
                 results[name] = section_memory(sim, prof)
             elif name == "startup":
                 results[name] = section_startup(prof)
+            elif name == "http":
+                results[name] = section_http(sim, prof)
             section_seconds[name] = round(time.perf_counter() - t0, 1)
             console.print(f"  ({name}: {section_seconds[name]:.0f} s)\n")
     finally:

@@ -211,28 +211,43 @@ def read_json_arg(value: str, field: str) -> Any:
         raise InvalidInput.single(field, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
 
 
+# The options create and update share, declared once.
+AuthOpt = Annotated[str | None, typer.Option("--auth", help="Authentication to send with.")]
+RecipientOpt = Annotated[str | None, typer.Option(help="Recipient ID template, e.g. '{{line_user_id}}'.")]
+MessagesOpt = Annotated[str | None, typer.Option(help="Messages Payload: a JSON array, or @FILE.")]
+DescriptionOpt = Annotated[str | None, typer.Option(help="Optional description.")]
 RetryOpt = Annotated[int | None, typer.Option(help="Maximum Number Of Retry (default 3).")]
 DelayOpt = Annotated[float | None, typer.Option(help="Initial Retry Delay in seconds (default 2).")]
 MultipleOpt = Annotated[float | None, typer.Option(help="Retry Delay Multiple (default 2).")]
+NotificationOpt = Annotated[
+    bool | None,
+    typer.Option("--notification-disabled/--notification-enabled", help="Deliver without a notification sound."),
+]
+
+
+def _activation_fields(options: dict[str, Any]) -> dict[str, Any]:
+    """The activation fields a command was given (``None`` = not given), payload read and parsed."""
+    fields = {("authentication" if k == "auth" else k): v for k, v in options.items() if v is not None}
+    if "messages" in fields:
+        fields["messages"] = guarded(lambda: read_json_arg(fields["messages"], "messages"))
+    return fields
 
 
 @activation_app.command("create")
 def activation_create(
     name: str,
-    auth: Annotated[str | None, typer.Option("--auth", help="Authentication to send with.")] = None,
-    recipient: Annotated[str | None, typer.Option(help="Recipient ID template, e.g. '{{line_user_id}}'.")] = None,
-    messages: Annotated[str | None, typer.Option(help="Messages Payload: a JSON array, or @FILE.")] = None,
-    description: Annotated[str | None, typer.Option(help="Optional description.")] = None,
+    auth: AuthOpt = None,
+    recipient: RecipientOpt = None,
+    messages: MessagesOpt = None,
+    description: DescriptionOpt = None,
     copy_from: Annotated[str | None, typer.Option(help="Start from another activation's settings.")] = None,
     max_retries: RetryOpt = None,
     initial_retry_delay: DelayOpt = None,
     retry_delay_multiple: MultipleOpt = None,
-    notification_disabled: Annotated[
-        bool | None,
-        typer.Option("--notification-disabled/--notification-enabled", help="Deliver without a notification sound."),
-    ] = None,
+    notification_disabled: NotificationOpt = None,
 ) -> None:
     """Create a triggered activation (the payload is validated before it is saved)."""
+    options = {k: v for k, v in locals().items() if k not in ("name", "copy_from")}  # the flags, first thing
     from . import activations
 
     ctx = context()
@@ -240,75 +255,31 @@ def activation_create(
     if copy_from:
         source = guarded(lambda: activations.get(ctx.db, copy_from))
         base = source.spec.model_dump()
-    fields = _activation_fields(
-        auth,
-        recipient,
-        messages,
-        description,
-        max_retries,
-        initial_retry_delay,
-        retry_delay_multiple,
-        notification_disabled,
-    )
-    data = {**base, **fields, "name": name}
+    data = {**base, **_activation_fields(options), "name": name}
     spec = guarded(lambda: activations.parse_spec(data))
     created = guarded(lambda: activations.create(ctx.db, spec, now=now()))
     out.print(f"created activation [bold]{created.name}[/bold] on authentication {created.spec.authentication}")
 
 
-def _activation_fields(
-    auth: str | None,
-    recipient: str | None,
-    messages: str | None,
-    description: str | None,
-    max_retries: int | None,
-    initial_retry_delay: float | None,
-    retry_delay_multiple: float | None,
-    notification_disabled: bool | None,
-) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        "authentication": auth,
-        "recipient": recipient,
-        "description": description,
-        "max_retries": max_retries,
-        "initial_retry_delay": initial_retry_delay,
-        "retry_delay_multiple": retry_delay_multiple,
-        "notification_disabled": notification_disabled,
-    }
-    if messages is not None:
-        fields["messages"] = guarded(lambda: read_json_arg(messages, "messages"))
-    return {k: v for k, v in fields.items() if v is not None}
-
-
 @activation_app.command("update")
 def activation_update(
     name: str,
-    auth: Annotated[str | None, typer.Option("--auth", help="Authentication to send with.")] = None,
-    recipient: Annotated[str | None, typer.Option(help="Recipient ID template.")] = None,
-    messages: Annotated[str | None, typer.Option(help="Messages Payload: a JSON array, or @FILE.")] = None,
-    description: Annotated[str | None, typer.Option(help="Description.")] = None,
+    auth: AuthOpt = None,
+    recipient: RecipientOpt = None,
+    messages: MessagesOpt = None,
+    description: DescriptionOpt = None,
     max_retries: RetryOpt = None,
     initial_retry_delay: DelayOpt = None,
     retry_delay_multiple: MultipleOpt = None,
-    notification_disabled: Annotated[
-        bool | None, typer.Option("--notification-disabled/--notification-enabled")
-    ] = None,
+    notification_disabled: NotificationOpt = None,
 ) -> None:
     """Change an activation; what is not given stays as it was."""
+    options = {k: v for k, v in locals().items() if k != "name"}  # the flags, first thing
     from . import activations
 
     ctx = context()
     current = guarded(lambda: activations.get(ctx.db, name)).spec.model_dump()
-    fields = _activation_fields(
-        auth,
-        recipient,
-        messages,
-        description,
-        max_retries,
-        initial_retry_delay,
-        retry_delay_multiple,
-        notification_disabled,
-    )
+    fields = _activation_fields(options)
     spec = guarded(lambda: activations.parse_spec({**current, **fields}))
     guarded(lambda: activations.update(ctx.db, spec, now=now()))
     out.print(f"updated activation [bold]{name}[/bold]")

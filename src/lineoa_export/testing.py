@@ -12,9 +12,13 @@ temporary database, an in-process LINE simulator and a :class:`~lineoa_export.cl
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
+import threading
+import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,7 @@ from typing import Any
 from . import activation_table, activations, authentications, triggers
 from .clock import FakeClock
 from .context import Context, open_context
+from .outcomes import Answer, NoAnswer
 from .settings import Settings
 from .simulator import RunningSimulator, SimulatorOptions, running_simulator
 from .simulator.options import DEFAULT_ACCESS_TOKEN, DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_SECRET
@@ -110,3 +115,109 @@ async def pipeline(
             yield p
     finally:
         ctx.close()
+
+
+# -- a fake transport: the seam of line_client, no monkeypatching -------------------------------
+
+
+@dataclass
+class Call:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None
+
+
+@dataclass
+class FakeTransport:
+    """A :class:`~lineoa_export.line_client.Transport` that answers by URL path, in order (the
+    last answer repeats), and records every request. It yields to the loop a few times per
+    request, like real I/O, so concurrent callers interleave."""
+
+    answers: dict[str, list[Answer | NoAnswer]] = field(default_factory=dict)
+    api_url: str = "https://api.line.test"
+    calls: list[Call] = field(default_factory=list)
+    closed: bool = False
+
+    async def request(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
+    ) -> Answer | NoAnswer:
+        self.calls.append(Call(method, url, dict(headers), body))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        queue = self.answers[url.removeprefix(self.api_url)]
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def paths(self) -> list[str]:
+        return [c.url.removeprefix(self.api_url) for c in self.calls]
+
+    def to(self, path: str) -> list[Call]:
+        return [c for c in self.calls if c.url == self.api_url + path]
+
+
+# -- a simulator for synchronous tests (ASGI clients, browsers) ----------------------------------
+
+
+class ThreadedSimulator:
+    """A LINE simulator serving from its own event loop on a daemon thread."""
+
+    def __init__(self, options: SimulatorOptions | None = None) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self.sim: RunningSimulator | None = None
+        self._thread = threading.Thread(target=self._run, args=(options,), daemon=True, name="line-simulator")
+        self._thread.start()
+        if not self._ready.wait(15) or self._error is not None or self.sim is None:
+            raise RuntimeError("the simulator did not start") from self._error
+
+    def _run(self, options: SimulatorOptions | None) -> None:
+        async def serve() -> None:
+            self._stop = asyncio.Event()
+            async with running_simulator(options) as sim:
+                self.sim = sim
+                self._ready.set()
+                await self._stop.wait()
+
+        try:
+            self._loop.run_until_complete(serve())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+        finally:
+            self._loop.close()
+
+    @property
+    def url(self) -> str:
+        assert self.sim is not None
+        return self.sim.url
+
+    @property
+    def options(self) -> SimulatorOptions:
+        assert self.sim is not None
+        return self.sim.options
+
+    def _call(self, method: str, path: str, payload: Any = None) -> dict[str, Any]:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=10) as response:
+            result: dict[str, Any] = json.loads(response.read())
+        return result
+
+    def patch(self, patch: dict[str, Any]) -> dict[str, Any]:
+        """``PATCH /__sim/options`` (a JSON merge patch)."""
+        return self._call("PATCH", "/__sim/options", patch)
+
+    def stats(self) -> dict[str, Any]:
+        return self._call("GET", "/__sim/stats?recipients=1")
+
+    def stop(self) -> None:
+        if self._stop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)

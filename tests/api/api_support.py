@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,69 +18,12 @@ from lineoa_export.api import create_api
 from lineoa_export.clock import FakeClock
 from lineoa_export.context import Context, open_context
 from lineoa_export.settings import Settings
-from lineoa_export.simulator import RunningSimulator, SimulatorOptions, running_simulator
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
+from lineoa_export.testing import ThreadedSimulator
 from lineoa_export.worker import Worker, WorkerStats
 
 SECRET_KEY = "k"
 START = 1_800_000_000.0
-
-
-class ThreadedSimulator:
-    """A LINE simulator serving from its own event loop on a daemon thread."""
-
-    def __init__(self, options: SimulatorOptions | None = None) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._started = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
-        self._sim: RunningSimulator | None = None
-        self._thread = threading.Thread(target=self._run, args=(options,), daemon=True, name="line-simulator")
-        self._thread.start()
-        if not self._started.wait(15):
-            raise RuntimeError("the simulator did not start")
-        if self._error is not None:
-            raise RuntimeError("the simulator did not start") from self._error
-        assert self._sim is not None
-        self.url = self._sim.url
-        self.http = requests.Session()
-        self.http.trust_env = False
-
-    def _run(self, options: SimulatorOptions | None) -> None:
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            async with running_simulator(options) as sim:
-                self._sim = sim
-                self._started.set()
-                await self._stop.wait()
-
-        try:
-            self._loop.run_until_complete(main())
-        except BaseException as exc:
-            self._error = exc
-            self._started.set()
-        finally:
-            self._loop.close()
-
-    def patch(self, patch: dict[str, Any]) -> dict[str, Any]:
-        """``PATCH /__sim/options`` (JSON merge patch)."""
-        response = self.http.patch(self.url + "/__sim/options", json=patch, timeout=10)
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-    def stats(self) -> dict[str, Any]:
-        response = self.http.get(self.url + "/__sim/stats?recipients=1", timeout=10)
-        assert response.status_code == 200, response.text
-        result: dict[str, Any] = response.json()
-        return result
-
-    def stop(self) -> None:
-        self.http.close()
-        if self._stop is not None and not self._loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
 
 
 @dataclass

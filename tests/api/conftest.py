@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_support import Api, ThreadedSimulator, make_api
+from api_support import Api, make_api
+
+from lineoa_export.testing import ThreadedSimulator
 
 
 @pytest.fixture

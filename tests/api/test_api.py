@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 import requests
-from api_support import START, Api, ThreadedSimulator, make_api
+from api_support import START, Api, make_api
 
 from lineoa_export import activation_table, apikeys
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN, DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_SECRET
-from lineoa_export.testing import user_id
+from lineoa_export.testing import ThreadedSimulator, user_id
 
 BAD_TOKEN = "not-a-valid-token-7f3a"
 BAD_SECRET = "wrong-secret-0123456789abcdef00"

@@ -8,7 +8,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from console_support import Console, ThreadedSimulator, console_app
+from console_support import Console, console_app
+
+from lineoa_export.testing import ThreadedSimulator
 
 
 @pytest.fixture

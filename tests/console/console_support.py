@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +17,6 @@ from lineoa_export import apikeys
 from lineoa_export.api import create_api
 from lineoa_export.context import Context, open_context
 from lineoa_export.settings import Settings
-from lineoa_export.simulator import RunningSimulator, SimulatorOptions, running_simulator
 from lineoa_export.testing import TEST_SECRET_KEY
 from lineoa_export.worker import Worker
 
@@ -30,45 +27,6 @@ def csrf_of(html: str) -> str:
     match = CSRF.search(html)
     assert match, "no CSRF field in the page"
     return match.group(1)
-
-
-class ThreadedSimulator:
-    """The LINE simulator on its own event loop in a daemon thread."""
-
-    def __init__(self, options: SimulatorOptions | None = None) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self.sim: RunningSimulator | None = None
-        self._thread = threading.Thread(target=self._run, args=(options,), daemon=True)
-        self._thread.start()
-        assert self._ready.wait(10), "the simulator did not start"
-
-    def _run(self, options: SimulatorOptions | None) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._serve(options))
-
-    async def _serve(self, options: SimulatorOptions | None) -> None:
-        self._stop = asyncio.Event()
-        async with running_simulator(options) as sim:
-            self.sim = sim
-            self._ready.set()
-            await self._stop.wait()
-
-    @property
-    def url(self) -> str:
-        assert self.sim is not None
-        return self.sim.url
-
-    @property
-    def options(self) -> SimulatorOptions:
-        assert self.sim is not None
-        return self.sim.options
-
-    def stop(self) -> None:
-        if self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)
 
 
 @dataclass

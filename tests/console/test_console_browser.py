@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from console_support import ThreadedSimulator
 
 from lineoa_export import activation_table, apikeys, triggers
 from lineoa_export.api import create_api
 from lineoa_export.context import Context, open_context
 from lineoa_export.settings import Settings
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
-from lineoa_export.testing import TEST_SECRET_KEY, user_id
+from lineoa_export.testing import TEST_SECRET_KEY, ThreadedSimulator, user_id
 from lineoa_export.worker import Worker
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -7,12 +7,12 @@ import re
 from html import unescape
 
 import pytest
-from console_support import Console, ThreadedSimulator, csrf_of
+from console_support import Console, csrf_of
 
 from lineoa_export import activation_table, activations, apikeys, authentications, triggers
 from lineoa_export.activations import NEGATIVE_DELAY
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
-from lineoa_export.testing import user_id
+from lineoa_export.testing import ThreadedSimulator, user_id
 from lineoa_export.worker import Worker
 
 TOKEN = "console-secret-token-DO-NOT-SHOW"

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 import orjson
@@ -22,46 +20,12 @@ from lineoa_export.clock import FakeClock
 from lineoa_export.errors import CredentialsRejected, InvalidInput
 from lineoa_export.line_client import LineClient
 from lineoa_export.outcomes import Answer, NoAnswer, OutcomeKind
+from lineoa_export.testing import FakeTransport
 
 CHANNEL_ID = "1234567890"
 CHANNEL_SECRET = "0123456789abcdef0123456789abcdef"
 LONG_LIVED = "long-lived-token/abc+def="
 API = "https://api.line.test"
-
-
-@dataclass
-class Call:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes | None
-
-
-@dataclass
-class FakeTransport:
-    """Answers by URL path, in order; records every request. Yields to the loop like real I/O."""
-
-    answers: dict[str, list[Answer | NoAnswer]] = field(default_factory=dict)
-    calls: list[Call] = field(default_factory=list)
-    closed: bool = False
-
-    async def request(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
-    ) -> Answer | NoAnswer:
-        self.calls.append(Call(method, url, dict(headers), body))
-        for _ in range(3):
-            await asyncio.sleep(0)
-        path = url.removeprefix(API)
-        queue = self.answers[path]
-        return queue.pop(0) if len(queue) > 1 else queue[0]
-
-    async def close(self) -> None:
-        self.closed = True
-
-    def paths(self) -> list[str]:
-        return [c.url.removeprefix(API) for c in self.calls]
-
-
 TOKEN_PATH = "/oauth2/v3/token"
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import orjson
 import pytest
@@ -14,6 +12,7 @@ from lineoa_export.channels import LineChannel
 from lineoa_export.clock import FakeClock
 from lineoa_export.line_client import LineClient
 from lineoa_export.outcomes import Answer, NoAnswer, OutcomeKind
+from lineoa_export.testing import FakeTransport
 
 API = "https://api.line.test"
 PUSH = "/v2/bot/message/push"
@@ -26,38 +25,6 @@ RETRY_KEY = "5f1c1a4e-2b6f-4d53-9a52-7f1d3c1e9b10"
 BODY = b'{"to":"U0123456789abcdef0123456789abcdef","messages":[{"type":"text","text":"Hi \\u00e9"}]}'
 UNAUTHORIZED = Answer(401, orjson.dumps({"message": "Authentication failed due to the expired access token"}))
 DELIVERED = Answer(200, orjson.dumps({"sentMessages": [{"id": "4612", "quoteToken": "q"}]}), request_id="req-2")
-
-
-@dataclass
-class Call:
-    method: str
-    url: str
-    headers: dict[str, str]
-    body: bytes | None
-
-
-@dataclass
-class FakeTransport:
-    """Answers by URL path, in order (the last one repeats); records every request."""
-
-    answers: dict[str, list[Answer | NoAnswer]] = field(default_factory=dict)
-    calls: list[Call] = field(default_factory=list)
-
-    async def request(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
-    ) -> Answer | NoAnswer:
-        self.calls.append(Call(method, url, dict(headers), body))
-        await asyncio.sleep(0)
-        queue = self.answers[url.removeprefix(API)]
-        return queue.pop(0) if len(queue) > 1 else queue[0]
-
-    async def close(self) -> None:
-        pass
-
-    def to(self, path: str) -> list[Call]:
-        return [c for c in self.calls if c.url == API + path]
-
-
 def minted(token: str) -> Answer:
     return Answer(200, orjson.dumps({"token_type": "Bearer", "access_token": token, "expires_in": 900}))
 
