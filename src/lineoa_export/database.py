@@ -104,6 +104,7 @@ class Database:
         self._local = threading.local()
         self._all: list[Any] = []
         self._lock = threading.Lock()
+        self._writers = threading.Lock()
 
     # -- connections -------------------------------------------------------------------------
 
@@ -161,15 +162,19 @@ class Database:
         """A write transaction; commits on success, rolls back on any exception."""
         conn = self._conn()
         if self.dialect == "sqlite":
-            # IMMEDIATE takes the write lock up front, so two writers queue instead of
+            # Writers of this process queue on a Python lock: SQLite's own busy handler
+            # backs off by sleeping (up to 100 ms a try), which starved the worker's small
+            # writes behind a stream of large trigger batches in `serve`. IMMEDIATE then
+            # takes the file lock up front, so writers of other processes queue instead of
             # deadlocking on a read-to-write upgrade.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield _Tx(conn, "sqlite")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            with self._writers:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _Tx(conn, "sqlite")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
         else:
             with conn.transaction():
                 yield _Tx(conn, "postgres")
