@@ -127,22 +127,15 @@ async def _test_credentials(ctx: Context, creds: Any, api_url: str) -> Any:
 def auth_list() -> None:
     """List authentications (secrets are never shown)."""
     from . import authentications
-    from .activation_table import iso
 
     ctx = context()
-    table = Table("name", "kind", "bot", "channel", "api url", "activations", "status", "created")
+    table = Table("name", "kind", "bot", "api url", "used by", "status")
+    table.columns[0].no_wrap = True
+    table.columns[3].overflow = "fold"
     for a in authentications.list_all(ctx.db):
         status = f"[yellow]paused: {a.paused_reason}[/yellow]" if a.paused_reason else "[green]active[/green]"
-        table.add_row(
-            a.name,
-            a.kind,
-            a.bot_name or "",
-            a.channel_id or a.bot_user_id or "",
-            a.api_url,
-            str(a.activations or 0),
-            status,
-            iso(a.created_at),
-        )
+        kind = "token" if a.kind == "access_token" else f"channel {a.channel_id}"
+        table.add_row(a.name, kind, a.bot_name or "", a.api_url, str(a.activations or 0), status)
     out.print(table)
 
 
@@ -291,26 +284,16 @@ def activation_list() -> None:
     from . import activations
 
     ctx = context()
-    table = Table(
-        "name", "authentication", "recipient", "retries", "delay", "×", "queued", "delivered", "failed", "status"
-    )
+    table = Table("name", "auth", "recipient", "retry", "waiting", "delivered", "failed", "status")
+    table.columns[0].no_wrap = True
     for a in activations.list_all(ctx.db):
         c = activations.counts(ctx.db, a.name)
         waiting = c.get("queued", 0) + c.get("retrying", 0) + c.get("paused", 0)
         status = f"[yellow]paused: {a.pause_reason}[/yellow]" if a.pause_reason else "[green]active[/green]"
         s = a.spec
-        table.add_row(
-            a.name,
-            s.authentication,
-            s.recipient,
-            str(s.max_retries),
-            f"{s.initial_retry_delay:g}s",
-            f"{s.retry_delay_multiple:g}",
-            str(waiting),
-            str(c.get("delivered", 0)),
-            str(c.get("failed", 0)),
-            status,
-        )
+        retry = f"{s.max_retries}× from {s.initial_retry_delay:g}s ×{s.retry_delay_multiple:g}"
+        table.add_row(a.name, s.authentication, s.recipient, retry, str(waiting), str(c.get("delivered", 0)),
+                      str(c.get("failed", 0)), status)
     out.print(table)
 
 
@@ -524,13 +507,12 @@ def worker(
     """Deliver due events to LINE (Ctrl-C drains and exits)."""
     import logging
 
-    from .progress import run_worker_with_progress
+    from .progress import describe_results, run_worker_with_progress
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     ctx = context()
     stats = guarded(lambda: run_worker_with_progress(ctx, until_idle=until_idle, console=err))
-    states = ", ".join(f"{k} {v}" for k, v in sorted(stats.states.items()))
-    err.print(f"worker done: {stats.attempts} attempts; {states or 'nothing to do'}")
+    err.print(f"worker done: {describe_results(stats)}")
 
 
 # -- log -------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ async def _run(ctx: Context, *, until_idle: bool, console: Console) -> WorkerSta
             if result.state.is_final:
                 progress.advance(task)
             progress.update(task, summary=" ".join(
-                f"[{STATE_STYLE.get(k, '')}]{k} {v}[/]" for k, v in sorted(counts.items())
+                f"[{STATE_STYLE.get(k, '')}]{RESULT_WORDS.get(k, k)} {v}[/]" for k, v in sorted(counts.items())
             ))
 
         worker = Worker(ctx.db, ctx.vault, ctx.settings, clock=ctx.clock, listener=on_result)
@@ -46,6 +46,18 @@ async def _run(ctx: Context, *, until_idle: bool, console: Console) -> WorkerSta
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, worker.stop)
         return await worker.run(until_idle=until_idle)
+
+
+# What a result says, in words: a "retrying" result is one more retry scheduled, not an event.
+RESULT_WORDS = {"delivered": "delivered", "failed": "failed", "retrying": "retries scheduled",
+                "paused": "paused", "queued": "released"}
+
+
+def describe_results(stats: WorkerStats) -> str:
+    if not stats.attempts and not stats.states:
+        return "nothing to do"
+    parts = [f"{RESULT_WORDS.get(k, k)} {v}" for k, v in sorted(stats.states.items())]
+    return f"{stats.attempts} attempts; " + ", ".join(parts)
 
 
 def short_id(value: str | None) -> str:
