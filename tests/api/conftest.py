@@ -17,15 +17,6 @@ from lineoa_export.testing import ThreadedSimulator
 
 
 @pytest.fixture
-def sim() -> Iterator[ThreadedSimulator]:
-    simulator = ThreadedSimulator()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
-
-
-@pytest.fixture
 def api(tmp_path: Path, sim: ThreadedSimulator) -> Iterator[Api]:
     """The app on a fresh database, an API key, and the authentication ``line`` on the simulator."""
     with make_api(tmp_path, sim) as a:

@@ -10,17 +10,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from console_support import Console, console_app
 
-from lineoa_export.testing import ThreadedSimulator
-
-
-@pytest.fixture
-def sim() -> Iterator[ThreadedSimulator]:
-    simulator = ThreadedSimulator()
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
-
 
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[Console]:
