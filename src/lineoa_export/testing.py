@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import activation_table, activations, authentications, triggers
-from .clock import FakeClock
+from .clock import Clock, FakeClock
 from .context import Context, open_context
 from .outcomes import Answer, NoAnswer
 from .settings import Settings
@@ -44,7 +44,7 @@ def user_id(n: int) -> str:
 class Pipeline:
     ctx: Context
     sim: RunningSimulator
-    clock: FakeClock
+    clock: Clock
     auth: str = "line"
     activation: str = "welcome"
     workers: list[Worker] = field(default_factory=list)
@@ -73,9 +73,9 @@ class Pipeline:
     def trigger(self, events: Sequence[dict[str, Any]], activation: str | None = None) -> list[triggers.TriggerResult]:
         return triggers.accept(self.ctx.db, activation or self.activation, list(events), now=self.clock.now())
 
-    def worker(self, **settings: Any) -> Worker:
+    def worker(self, *, inline_sqlite: bool = True, **settings: Any) -> Worker:
         merged = self.ctx.settings.model_copy(update=settings)
-        worker = Worker(self.ctx.db, self.ctx.vault, merged, clock=self.clock)
+        worker = Worker(self.ctx.db, self.ctx.vault, merged, clock=self.clock, inline_sqlite=inline_sqlite)
         self.workers.append(worker)
         return worker
 
@@ -98,10 +98,15 @@ async def pipeline(
     options: SimulatorOptions | None = None,
     *,
     database_url: str | None = None,
+    clock: Clock | None = None,
     **settings: Any,
 ) -> AsyncIterator[Pipeline]:
-    """A simulator, a fresh database with one authentication, and a fake clock."""
-    clock = FakeClock()
+    """A simulator, a fresh database with one authentication, and a clock (fake unless given).
+
+    A fake clock jumps through a worker's idle waits; give a real one to run several
+    workers at once, since one worker's jump would expire the leases of another's pushes.
+    """
+    clock = clock or FakeClock()
     base = Settings(
         database_url=database_url or f"sqlite:///{tmp_path / 'lineoa.db'}",
         secret_key=TEST_SECRET_KEY,

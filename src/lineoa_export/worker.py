@@ -214,7 +214,9 @@ class Worker:
         if pending.count == 0:
             return False
         if pending.next_due is not None and pending.next_due > now:
-            await self.clock.sleep(pending.next_due - now)
+            # Look again at least every second: what is due next may be another worker's lease,
+            # and that worker may finish (and free it) long before the lease would run out.
+            await self.clock.sleep(min(pending.next_due - now, 1.0))
         return True
 
     async def _poll_wait(self) -> None:

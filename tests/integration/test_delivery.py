@@ -314,3 +314,28 @@ def test_many_events_with_random_faults_are_each_delivered_once(tmp_path: Path, 
             assert attempts == sum(stats["requests_by_endpoint"]["push"].values()) + stats["dropped"]
 
     run(scenario())
+
+
+def test_two_workers_share_one_outbox_without_sending_anything_twice(tmp_path: Path, run, db_url: str) -> None:
+    """Two workers (on PostgreSQL: two database connections claiming with SKIP LOCKED), on the
+    real clock: retries wait 0.01 s."""
+    options = SimulatorOptions(fault_503=0.1, seed=11)
+
+    async def scenario() -> None:
+        import asyncio
+
+        from lineoa_export.clock import SystemClock
+
+        async with pipeline(tmp_path, options, database_url=db_url, batch_size=20, clock=SystemClock()) as p:
+            p.create_activation(initial_retry_delay=0.01, max_retries=10)
+            p.trigger([{"event_id": str(i), "line_user_id": user_id(i), "name": "T"} for i in range(400)])
+            a, b = p.worker(inline_sqlite=False), p.worker(inline_sqlite=False)
+            stats = await asyncio.gather(a.run(until_idle=True), b.run(until_idle=True))
+            log = p.log()
+            assert len(log) == 400 and {e["state"] for e in log} == {"delivered"}
+            sim = p.sim.record.stats()
+            assert sim["accepted_pushes"] == 400 and sim["max_accepted_per_recipient"] == 1
+            assert sim["duplicates_suppressed"] == 0  # no event was ever held by both
+            assert all(s.states.get("delivered", 0) > 0 for s in stats), "both workers took part"
+
+    run(scenario())
