@@ -96,8 +96,11 @@ async def _demo(ctx: Context, count: int, console: Console) -> None:
         elapsed = time.perf_counter() - t0
         entries, _ = activation_table.page(ctx.db, "welcome-points", limit=len(events) + 10)
         entries.reverse()
-        interesting = [e for e in entries if e["state"] != "delivered" or e["attempts"] > 1]
-        console.print(activation_table_view("welcome-points (events that were retried or failed)", interesting[:40]))
+        failed = [e for e in entries if e["state"] != "delivered"]
+        retried = [e for e in entries if e["state"] == "delivered" and e["attempts"] > 1]
+        shown = failed + retried[: max(0, 25 - len(failed))]
+        title = f"welcome-points: the {len(failed)} failed and {len(shown) - len(failed)} of {len(retried)} retried"
+        console.print(activation_table_view(title, shown))
         console.print(_summary(entries, stats.attempts, elapsed, sim.record.stats()))
 
 
