@@ -256,9 +256,12 @@ class Worker:
             if self._sending < self.settings.concurrency:
                 self._settled.set()  # room to claim more
             self.stats.add(result, outcome)
+            self._results.append(result)  # first: whatever a listener does, the outcome is kept
             if self._listener is not None:
-                self._listener(claimed, result, outcome)
-            self._results.append(result)
+                try:
+                    self._listener(claimed, result, outcome)
+                except Exception:
+                    log.exception("a result listener failed")
             self._results_ready.set()
 
     def _held(self, channel_key: str, generation: int) -> bool:
