@@ -125,12 +125,20 @@ def event(db: Database, activation: str, event_id: str) -> dict[str, Any]:
     return entry
 
 
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        value = " ".join(value)
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value  # a spreadsheet would run it as a formula (CSV injection)
+    return value
+
+
 def to_csv(entries: list[dict[str, Any]] | Iterator[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(COLUMNS)
     for e in entries:
-        writer.writerow(
-            ["" if e[c] is None else (" ".join(e[c]) if isinstance(e[c], list) else e[c]) for c in COLUMNS]
-        )
+        writer.writerow([_cell(e[c]) for c in COLUMNS])
     return out.getvalue()

@@ -15,7 +15,6 @@ Everything is validated when an activation is saved, so a trigger only renders.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,6 @@ from .naming import check_name, is_valid_unicode
 from .retry_policy import RetryPolicy
 from .templates import MissingVariable, Template
 
-RECIPIENT_PATTERN = re.compile(r"^[UCR][0-9a-f]{32}$")
 NEGATIVE_DELAY = (
     "must be 0 or more seconds: it is how long to wait before the first retry, and a wait "
     "cannot be negative (the product page's default '-2' means 2 seconds)"
@@ -117,7 +115,7 @@ class Compiled:
             rendered = self.messages.render(event)
         except MissingVariable as exc:
             raise RenderError(str(exc), None) from None
-        if not isinstance(recipient, str) or not RECIPIENT_PATTERN.match(recipient):
+        if not line_messages.is_recipient_id(recipient):
             raise RenderError(
                 f"invalid recipient {recipient!r}: a LINE user, group or room ID is U, C or R "
                 "followed by 32 lowercase hex digits",
@@ -155,7 +153,7 @@ def compile_spec(spec: ActivationSpec) -> Compiled:
         messages = Template.compile(spec.messages, path="messages")
     except InvalidInput as exc:
         problems.extend(exc.problems)
-    if recipient is not None and not recipient.has_placeholders and not RECIPIENT_PATTERN.match(spec.recipient):
+    if recipient is not None and not recipient.has_placeholders and not line_messages.is_recipient_id(spec.recipient):
         problems.append(
             FieldProblem("recipient", "must be a template such as {{line_user_id}} or a LINE user, group or room ID")
         )
@@ -176,7 +174,7 @@ def _storable(spec: ActivationSpec) -> list[FieldProblem]:
         problems.append(FieldProblem("messages", f"cannot be stored as JSON ({exc})"))
     for field in ("recipient", "description"):
         if not is_valid_unicode(getattr(spec, field, "") or ""):
-            problems.append(FieldProblem(field, "not valid Unicode (a lone surrogate)"))
+            problems.append(FieldProblem(field, "text that cannot be stored (a lone surrogate or a NUL character)"))
     return problems
 
 
@@ -250,8 +248,12 @@ def create(db: Database, spec: ActivationSpec, *, now: float) -> Activation:
 def update(db: Database, spec: ActivationSpec, *, now: float) -> Activation:
     compile_spec(spec)
     _require_authentication(db, spec.authentication)
-    if not db.run("activation_update", _row_params(spec, now)):
-        raise NotFound(f"activation {spec.name!r} not found")
+    with db.transaction() as tx:
+        if not tx.run("activation_update", _row_params(spec, now)):
+            raise NotFound(f"activation {spec.name!r} not found")
+        # Events not sent yet follow the activation to its (possibly new) channel, so its
+        # rate limit and pauses apply to them.
+        tx.run("activation_rechannel_events", {"name": spec.name})
     return get(db, spec.name)
 
 

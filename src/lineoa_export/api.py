@@ -32,7 +32,7 @@ from .context import Context
 from .errors import AlreadyExists, CredentialsRejected, FieldProblem, InvalidInput, LineoaExportError, NotFound
 from .line_client import DEFAULT_API_URL, PUSH_PATH
 from .metrics import Metrics
-from .naming import is_valid_unicode
+from .naming import check_name, is_valid_unicode
 from .worker import Worker
 
 MAX_BATCH = 1000
@@ -268,6 +268,8 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
             body.channel_id,
             body.channel_secret.get_secret_value() if body.channel_secret else None,
         )
+        check_name(body.name)
+        authentications.check_api_url(body.api_url)
         bot = None
         if not body.skip_test:
             bot = await authentications.test_credentials_at(body.api_url, creds, ctx.clock, ctx.timeouts)

@@ -134,8 +134,7 @@ def create(
     now: float,
 ) -> Authentication:
     check_name(name)
-    if not api_url.startswith(("https://", "http://")):
-        raise InvalidInput.single("api_url", "must be an http(s) URL")
+    check_api_url(api_url)
     channel_key = credentials.channel_id or (bot.user_id if bot and bot.user_id else None) or f"auth:{name}"
     rows = db.run(
         "auth_insert",
@@ -154,6 +153,19 @@ def create(
     if not rows:
         raise AlreadyExists(f"authentication {name!r} already exists")
     return get(db, name)
+
+
+def check_api_url(api_url: str) -> str:
+    """Where an authentication's LINE API lives: an http(s) URL a request can be sent to."""
+    if not (
+        api_url.startswith(("https://", "http://"))
+        and len(api_url) <= 2000
+        and api_url.isascii()
+        and api_url.isprintable()
+        and " " not in api_url
+    ):
+        raise InvalidInput.single("api_url", "must be an http(s) URL of printable ASCII, at most 2000 characters")
+    return api_url
 
 
 def get(db: Database, name: str) -> Authentication:
@@ -239,7 +251,10 @@ class TokenSource:
         data = _json_object(answer) if isinstance(answer, Answer) and answer.status == 200 else None
         if data is None or not isinstance(data.get("access_token"), str):
             raise TokenUnavailable(classify_token_answer(answer))
-        expires_in = float(data.get("expires_in") or 900)
+        try:
+            expires_in = float(data.get("expires_in") or 900)
+        except (TypeError, ValueError):
+            expires_in = 900.0  # LINE's documented lifetime, when the answer does not say
         self._token = data["access_token"]
         self._expires_at = self._clock.now() + max(0.0, expires_in - TOKEN_EXPIRY_MARGIN)
 

@@ -105,6 +105,7 @@ def auth_create(
 
     ctx = context()
     creds = guarded(lambda: authentications.Credentials.from_options(access_token, channel_id, channel_secret))
+    guarded(lambda: authentications.check_api_url(api_url))
     bot = None
     if not skip_test:
         bot = guarded(lambda: asyncio.run(_test_credentials(ctx, creds, api_url)))

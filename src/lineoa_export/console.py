@@ -449,8 +449,7 @@ def mount_console(app: FastAPI, ctx: Context, worker: Worker | None = None) -> C
             check_name(name)
             if await run_in_threadpool(lambda: any(a.name == name for a in authentications.list_all(db))):
                 raise AlreadyExists(f"authentication {name!r} already exists")
-            if not api_url.startswith(("https://", "http://")):
-                raise InvalidInput.single("api_url", "must be an http(s) URL")
+            authentications.check_api_url(api_url)
             if any(c in value for value in (token, channel_id, channel_secret) for c in "\r\n"):
                 # aiohttp refuses a header with a line break with a bare ValueError (a 500 otherwise)
                 raise InvalidInput.single("credentials", "a token, channel ID or secret is one line: no line breaks")
@@ -671,7 +670,7 @@ def mount_console(app: FastAPI, ctx: Context, worker: Worker | None = None) -> C
         status_code = None
         raw_code = q.get("status_code", "").strip()
         if raw_code:
-            if raw_code.isdigit() and 100 <= int(raw_code) <= 599:
+            if raw_code.isascii() and raw_code.isdigit() and 100 <= int(raw_code) <= 599:
                 status_code = int(raw_code)
             else:
                 notes.append(f"status code {raw_code[:20]!r} ignored: give 100-599")
@@ -684,7 +683,7 @@ def mount_console(app: FastAPI, ctx: Context, worker: Worker | None = None) -> C
         activation = console.activation(request, session, name)
         filters, shown, notes = filters_of(request)
         before_raw = request.query_params.get("before", "")
-        before = int(before_raw) if before_raw.isdigit() and len(before_raw) <= 18 else None
+        before = int(before_raw) if before_raw.isascii() and before_raw.isdigit() and len(before_raw) <= 18 else None
         entries, next_before = activation_table.page(db, name, filters=filters, limit=PAGE_SIZE, before=before)
         query = {k: v for k, v in shown.items() if v}
         counts = activations.counts(db, name)

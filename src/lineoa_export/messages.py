@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 import orjson
 
@@ -42,6 +42,11 @@ _ACTION_SCHEMES: Final = ("http", "https", "line", "tel")
 
 # Compiled once: validate_push_request runs on every simulator request.
 _TO_RE: Final = re.compile(r"[UCR][0-9a-f]{32}")
+
+
+def is_recipient_id(value: object) -> TypeGuard[str]:
+    """A LINE user, group or room ID: U, C or R and 32 lowercase hex digits, nothing else."""
+    return isinstance(value, str) and _TO_RE.fullmatch(value) is not None
 _UNIT_RE: Final = re.compile(r"[a-zA-Z0-9_]{1,30}")
 _TEXTV2_REF_RE: Final = re.compile(r"\{([^{}]*)\}")
 

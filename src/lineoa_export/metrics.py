@@ -62,7 +62,8 @@ class Metrics:
             "lineoa_export_events_retried", "Retries scheduled", ["activation", "status_code"], registry=self.registry
         )
         self.latency = Histogram(
-            "lineoa_export_delivery_latency_seconds", "From trigger accepted to delivered",
+            "lineoa_export_delivery_latency_seconds",
+            "From trigger accepted to the start of the push that delivered it (retry waits included)",
             buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
             registry=self.registry,
         )

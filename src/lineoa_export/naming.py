@@ -19,6 +19,10 @@ def check_name(name: str, field: str = "name") -> str:
 
 
 def is_valid_unicode(text: str) -> bool:
+    """Text every database can store: no lone surrogate (UTF-8 refuses it) and no NUL
+    (PostgreSQL refuses it in TEXT)."""
+    if "\x00" in text:
+        return False
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -28,4 +32,6 @@ def is_valid_unicode(text: str) -> bool:
 
 def storable(text: str) -> str:
     """``text`` with any lone surrogate written as ``\\udxxx``, so it can be stored and shown."""
-    return text if is_valid_unicode(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if is_valid_unicode(text):
+        return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")

@@ -75,12 +75,14 @@ class Claimed:
     first_attempt_at: float | None
     accepted_at: float
     policy: RetryPolicy
+    leased_until: float = float("inf")
 
 
 def claim(db: Database, *, worker: str, now: float, lease_seconds: float, limit: int) -> list[Claimed]:
     """Lease up to ``limit`` due events to ``worker`` until ``now + lease_seconds``."""
+    until = now + lease_seconds
     with db.transaction() as tx:
-        rows = tx.run("claim_due", {"now": now, "until": now + lease_seconds, "worker": worker, "limit": limit})
+        rows = tx.run("claim_due", {"now": now, "until": until, "worker": worker, "limit": limit})
         if not rows:
             return []
         routes = {
@@ -105,6 +107,7 @@ def claim(db: Database, *, worker: str, now: float, lease_seconds: float, limit:
             first_attempt_at=r["first_attempt_at"],
             accepted_at=r["accepted_at"],
             policy=route[1],
+            leased_until=until,
         ))
     return claimed
 

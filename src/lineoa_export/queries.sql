@@ -54,6 +54,12 @@ JOIN authentications a ON a.name = x.authentication
 LEFT JOIN channel_pauses p ON p.channel_key = a.channel_key
 ORDER BY x.name
 
+-- name: activation_rechannel_events
+UPDATE events SET channel_key = (
+    SELECT a.channel_key FROM activations x JOIN authentications a ON a.name = x.authentication
+    WHERE x.name = :name)
+WHERE activation = :name AND state IN ('queued', 'retrying', 'paused')
+
 -- name: activation_delete
 DELETE FROM activations WHERE name = :name RETURNING name
 
@@ -107,8 +113,9 @@ UPDATE events SET
     finished_at = :finished_at,
     leased_until = NULL,
     leased_by = NULL,
-    status_code = :status_code,
-    error = :error,
+    -- An event settled without sending keeps the status code and error of its last attempt.
+    status_code = CASE WHEN :attempted = 1 THEN :status_code ELSE status_code END,
+    error = COALESCE(:error, CASE WHEN :attempted = 1 THEN NULL ELSE error END),
     line_request_id = COALESCE(:line_request_id, line_request_id),
     accepted_request_id = COALESCE(:accepted_request_id, accepted_request_id),
     sent_message_ids = COALESCE(:sent_message_ids, sent_message_ids)

@@ -8,6 +8,7 @@ activation table shows it; only input that is not an event at all is refused.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -36,7 +37,9 @@ def event_id_of(event: Mapping[str, Any]) -> str:
     given = event.get("event_id")
     if given is None or given == "":
         return uuid.uuid4().hex
-    return str(given)[:MAX_EVENT_ID_LENGTH]
+    # A number or other JSON value is used as its JSON text (true, not Python's True).
+    text = given if isinstance(given, str) else json.dumps(given, ensure_ascii=False, separators=(",", ":"))
+    return text[:MAX_EVENT_ID_LENGTH]
 
 
 def prepare(activation: activations.Activation, compiled: activations.Compiled, event: dict[str, Any]) -> NewEvent:
@@ -47,7 +50,7 @@ def prepare(activation: activations.Activation, compiled: activations.Compiled, 
     if not is_valid_unicode(event_id):
         # Stored under a readable form of the id, so the event is recorded rather than lost.
         return NewEvent(activation.name, storable(event_id), activation.channel_key, None, None, retry_key,
-                        "event_id: not valid Unicode (a lone surrogate)")
+                        "event_id: text that cannot be stored (a lone surrogate or a NUL character)")
     try:
         recipient, body = compiled.render(event)
     except activations.RenderError as exc:

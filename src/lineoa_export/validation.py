@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from . import activations, authentications
 from .context import Context
 from .errors import InvalidInput
@@ -21,17 +23,19 @@ async def validate_with_line(
 ) -> str | None:
     """None when LINE accepts the payload, else LINE's reason."""
     compiled = activations.compile_spec(activation.spec)
-    if compiled.messages.has_placeholders:
-        if sample_event is None:
-            raise InvalidInput.single(
-                "event", "the payload has placeholders: give a sample event so LINE can check real values"
-            )
-        try:
-            messages = compiled.messages.render(sample_event)
-        except Exception as exc:  # MissingVariable
-            raise InvalidInput.single("event", str(exc)) from None
-    else:
+    if compiled.messages.has_placeholders and sample_event is None:
+        raise InvalidInput.single(
+            "event", "the payload has placeholders: give a sample event so LINE can check real values"
+        )
+    if sample_event is None:
         messages = activation.spec.messages
+    else:
+        # The same rendering and local checks a trigger gets, before LINE sees anything.
+        try:
+            _, body = compiled.render(sample_event)
+        except activations.RenderError as exc:
+            raise InvalidInput.single("event", str(exc)) from None
+        messages = orjson.loads(body)["messages"]
     auth = authentications.get(ctx.db, activation.spec.authentication)
     creds = authentications.load_credentials(ctx.db, ctx.vault, auth)
     transport = AiohttpTransport(ctx.timeouts)

@@ -36,10 +36,11 @@ from . import authentications, outbox
 from .channels import LineChannel
 from .clock import Clock, SystemClock
 from .database import Database
+from .errors import LineoaExportError
 from .line_client import AiohttpTransport, LineClient, Timeouts, Transport
 from .outbox import Claimed, Result
 from .outcomes import Outcome, OutcomeKind
-from .rate_limit import RateLimits
+from .rate_limit import HEADROOM, RateLimits
 from .retry_policy import KEY_EXPIRED_ERROR, Decision, Verdict, decide, key_expired
 from .settings import Settings
 from .states import EventState
@@ -50,6 +51,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 FAST_POLL = 0.005  # seconds between polls while events keep arriving
+CLAIM_RETRY_SECONDS = 1.0  # after a failed claim
 
 _STATE_OF = {
     Verdict.DELIVERED: EventState.DELIVERED,
@@ -120,6 +122,9 @@ class Worker:
         self._settled = asyncio.Event()  # set whenever in-flight work drops
         self._channel_lookups: dict[str, asyncio.Future[LineChannel]] = {}
         self._last_claimed = float("-inf")
+        # Never claim more than a quarter of a lease's worth of sending at the channel's rate:
+        # an event must leave well before its lease runs out (see _deliver).
+        self._claim_cap = max(1, int(settings.rate_limit * HEADROOM * settings.lease_seconds / 4))
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -180,14 +185,17 @@ class Worker:
             if room < self.settings.batch_size // 2 + 1 or len(self._results) >= 4 * self.settings.batch_size:
                 await self._wait_settled()
                 continue
-            batch = await self._db(
-                outbox.claim,
-                self.db,
-                worker=self.id,
-                now=self.clock.now(),
-                lease_seconds=self.settings.lease_seconds,
-                limit=min(room, self.settings.batch_size),
-            )
+            limit = min(room, self.settings.batch_size, self._claim_cap)
+            try:
+                batch = await self._db(
+                    outbox.claim, self.db, worker=self.id, now=self.clock.now(),
+                    lease_seconds=self.settings.lease_seconds, limit=limit,
+                )
+            except Exception:
+                # The database is away (locked, restarting): keep the worker alive and ask again.
+                log.exception("claiming events failed; trying again in %g s", CLAIM_RETRY_SECONDS)
+                await self.clock.sleep(CLAIM_RETRY_SECONDS)
+                continue
             if batch:
                 self._last_claimed = time.monotonic()
             self._in_flight += len(batch)
@@ -195,7 +203,7 @@ class Worker:
             self._generation += 1
             for claimed in batch:
                 self._queue.put_nowait((self._generation, claimed))
-            if len(batch) == min(room, self.settings.batch_size):
+            if len(batch) == limit:
                 continue  # more may be due right now
             if until_idle:
                 if not await self._idle_wait():
@@ -273,13 +281,17 @@ class Worker:
             return self._settle(c, EventState.FAILED, error=KEY_EXPIRED_ERROR, now=now), None
         if self._held(c.channel_key, generation):
             return self._settle(c, EventState.PAUSED, error=None, now=now), None
-        channel = self._channels.get(c.authentication) or await self._channel(c.authentication)
         limiter = self._limits.for_channel(c.channel_key)
         if not limiter.try_acquire():
             await limiter.acquire()
         started = self.clock.now()
+        if started > c.leased_until - 2 * self.settings.timeout:
+            # Too long in line: the lease could run out mid-request and another worker send the
+            # same key at the same time. Give the event back, untouched, to be claimed afresh.
+            return self._settle(c, EventState.RETRYING if c.retries else EventState.QUEUED, error=None,
+                                now=started), None
         t0 = time.perf_counter()
-        outcome = await channel.push(c.body, c.retry_key)
+        outcome = await self._push(c)
         duration_ms = (time.perf_counter() - t0) * 1000
         decision = decide(
             outcome, c.policy, retries_used=c.retries, first_attempt_at=c.first_attempt_at or started,
@@ -289,7 +301,18 @@ class Worker:
             limiter.slow_down()
         if decision.verdict is Verdict.PAUSE and not self._held(c.channel_key, generation):
             await self._pause_channel(c.channel_key, outcome, decision)
+            if decision.pause_kind == "credentials":
+                self._channels.pop(c.authentication, None)  # re-read them when resumed
         return self._result(c, outcome, decision, started, duration_ms), outcome
+
+    async def _push(self, c: Claimed) -> Outcome:
+        try:
+            channel = self._channels.get(c.authentication) or await self._channel(c.authentication)
+        except LineoaExportError as exc:
+            # Stored credentials that cannot be used (the key changed, the authentication was
+            # deleted): a credentials problem of the channel, so it pauses rather than loops.
+            return Outcome(OutcomeKind.UNAUTHORIZED, error=f"stored credentials unusable: {exc}")
+        return await channel.push(c.body, c.retry_key)
 
     def _result(self, c: Claimed, outcome: Outcome, decision: Decision, started: float, duration_ms: float) -> Result:
         final = decision.verdict in (Verdict.DELIVERED, Verdict.FAIL)
@@ -311,12 +334,12 @@ class Worker:
         )
 
     def _settle(self, c: Claimed, state: EventState, *, error: str | None, now: float) -> Result:
-        """An event decided without sending (expired key, channel paused meanwhile)."""
+        """An event decided without sending (expired key, channel paused meanwhile, given back)."""
         return Result(
             event_id=c.id, state=state, attempt=c.attempts, retries=c.retries, started_at=now,
             duration_ms=None, status_code=None, error=error, line_request_id=None,
             accepted_request_id=None, sent_message_ids=None,
-            next_attempt_at=now if state is EventState.PAUSED else None,
+            next_attempt_at=None if state.is_final else now,
             finished_at=now if state.is_final else None, attempted=False,
         )
 

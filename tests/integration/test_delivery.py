@@ -339,3 +339,55 @@ def test_two_workers_share_one_outbox_without_sending_anything_twice(tmp_path: P
             assert all(s.states.get("delivered", 0) > 0 for s in stats), "both workers took part"
 
     run(scenario())
+
+
+def test_credentials_the_worker_cannot_decrypt_pause_the_channel(tmp_path: Path, run, db_url: str) -> None:
+    """A changed LINEOA_EXPORT_SECRET_KEY must not make events loop forever: the channel pauses."""
+    from lineoa_export.vault import Vault
+    from lineoa_export.worker import Worker
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path, database_url=db_url) as p:
+            p.create_activation()
+            p.trigger([{"event_id": "e", "line_user_id": user_id(1), "name": "U"}])
+            other_key = Vault.from_secret("not the key the credentials were sealed with")
+            await Worker(p.ctx.db, other_key, p.ctx.settings, clock=p.clock).run(until_idle=True)
+            entry = p.event("e")
+            assert entry["state"] == "paused"
+            reason = activations.get(p.ctx.db, "welcome").pause_reason or ""
+            assert "stored credentials unusable" in reason and "cannot be decrypted" in reason
+            assert p.sim.record.stats()["accepted_pushes"] == 0
+            activations.resume(p.ctx.db, "welcome", now=p.clock.now())
+            await p.run_worker()  # with the right key
+            assert p.event("e")["state"] == "delivered"
+
+    run(scenario())
+
+
+def test_the_worker_survives_a_database_that_fails_a_claim(tmp_path: Path, run) -> None:
+    from lineoa_export.database import Database
+    from lineoa_export.worker import Worker
+
+    class FailsOnce(Database):
+        """The real database, whose first write transaction fails as a locked SQLite would."""
+
+        failures = 1
+
+        def transaction(self):  # type: ignore[no-untyped-def]
+            if self.failures:
+                self.failures -= 1
+                raise sqlite3.OperationalError("database is locked")
+            return super().transaction()
+
+    import sqlite3
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path) as p:
+            p.create_activation()
+            p.trigger([{"event_id": "e", "line_user_id": user_id(1), "name": "V"}])
+            flaky = FailsOnce(p.ctx.settings.database_url)
+            await Worker(flaky, p.ctx.vault, p.ctx.settings, clock=p.clock).run(until_idle=True)
+            flaky.close()
+            assert p.event("e")["state"] == "delivered"
+
+    run(scenario())

@@ -292,3 +292,19 @@ def test_a_rendered_text_of_exactly_5000_is_sent() -> None:
 
 def test_spec_model_is_the_public_type() -> None:
     assert isinstance(parse_spec(spec_data()), ActivationSpec)
+
+
+def test_a_rendered_recipient_with_a_trailing_newline_is_refused() -> None:
+    spec = parse_spec({"name": "nl", "authentication": "a", "recipient": "{{uid}}",
+                       "messages": [{"type": "text", "text": "hi"}]})
+    compiled = compile_spec(spec)
+    with pytest.raises(RenderError, match="invalid recipient"):
+        compiled.render({"uid": "U0123456789abcdef0123456789abcdef\n"})
+
+
+def test_a_non_string_event_id_is_kept_as_its_json_text() -> None:
+    from lineoa_export.triggers import event_id_of
+
+    assert event_id_of({"event_id": 12345}) == "12345"
+    assert event_id_of({"event_id": True}) == "true"
+    assert event_id_of({"event_id": {"a": 1}}) == '{"a":1}'

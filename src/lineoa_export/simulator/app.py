@@ -635,9 +635,19 @@ def _oauth_error(st: SimState, endpoint: str, error: str, description: str) -> w
     return st.answer(endpoint, 400, orjson.dumps({"error": error, "error_description": description}))
 
 
+async def _form(request: web.Request) -> Any:
+    """The form body, or None when it cannot be decoded (LINE answers 400, not 500)."""
+    try:
+        return await request.post()
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
 def _make_token(st: SimState) -> Handler:
     async def token(request: web.Request) -> web.StreamResponse:
-        form = await request.post()
+        form = await _form(request)
+        if form is None:
+            return _oauth_error(st, TOKEN, "invalid_request", "the form body cannot be read")
         grant_type = form.get("grant_type")
         client_id = form.get("client_id")
         client_secret = form.get("client_secret")
@@ -646,7 +656,7 @@ def _make_token(st: SimState) -> Handler:
         if grant_type != "client_credentials":
             return _oauth_error(st, TOKEN, "unsupported_grant_type", "grant_type must be client_credentials")
         channel = st.options.channel(str(client_id))
-        if channel is None or not secrets.compare_digest(str(client_secret), channel.channel_secret):
+        if channel is None or not secrets.compare_digest(str(client_secret).encode(), channel.channel_secret.encode()):
             return _oauth_error(st, TOKEN, "invalid_client", "invalid client_id or client_secret")
         ttl = st.options.token_ttl_seconds
         access_token = "sim-" + secrets.token_urlsafe(32)
@@ -662,7 +672,9 @@ def _make_token(st: SimState) -> Handler:
 
 def _make_verify(st: SimState) -> Handler:
     async def verify(request: web.Request) -> web.StreamResponse:
-        form = await request.post()
+        form = await _form(request)
+        if form is None:
+            return _oauth_error(st, VERIFY, "invalid_request", "the form body cannot be read")
         access_token = form.get("access_token")
         if not isinstance(access_token, str) or not access_token:
             return _oauth_error(st, VERIFY, "invalid_request", "access_token is required")
