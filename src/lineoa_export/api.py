@@ -337,6 +337,8 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
     @app.post("/v1/activations/{name}/pause", tags=["activations"])
     def pause_activation(name: str, _: Auth, body: PauseIn | None = None) -> ActivationOut:
         activations.pause(db, name, (body or PauseIn()).reason, now=now())
+        if worker is not None:
+            worker.hold_activation(name)
         return activation_out(activations.get(db, name))
 
     @app.post("/v1/activations/{name}/resume", tags=["activations"])

@@ -618,6 +618,8 @@ def mount_console(app: FastAPI, ctx: Context, worker: Worker | None = None) -> C
         session, _ = post
         console.activation(request, session, name)
         activations.pause(db, name, f"paused in the console by {session.key}", now=console.now())
+        if console.worker is not None:
+            console.worker.hold_activation(name)
         return console.redirect(request, f"/activations/{quote(name, safe='')}", f"{name!r} paused.")
 
     @router.post("/activations/{name}/resume")

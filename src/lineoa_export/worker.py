@@ -111,6 +111,7 @@ class Worker:
         # channel → claim generation at the moment it was paused: events claimed up to then
         # are held back without sending; events claimed later were released by a resume.
         self._paused: dict[str, int] = {}
+        self._held_activations: dict[str, int] = {}  # the same, for activations paused by hand
         self._generation = 0
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="lineoa-db")
         self._inline_db = db.dialect == "sqlite" and inline_sqlite
@@ -139,6 +140,14 @@ class Worker:
         self._stopping = True
         self._wake.set()
         self._settled.set()
+
+    def hold_activation(self, name: str) -> None:
+        """The activation was paused: do not send its events this worker already claimed.
+
+        (A pause stored by another process reaches this worker only through what it claims
+        next; events it already holds are then still sent.)
+        """
+        self._held_activations[name] = self._generation
 
     @property
     def in_flight(self) -> int:
@@ -272,14 +281,16 @@ class Worker:
                     log.exception("a result listener failed")
             self._results_ready.set()
 
-    def _held(self, channel_key: str, generation: int) -> bool:
+    def _held(self, channel_key: str, generation: int, activation: str | None = None) -> bool:
+        if activation is not None and generation <= self._held_activations.get(activation, -1):
+            return True
         return generation <= self._paused.get(channel_key, -1)
 
     async def _deliver(self, c: Claimed, generation: int) -> tuple[Result, Outcome | None]:
         now = self.clock.now()
         if key_expired(c.first_attempt_at, now):
             return self._settle(c, EventState.FAILED, error=KEY_EXPIRED_ERROR, now=now), None
-        if self._held(c.channel_key, generation):
+        if self._held(c.channel_key, generation, c.activation):
             return self._settle(c, EventState.PAUSED, error=None, now=now), None
         limiter = self._limits.for_channel(c.channel_key)
         if not limiter.try_acquire():

@@ -391,3 +391,23 @@ def test_the_worker_survives_a_database_that_fails_a_claim(tmp_path: Path, run) 
             assert p.event("e")["state"] == "delivered"
 
     run(scenario())
+
+
+def test_pausing_an_activation_holds_the_events_a_running_worker_already_claimed(tmp_path: Path, run) -> None:
+    from lineoa_export.states import EventState
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path) as p:
+            p.create_activation()
+            p.trigger([{"event_id": "e", "line_user_id": user_id(1), "name": "W"}])
+            worker = p.worker()
+            [claimed] = outbox.claim(p.ctx.db, worker=worker.id, now=p.clock.now(), lease_seconds=30, limit=5)
+            worker.hold_activation("welcome")  # what `serve` does when the API or console pauses it
+            held, outcome = await worker._deliver(claimed, generation=0)
+            assert held.state is EventState.PAUSED and outcome is None
+            assert p.sim.record.stats()["accepted_pushes"] == 0
+            sent, outcome = await worker._deliver(claimed, generation=1)  # claimed after a resume
+            assert sent.state is EventState.DELIVERED and p.sim.record.stats()["accepted_pushes"] == 1
+            await worker._transport.close()
+
+    run(scenario())
