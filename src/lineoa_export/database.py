@@ -52,7 +52,7 @@ def query(name: str, dialect: Dialect) -> str:
 def _schema(dialect: Dialect) -> str:
     sql = resources.files(__package__).joinpath("schema.sql").read_text()
     if dialect == "sqlite":
-        return sql.replace("BIGSERIAL_OR_ROWID", "INTEGER PRIMARY KEY")
+        return sql.replace("BIGSERIAL_OR_ROWID", "INTEGER PRIMARY KEY").replace("/*WITHOUT_ROWID*/", "WITHOUT ROWID")
     return sql.replace("BIGSERIAL_OR_ROWID", "BIGSERIAL PRIMARY KEY")
 
 

@@ -62,7 +62,9 @@ CREATE TABLE IF NOT EXISTS events (
 
 -- Claims read only due, unfinished events; the partial index keeps finished history out of the way.
 CREATE INDEX IF NOT EXISTS events_due ON events (next_attempt_at) WHERE state IN ('queued', 'retrying');
-CREATE INDEX IF NOT EXISTS events_by_channel ON events (channel_key, state);
+-- Pauses and resumes look up a channel's unfinished events only; delivered rows leave this index.
+CREATE INDEX IF NOT EXISTS events_unfinished_by_channel ON events (channel_key)
+    WHERE state IN ('queued', 'retrying', 'paused');
 CREATE INDEX IF NOT EXISTS events_by_activation ON events (activation, id);
 
 CREATE TABLE IF NOT EXISTS attempts (
@@ -74,7 +76,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     error            TEXT,
     line_request_id  TEXT,
     PRIMARY KEY (event, number)
-);
+) /*WITHOUT_ROWID*/;  -- SQLite: the primary key is the table, one B-tree write per attempt
 
 CREATE TABLE IF NOT EXISTS api_keys (
     name        TEXT PRIMARY KEY,
