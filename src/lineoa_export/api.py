@@ -36,6 +36,9 @@ from .naming import check_name, is_valid_unicode
 from .worker import Worker
 
 MAX_BATCH = 1000
+# 1,000 events of a few hundred bytes each fit many times over; anything bigger is refused
+# before it is read, so one request cannot fill the memory of the process.
+MAX_BODY_BYTES = 16 * 1024 * 1024
 bearer = HTTPBearer(auto_error=False, description="An API key from `lineoa-export apikey create NAME`.")
 
 
@@ -238,6 +241,14 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
     metrics = metrics or Metrics(ctx.db, rate_limit=ctx.settings.rate_limit)
     app.state.ctx = ctx
     install_error_handlers(app)
+
+    @app.middleware("http")
+    async def limit_body_size(request: Request, call_next: Any) -> Response:
+        declared = request.headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return _error(413, "too_large", f"the request body is over {MAX_BODY_BYTES // (1024 * 1024)} MB")
+        response: Response = await call_next(request)
+        return response
     db = ctx.db
 
     def now() -> float:

@@ -950,3 +950,11 @@ def test_awkward_but_valid_input_is_handled(api: Api, sim: ThreadedSimulator) ->
     assert states["unicode"] == "delivered"
     assert states["big"] == "delivered"
     assert event_state(api, "x" * 200)["state"] == "delivered"
+
+
+def test_a_body_over_16_mb_is_refused_before_it_is_read(api: Api) -> None:
+    api.create_activation()
+    huge = b'{"event": {"name": "' + b"x" * (16 * 1024 * 1024) + b'"}}'
+    response = api.post("/v1/activations/welcome/triggers", data=huge, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"] == "too_large"
