@@ -142,3 +142,18 @@ def to_csv(entries: list[dict[str, Any]] | Iterator[dict[str, Any]]) -> str:
     for e in entries:
         writer.writerow([_cell(e[c]) for c in COLUMNS])
     return out.getvalue()
+
+
+def csv_chunks(entries: Iterator[dict[str, Any]], rows_per_chunk: int = 500) -> Iterator[str]:
+    """The activation table as CSV for a streamed download: one header, then rows in chunks."""
+    chunk: list[dict[str, Any]] = []
+    header = True
+    for entry in entries:
+        chunk.append(entry)
+        if len(chunk) >= rows_per_chunk:
+            text = to_csv(chunk)
+            yield text if header else text.split("\r\n", 1)[1]
+            header, chunk = False, []
+    if chunk or header:
+        text = to_csv(chunk)
+        yield text if header else text.split("\r\n", 1)[1]

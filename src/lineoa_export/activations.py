@@ -15,6 +15,7 @@ Everything is validated when an activation is saved, so a trigger only renders.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,16 +62,17 @@ class ActivationSpec(BaseModel):
         return RetryPolicy(self.max_retries, self.initial_retry_delay, self.retry_delay_multiple)
 
 
+def field_path(loc: Sequence[Any]) -> str:
+    """A pydantic error location in our path syntax: ``("messages", 0, "text")`` → ``messages[0].text``."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
 def problems_from_pydantic(exc: ValidationError) -> list[FieldProblem]:
     """pydantic's errors, as field problems with our path syntax (``messages[0].text``)."""
-    problems = []
-    for err in exc.errors():
-        path = ""
-        for part in err["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        msg = err["msg"].removeprefix("Value error, ")
-        problems.append(FieldProblem(path or "body", msg))
-    return problems
+    return [FieldProblem(field_path(err["loc"]), err["msg"].removeprefix("Value error, ")) for err in exc.errors()]
 
 
 def parse_spec(data: dict[str, Any]) -> ActivationSpec:

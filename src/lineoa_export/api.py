@@ -13,7 +13,6 @@ the in-process worker so an accepted event leaves at once.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -167,10 +166,8 @@ def _error(status: int, error: str, message: str, problems: list[FieldProblem] |
 
 
 def _path_of(loc: tuple[Any, ...]) -> str:
-    path = ""
-    for part in loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "body"
+    """FastAPI prefixes where a field came from; the field's own path is what users need."""
+    return activations.field_path(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -437,7 +434,7 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
             return Response(orjson.dumps(body), media_type="application/json")
         rows = activation_table.iterate(db, name, filters=filters)
         if format == "csv":
-            return StreamingResponse(_csv(rows), media_type="text/csv",
+            return StreamingResponse(activation_table.csv_chunks(rows), media_type="text/csv",
                                      headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
         return StreamingResponse((orjson.dumps(e) + b"\n" for e in rows), media_type="application/x-ndjson")
 
@@ -469,17 +466,3 @@ def _timestamp(value: datetime | None, field: str) -> float | None:
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
     except (ValueError, OverflowError, OSError):
         raise InvalidInput.single(field, "out of range") from None
-
-
-def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
-    header_done = False
-    chunk: list[dict[str, Any]] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= 500:
-            text = activation_table.to_csv(chunk)
-            yield text if not header_done else text.split("\r\n", 1)[1]
-            header_done, chunk = True, []
-    if chunk or not header_done:
-        text = activation_table.to_csv(chunk)
-        yield text if not header_done else text.split("\r\n", 1)[1]

@@ -24,7 +24,7 @@ from .database import Database, Row
 from .errors import AlreadyExists, CredentialsRejected, InvalidInput, NotFound
 from .line_client import DEFAULT_API_URL, AiohttpTransport, LineClient, Timeouts
 from .naming import check_name
-from .outcomes import Answer, Outcome, OutcomeKind, classify, classify_token_answer
+from .outcomes import Outcome, OutcomeKind, classify, classify_token_answer, success_json
 from .vault import Vault
 
 Kind = Literal["access_token", "channel_credentials"]
@@ -248,7 +248,7 @@ class TokenSource:
         creds = self._credentials
         assert creds.channel_id is not None and creds.channel_secret is not None
         answer = await self._client.issue_stateless_token(creds.channel_id, creds.channel_secret)
-        data = _json_object(answer) if isinstance(answer, Answer) and answer.status == 200 else None
+        data = success_json(answer)
         if data is None or not isinstance(data.get("access_token"), str):
             raise TokenUnavailable(classify_token_answer(answer))
         try:
@@ -257,14 +257,6 @@ class TokenSource:
             expires_in = 900.0  # LINE's documented lifetime, when the answer does not say
         self._token = data["access_token"]
         self._expires_at = self._clock.now() + max(0.0, expires_in - TOKEN_EXPIRY_MARGIN)
-
-
-def _json_object(answer: Answer) -> dict[str, Any] | None:
-    try:
-        data = orjson.loads(answer.body)
-    except orjson.JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None
 
 
 async def test_credentials(client: LineClient, credentials: Credentials, clock: Clock) -> BotInfo:
@@ -282,8 +274,7 @@ async def test_credentials(client: LineClient, credentials: Credentials, clock: 
     if outcome.kind is not OutcomeKind.DELIVERED:
         where = f"HTTP {outcome.status_code}" if outcome.status_code else "no answer"
         raise CredentialsRejected(f"LINE refused the credentials ({where}): {outcome.error}")
-    assert isinstance(answer, Answer)
-    info = _json_object(answer) or {}
+    info = success_json(answer) or {}
     return BotInfo(user_id=info.get("userId"), display_name=info.get("displayName"))
 
 

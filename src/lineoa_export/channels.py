@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
-
 from .authentications import Authentication, TokenSource, TokenUnavailable
 from .line_client import LineClient
-from .outcomes import Answer, Outcome, OutcomeKind, classify
+from .outcomes import Outcome, OutcomeKind, classify, success_json
 
 
 class LineChannel:
@@ -42,22 +38,12 @@ class LineChannel:
             token = await self.tokens.token()
         except TokenUnavailable:
             return None
-        quota = _json(await self.client.quota(token))
+        quota = success_json(await self.client.quota(token))
         if quota is None:
             return None
         if quota.get("type") == "none":
             return True
-        used = _json(await self.client.quota_consumption(token))
+        used = success_json(await self.client.quota_consumption(token))
         if used is None or not isinstance(quota.get("value"), int):
             return None
         return int(used.get("totalUsage", 0)) < int(quota["value"])
-
-
-def _json(answer: Any) -> dict[str, Any] | None:
-    if not isinstance(answer, Answer) or answer.status != 200:
-        return None
-    try:
-        data = orjson.loads(answer.body)
-    except orjson.JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None

@@ -23,7 +23,6 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -700,7 +699,8 @@ def mount_console(app: FastAPI, ctx: Context, worker: Worker | None = None) -> C
     def activation_csv(request: Request, name: str, session: Auth) -> Response:
         console.activation(request, session, name)
         filters, _, _ = filters_of(request)
-        return StreamingResponse(_csv(activation_table.iterate(db, name, filters=filters)), media_type="text/csv",
+        rows = activation_table.iterate(db, name, filters=filters)
+        return StreamingResponse(activation_table.csv_chunks(rows), media_type="text/csv",
                                  headers={"Content-Disposition": f'attachment; filename="{name}.csv"',
                                           "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
@@ -718,18 +718,3 @@ def mount_console(app: FastAPI, ctx: Context, worker: Worker | None = None) -> C
     app.include_router(router)
     app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "console_static"), name="console_static")
     return console
-
-
-def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
-    """The activation table as CSV, written 500 rows at a time (one header)."""
-    chunk: list[dict[str, Any]] = []
-    header = True
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= 500:
-            text = activation_table.to_csv(chunk)
-            yield text if header else text.split("\r\n", 1)[1]
-            header, chunk = False, []
-    if chunk or header:
-        text = activation_table.to_csv(chunk)
-        yield text if header else text.split("\r\n", 1)[1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import orjson
 
@@ -96,6 +97,17 @@ def _kind_of_failure(status: int, message: str) -> OutcomeKind:
     if status == 403:
         return OutcomeKind.FORBIDDEN
     return OutcomeKind.REJECTED
+
+
+def success_json(answer: Answer | NoAnswer) -> dict[str, Any] | None:
+    """The JSON object a 2xx answer carries (bot info, quota, a minted token); None otherwise."""
+    if not isinstance(answer, Answer) or not 200 <= answer.status < 300:
+        return None
+    try:
+        data = orjson.loads(answer.body)
+    except orjson.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def error_message(body: bytes, status: int) -> str:
