@@ -210,15 +210,20 @@ async def bare_loop(url: str, n: int, tasks: int = BARE_TASKS) -> int:
     return ok
 
 
-def measure_bare(sim: Simulator, n: int) -> Row:
+def measure_push_loop(sim: Simulator, n: int, scenario: str, loop: Any, settings: dict[str, Any]) -> Row:
+    """Time ``loop(url, n)`` (a plain client loop that returns its 200s) and check the simulator agrees."""
     sim.reset()
     clocks = Clocks(sim)
-    ok = asyncio.run(bare_loop(sim.url, n))
+    ok = asyncio.run(loop(sim.url, n))
     wall, cpu, sim_cpu = clocks.stop()
     accepted = sim.stats()["accepted_pushes"]
     check = "ok" if ok == n and accepted == n else "MISMATCH"
-    return Row("bare aiohttp loop", n, wall, cpu, sim_cpu, settings={"tasks": BARE_TASKS},
+    return Row(scenario, n, wall, cpu, sim_cpu, settings=settings,
                verified=f"{check}: {ok} answered 200, simulator accepted {accepted}")
+
+
+def measure_bare(sim: Simulator, n: int) -> Row:
+    return measure_push_loop(sim, n, "bare aiohttp loop", bare_loop, {"tasks": BARE_TASKS})
 
 
 def bench_settings(db_url: str, concurrency: int | None, batch_size: int | None) -> Any:

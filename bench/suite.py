@@ -51,7 +51,6 @@ from pipeline import (
     ROOT,
     SECRET_KEY,
     TOKEN,
-    Clocks,
     Row,
     Simulator,
     free_port,
@@ -262,15 +261,8 @@ async def sdk_loop(url: str, n: int, tasks: int = SDK_TASKS) -> int:
 
 
 def measure_sdk(sim: Simulator, n: int) -> Row:
-    sim.reset()
-    clocks = Clocks(sim)
-    ok = asyncio.run(sdk_loop(sim.url, n))
-    wall, cpu, sim_cpu = clocks.stop()
-    accepted = sim.stats()["accepted_pushes"]
-    check = "ok" if ok == n and accepted == n else "MISMATCH"
-    return Row("line-bot-sdk async loop", n, wall, cpu, sim_cpu,
-               settings={"tasks": SDK_TASKS, "pool": SDK_TASKS},
-               verified=f"{check}: {ok} answered 200, simulator accepted {accepted}")
+    return pipeline.measure_push_loop(sim, n, "line-bot-sdk async loop", sdk_loop,
+                                      {"tasks": SDK_TASKS, "pool": SDK_TASKS})
 
 
 def section_throughput(sim: Simulator, p: Profile) -> dict[str, Any]:
