@@ -252,7 +252,7 @@ def setup_db(settings: Any, api_url: str) -> Any:
 
 
 def accept_all(ctx: Any, evs: list[dict[str, Any]]) -> int:
-    from lineoa_export import triggers
+    from lineoa_export.delivery import triggers
 
     accepted = 0
     for i in range(0, len(evs), CHUNK):
@@ -281,7 +281,7 @@ def verify_table(ctx: Any, sim: Simulator, n: int) -> str:
 
 def measure_pipeline(sim: Simulator, n: int, concurrency: int | None, batch_size: int | None,
                      *, profile: str | None = None) -> tuple[Row, Row]:
-    from lineoa_export.worker import Worker
+    from lineoa_export.delivery.worker import Worker
 
     sim.reset()
     with tempfile.TemporaryDirectory(prefix="lineoa-bench-") as tmp:
@@ -364,7 +364,7 @@ def measure_e2e(sim: Simulator, n: int, concurrency: int | None, batch_size: int
 def worker_child() -> None:
     """``--worker-child``: a plain Worker on LINEOA_EXPORT_* settings until SIGTERM."""
     from lineoa_export.context import open_context
-    from lineoa_export.worker import Worker
+    from lineoa_export.delivery.worker import Worker
 
     ctx = open_context()
 

@@ -205,7 +205,7 @@ def paced_trigger(ctx: Any, prefix: str, rate: float, seconds: float, tick: floa
 
     Behind schedule (a slow commit), the next chunk carries what is due, so the offered total
     stays right."""
-    from lineoa_export import triggers
+    from lineoa_export.delivery import triggers
 
     total = int(rate * seconds)
     sent = 0
@@ -425,7 +425,7 @@ def latencies(sim: Simulator, db_path: Path, prefix: str) -> list[float]:
 
 
 def _latency_worker(sim: Simulator, p: Profile, rate: float, poll: float | None) -> tuple[list[float], Offer]:
-    from lineoa_export import triggers
+    from lineoa_export.delivery import triggers
 
     sim.reset()
     with tempfile.TemporaryDirectory(prefix="lineoa-bench-") as tmp:
@@ -589,7 +589,7 @@ def _rss_mb() -> float:
 
 def memory_child(db_url: str, api_url: str, n: int, chunk: int = 5000) -> None:
     """``--memory-child``: enqueue n events into a fresh database; print one JSON line."""
-    from lineoa_export import triggers
+    from lineoa_export.delivery import triggers
 
     ctx = setup_db(pipeline.bench_settings(db_url, None, None), api_url)
     base = _rss_mb()

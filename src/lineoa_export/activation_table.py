@@ -16,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from .database import Database, Row
 from .errors import NotFound
+from .store.database import Database, Row
 
 COLUMNS = (
     "event_id", "recipient", "state", "delivered", "status_code", "error", "attempts", "retry_key",

@@ -22,11 +22,11 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from . import messages as line_messages
-from .database import Database, Row
+from . import line_messages as line_messages
+from .delivery.retry_policy import RetryPolicy
 from .errors import AlreadyExists, FieldProblem, InvalidInput, NotFound
 from .naming import check_name, is_valid_unicode
-from .retry_policy import RetryPolicy
+from .store.database import Database, Row
 from .templates import MissingVariable, Template
 
 NEGATIVE_DELAY = (

@@ -12,9 +12,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 
-from .database import Database
 from .errors import AlreadyExists, NotFound
 from .naming import check_name
+from .store.database import Database
 
 PREFIX = "lxk_"
 

@@ -20,11 +20,11 @@ from typing import Any, Literal
 import orjson
 
 from .clock import Clock
-from .database import Database, Row
+from .delivery.line_client import DEFAULT_API_URL, AiohttpTransport, LineClient, Timeouts
+from .delivery.outcomes import Outcome, OutcomeKind, classify, classify_token_answer, success_json
 from .errors import AlreadyExists, CredentialsRejected, InvalidInput, NotFound
-from .line_client import DEFAULT_API_URL, AiohttpTransport, LineClient, Timeouts
 from .naming import check_name
-from .outcomes import Outcome, OutcomeKind, classify, classify_token_answer, success_json
+from .store.database import Database, Row
 from .vault import Vault
 
 Kind = Literal["access_token", "channel_credentials"]

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .clock import Clock, SystemClock
-from .database import Database, open_database
-from .line_client import Timeouts
+from .delivery.line_client import Timeouts
 from .settings import Settings
+from .store.database import Database, open_database
 from .vault import Vault
 
 log = logging.getLogger(__name__)

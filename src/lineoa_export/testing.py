@@ -23,14 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import activation_table, activations, authentications, triggers
+from . import activation_table, activations, authentications
 from .clock import Clock, FakeClock
 from .context import Context, open_context
-from .outcomes import Answer, NoAnswer
+from .delivery import triggers
+from .delivery.outcomes import Answer, NoAnswer
+from .delivery.worker import Worker, WorkerStats
 from .settings import Settings
 from .simulator import RunningSimulator, SimulatorOptions, running_simulator
 from .simulator.options import DEFAULT_ACCESS_TOKEN, DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_SECRET
-from .worker import Worker, WorkerStats
 
 TEST_SECRET_KEY = "lineoa-export-test-key"
 
@@ -135,7 +136,7 @@ class Call:
 
 @dataclass
 class FakeTransport:
-    """A :class:`~lineoa_export.line_client.Transport` that answers by URL path, in order (the
+    """A :class:`~lineoa_export.delivery.line_client.Transport` that answers by URL path, in order (the
     last answer repeats), and records every request. It yields to the loop a few times per
     request, like real I/O, so concurrent callers interleave."""
 

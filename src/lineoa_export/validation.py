@@ -13,9 +13,9 @@ import orjson
 
 from . import activations, authentications
 from .context import Context
+from .delivery.line_client import AiohttpTransport, LineClient
+from .delivery.outcomes import OutcomeKind, classify
 from .errors import InvalidInput
-from .line_client import AiohttpTransport, LineClient
-from .outcomes import OutcomeKind, classify
 
 
 async def validate_with_line(

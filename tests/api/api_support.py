@@ -14,13 +14,13 @@ import requests
 from schemathesis.python.asgi import ASGIClient
 
 from lineoa_export import activations, apikeys, authentications
-from lineoa_export.api import create_api
 from lineoa_export.clock import FakeClock
 from lineoa_export.context import Context, open_context
+from lineoa_export.delivery.worker import Worker, WorkerStats
 from lineoa_export.settings import Settings
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
 from lineoa_export.testing import ThreadedSimulator
-from lineoa_export.worker import Worker, WorkerStats
+from lineoa_export.web.api import create_api
 
 SECRET_KEY = "k"
 START = 1_800_000_000.0

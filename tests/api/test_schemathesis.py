@@ -25,11 +25,12 @@ from api_support import SECRET_KEY, START
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from lineoa_export import activations, apikeys, authentications, triggers
-from lineoa_export.api import create_api
+from lineoa_export import activations, apikeys, authentications
 from lineoa_export.clock import FakeClock
 from lineoa_export.context import Context, open_context
+from lineoa_export.delivery import triggers
 from lineoa_export.settings import Settings
+from lineoa_export.web.api import create_api
 
 
 def unused_loopback_url() -> str:

@@ -14,11 +14,11 @@ from fastapi import FastAPI
 from schemathesis.python.asgi import ASGIClient
 
 from lineoa_export import apikeys
-from lineoa_export.api import create_api
 from lineoa_export.context import Context, open_context
+from lineoa_export.delivery.worker import Worker
 from lineoa_export.settings import Settings
 from lineoa_export.testing import TEST_SECRET_KEY
-from lineoa_export.worker import Worker
+from lineoa_export.web.api import create_api
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 

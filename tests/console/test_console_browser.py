@@ -17,13 +17,14 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from lineoa_export import activation_table, apikeys, triggers
-from lineoa_export.api import create_api
+from lineoa_export import activation_table, apikeys
 from lineoa_export.context import Context, open_context
+from lineoa_export.delivery import triggers
+from lineoa_export.delivery.worker import Worker
 from lineoa_export.settings import Settings
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
 from lineoa_export.testing import TEST_SECRET_KEY, ThreadedSimulator, user_id
-from lineoa_export.worker import Worker
+from lineoa_export.web.api import create_api
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"

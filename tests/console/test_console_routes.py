@@ -9,11 +9,12 @@ from html import unescape
 import pytest
 from console_support import Console, csrf_of
 
-from lineoa_export import activation_table, activations, apikeys, authentications, triggers
+from lineoa_export import activation_table, activations, apikeys, authentications
 from lineoa_export.activations import NEGATIVE_DELAY
+from lineoa_export.delivery import triggers
+from lineoa_export.delivery.worker import Worker
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
 from lineoa_export.testing import ThreadedSimulator, user_id
-from lineoa_export.worker import Worker
 
 TOKEN = "console-secret-token-DO-NOT-SHOW"
 CHANNEL_SECRET = "console-channel-secret-DO-NOT-SHOW"

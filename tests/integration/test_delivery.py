@@ -6,8 +6,9 @@ from pathlib import Path
 
 import orjson
 
-from lineoa_export import activations, outbox
-from lineoa_export.retry_policy import KEY_EXPIRED_ERROR
+from lineoa_export import activations
+from lineoa_export.delivery import outbox
+from lineoa_export.delivery.retry_policy import KEY_EXPIRED_ERROR
 from lineoa_export.simulator import SimulatorOptions
 from lineoa_export.testing import pipeline, user_id
 
@@ -343,8 +344,8 @@ def test_two_workers_share_one_outbox_without_sending_anything_twice(tmp_path: P
 
 def test_credentials_the_worker_cannot_decrypt_pause_the_channel(tmp_path: Path, run, db_url: str) -> None:
     """A changed LINEOA_EXPORT_SECRET_KEY must not make events loop forever: the channel pauses."""
+    from lineoa_export.delivery.worker import Worker
     from lineoa_export.vault import Vault
-    from lineoa_export.worker import Worker
 
     async def scenario() -> None:
         async with pipeline(tmp_path, database_url=db_url) as p:
@@ -365,8 +366,8 @@ def test_credentials_the_worker_cannot_decrypt_pause_the_channel(tmp_path: Path,
 
 
 def test_the_worker_survives_a_database_that_fails_a_claim(tmp_path: Path, run) -> None:
-    from lineoa_export.database import Database
-    from lineoa_export.worker import Worker
+    from lineoa_export.delivery.worker import Worker
+    from lineoa_export.store.database import Database
 
     class FailsOnce(Database):
         """The real database, whose first write transaction fails as a locked SQLite would."""
@@ -394,7 +395,7 @@ def test_the_worker_survives_a_database_that_fails_a_claim(tmp_path: Path, run) 
 
 
 def test_pausing_an_activation_holds_the_events_a_running_worker_already_claimed(tmp_path: Path, run) -> None:
-    from lineoa_export.states import EventState
+    from lineoa_export.delivery.states import EventState
 
     async def scenario() -> None:
         async with pipeline(tmp_path) as p:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis.asyncio
 
-from lineoa_export.shared_rate_limit import SharedChannelLimiter
+from lineoa_export.delivery.rate_limit_redis import SharedChannelLimiter
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 

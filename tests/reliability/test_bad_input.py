@@ -39,13 +39,14 @@ from hypothesis import strategies as st
 from reliability_support import SECRET_KEY, Sizes, current_sizes, report
 from schemathesis.checks import not_a_server_error
 
-from lineoa_export import activation_table, activations, authentications, triggers
-from lineoa_export.api import create_api
+from lineoa_export import activation_table, activations, authentications
 from lineoa_export.context import open_context
+from lineoa_export.delivery import triggers
 from lineoa_export.errors import InvalidInput
 from lineoa_export.settings import Settings
 from lineoa_export.templates import MissingVariable, Template
 from lineoa_export.testing import user_id
+from lineoa_export.web.api import create_api
 
 SIZES = current_sizes()
 API_SEED = 90_210  # tests/api runs derandomized; this run explores other cases

@@ -33,10 +33,10 @@ from reliability_support import SECRET_KEY, report
 from schemathesis.python.asgi import ASGIClient
 
 from lineoa_export import apikeys
-from lineoa_export.api import create_api
 from lineoa_export.context import open_context
 from lineoa_export.settings import Settings
 from lineoa_export.testing import user_id
+from lineoa_export.web.api import create_api
 
 MINTED_CHANNEL = "2222222222"
 

@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from lineoa_export.activations import ActivationSpec, Compiled, RenderError, compile_spec, parse_spec
+from lineoa_export.delivery.retry_policy import RetryPolicy
 from lineoa_export.errors import InvalidInput
-from lineoa_export.retry_policy import RetryPolicy
 
 USER = "U" + "0123456789abcdef" * 2
 GROUP = "C" + "a" * 32
@@ -303,7 +303,7 @@ def test_a_rendered_recipient_with_a_trailing_newline_is_refused() -> None:
 
 
 def test_a_non_string_event_id_is_kept_as_its_json_text() -> None:
-    from lineoa_export.triggers import event_id_of
+    from lineoa_export.delivery.triggers import event_id_of
 
     assert event_id_of({"event_id": 12345}) == "12345"
     assert event_id_of({"event_id": True}) == "true"

@@ -17,9 +17,9 @@ from lineoa_export.authentications import (
     TokenUnavailable,
 )
 from lineoa_export.clock import FakeClock
+from lineoa_export.delivery.line_client import LineClient
+from lineoa_export.delivery.outcomes import Answer, NoAnswer, OutcomeKind
 from lineoa_export.errors import CredentialsRejected, InvalidInput
-from lineoa_export.line_client import LineClient
-from lineoa_export.outcomes import Answer, NoAnswer, OutcomeKind
 from lineoa_export.testing import FakeTransport
 
 CHANNEL_ID = "1234567890"

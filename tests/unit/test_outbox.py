@@ -10,12 +10,13 @@ import orjson
 import pytest
 from cryptography.fernet import Fernet
 
-from lineoa_export import activations, authentications, outbox
+from lineoa_export import activations, authentications
 from lineoa_export.activations import parse_spec
 from lineoa_export.authentications import Credentials
-from lineoa_export.database import Database, open_database
-from lineoa_export.outbox import NewEvent, Result
-from lineoa_export.states import EventState
+from lineoa_export.delivery import outbox
+from lineoa_export.delivery.outbox import NewEvent, Result
+from lineoa_export.delivery.states import EventState
+from lineoa_export.store.database import Database, open_database
 from lineoa_export.vault import Vault
 
 T0 = 1_800_000_000.0

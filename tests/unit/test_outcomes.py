@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from lineoa_export.outcomes import (
+from lineoa_export.delivery.outcomes import (
     MONTHLY_LIMIT_MESSAGE,
     RATE_LIMIT_MESSAGE,
     Answer,

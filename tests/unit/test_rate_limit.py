@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import pytest
 
-from lineoa_export.rate_limit import HEADROOM, ChannelLimiter, RateLimits, pacing
+from lineoa_export.delivery.rate_limit import HEADROOM, ChannelLimiter, RateLimits, pacing
 
 T = TypeVar("T")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lineoa_export.outcomes import Outcome, OutcomeKind
-from lineoa_export.retry_policy import (
+from lineoa_export.delivery.outcomes import Outcome, OutcomeKind
+from lineoa_export.delivery.retry_policy import (
     KEY_EXPIRED_ERROR,
     KEY_LIFETIME_SECONDS,
     RetryPolicy,

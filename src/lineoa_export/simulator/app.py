@@ -37,7 +37,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from lineoa_export.errors import FieldProblem
-from lineoa_export.messages import validate_messages, validate_push_request
+from lineoa_export.line_messages import validate_messages, validate_push_request
 from lineoa_export.simulator.bucket import TokenBucket
 from lineoa_export.simulator.options import (
     ChannelConfig,

@@ -2,7 +2,7 @@
 
 The transport is a seam (as in httpx): :class:`AiohttpTransport` is the real one, and
 tests may pass any object with the same ``request`` coroutine. aiohttp's exceptions are
-translated here, once, into :class:`~lineoa_export.outcomes.NoAnswer`; nothing above this
+translated here, once, into :class:`~lineoa_export.delivery.outcomes.NoAnswer`; nothing above this
 module sees them.
 """
 

@@ -8,10 +8,10 @@ import orjson
 import pytest
 
 from lineoa_export.authentications import Authentication, Credentials, TokenSource
-from lineoa_export.channels import LineChannel
 from lineoa_export.clock import FakeClock
-from lineoa_export.line_client import LineClient
-from lineoa_export.outcomes import Answer, NoAnswer, OutcomeKind
+from lineoa_export.delivery.channel import LineChannel
+from lineoa_export.delivery.line_client import LineClient
+from lineoa_export.delivery.outcomes import Answer, NoAnswer, OutcomeKind
 from lineoa_export.testing import FakeTransport
 
 API = "https://api.line.test"

@@ -25,14 +25,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import __version__, activation_table, activations, apikeys, authentications, outbox, triggers
+from .. import __version__, activation_table, activations, apikeys, authentications
+from ..context import Context
+from ..delivery import outbox, triggers
+from ..delivery.line_client import DEFAULT_API_URL, PUSH_PATH
+from ..delivery.worker import Worker
+from ..errors import AlreadyExists, CredentialsRejected, FieldProblem, InvalidInput, LineoaExportError, NotFound
+from ..naming import check_name, is_valid_unicode
 from .console import mount_console
-from .context import Context
-from .errors import AlreadyExists, CredentialsRejected, FieldProblem, InvalidInput, LineoaExportError, NotFound
-from .line_client import DEFAULT_API_URL, PUSH_PATH
 from .metrics import Metrics
-from .naming import check_name, is_valid_unicode
-from .worker import Worker
 
 MAX_BATCH = 1000
 # 1,000 events of a few hundred bytes each fit many times over; anything bigger is refused
@@ -358,7 +359,7 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
 
     @app.post("/v1/activations/{name}/validate", tags=["activations"])
     async def validate_activation(name: str, _: Auth, body: SampleIn | None = None) -> dict[str, Any]:
-        from .validation import validate_with_line
+        from ..validation import validate_with_line
 
         activation = await run_in_threadpool(activations.get, db, name)
         reason = await validate_with_line(ctx, activation, (body or SampleIn()).event)

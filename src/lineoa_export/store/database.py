@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 Row = dict[str, Any]
 Params = Mapping[str, Any]

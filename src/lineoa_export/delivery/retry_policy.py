@@ -1,4 +1,4 @@
-"""An :class:`~lineoa_export.outcomes.Outcome` plus where the event stands → a :class:`Decision`.
+"""An :class:`~lineoa_export.delivery.outcomes.Outcome` plus where the event stands → a :class:`Decision`.
 
 The only module that knows the product page's retry contract:
 

@@ -32,19 +32,20 @@ from typing import Any, ParamSpec, TypeVar
 
 import orjson
 
-from . import authentications, outbox
-from .channels import LineChannel
-from .clock import Clock, SystemClock
-from .database import Database
-from .errors import LineoaExportError
+from .. import authentications
+from ..clock import Clock, SystemClock
+from ..errors import LineoaExportError
+from ..settings import Settings
+from ..store.database import Database
+from ..vault import Vault
+from . import outbox
+from .channel import LineChannel
 from .line_client import AiohttpTransport, LineClient, Timeouts, Transport
 from .outbox import Claimed, Result
 from .outcomes import Outcome, OutcomeKind
 from .rate_limit import HEADROOM, RateLimits
 from .retry_policy import KEY_EXPIRED_ERROR, Decision, Verdict, decide, key_expired
-from .settings import Settings
 from .states import EventState
-from .vault import Vault
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")

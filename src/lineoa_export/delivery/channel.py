@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .authentications import Authentication, TokenSource, TokenUnavailable
+from ..authentications import Authentication, TokenSource, TokenUnavailable
 from .line_client import LineClient
 from .outcomes import Outcome, OutcomeKind, classify, success_json
 

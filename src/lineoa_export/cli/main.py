@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from .context import Context
+    from ..context import Context
 
 app = typer.Typer(
     help="Push LINE messages for triggered activations: exactly once, within LINE's rate limits.",
@@ -45,7 +45,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def guarded(fn: Callable[[], T]) -> T:
     """Run ``fn``; our own errors become one red line and exit 1, never a traceback."""
-    from .errors import InvalidInput, LineoaExportError
+    from ..errors import InvalidInput, LineoaExportError
 
     try:
         return fn()
@@ -61,7 +61,7 @@ def guarded(fn: Callable[[], T]) -> T:
 
 
 def context() -> Context:
-    from .context import open_context
+    from ..context import open_context
 
     return guarded(open_context)
 
@@ -101,7 +101,7 @@ def auth_create(
     skip_test: Annotated[bool, typer.Option("--skip-test", help="Store without asking LINE first.")] = False,
 ) -> None:
     """Store LINE channel credentials (encrypted), after testing them against LINE."""
-    from . import authentications
+    from .. import authentications
 
     ctx = context()
     creds = guarded(lambda: authentications.Credentials.from_options(access_token, channel_id, channel_secret))
@@ -119,7 +119,7 @@ def auth_create(
 
 
 async def _test_credentials(ctx: Context, creds: Any, api_url: str) -> Any:
-    from .authentications import test_credentials_at
+    from ..authentications import test_credentials_at
 
     return await test_credentials_at(api_url, creds, ctx.clock, ctx.timeouts)
 
@@ -127,7 +127,7 @@ async def _test_credentials(ctx: Context, creds: Any, api_url: str) -> Any:
 @auth_app.command("list")
 def auth_list() -> None:
     """List authentications (secrets are never shown)."""
-    from . import authentications
+    from .. import authentications
 
     ctx = context()
     table = Table("name", "kind", "bot", "api url", "used by", "status")
@@ -143,8 +143,8 @@ def auth_list() -> None:
 @auth_app.command("show")
 def auth_show(name: str) -> None:
     """Show one authentication (never its secret)."""
-    from . import authentications
-    from .activation_table import iso
+    from .. import authentications
+    from ..activation_table import iso
 
     ctx = context()
     a = guarded(lambda: authentications.get(ctx.db, name))
@@ -166,7 +166,7 @@ def auth_show(name: str) -> None:
 @auth_app.command("test")
 def auth_test(name: str) -> None:
     """Ask LINE whether the stored credentials still work."""
-    from . import authentications
+    from .. import authentications
 
     ctx = context()
     auth = guarded(lambda: authentications.get(ctx.db, name))
@@ -178,7 +178,7 @@ def auth_test(name: str) -> None:
 @auth_app.command("delete")
 def auth_delete(name: str) -> None:
     """Delete an authentication no activation uses."""
-    from . import authentications
+    from .. import authentications
 
     ctx = context()
     guarded(lambda: authentications.delete(ctx.db, name))
@@ -190,7 +190,7 @@ def auth_delete(name: str) -> None:
 
 def read_json_arg(value: str, field: str) -> Any:
     """``JSON`` or ``@FILE`` (``@-`` for standard input)."""
-    from .errors import InvalidInput
+    from ..errors import InvalidInput
 
     text = value
     if value.startswith("@"):
@@ -242,7 +242,7 @@ def activation_create(
 ) -> None:
     """Create a triggered activation (the payload is validated before it is saved)."""
     options = {k: v for k, v in locals().items() if k not in ("name", "copy_from")}  # the flags, first thing
-    from . import activations
+    from .. import activations
 
     ctx = context()
     base: dict[str, Any] = {}
@@ -269,7 +269,7 @@ def activation_update(
 ) -> None:
     """Change an activation; what is not given stays as it was."""
     options = {k: v for k, v in locals().items() if k != "name"}  # the flags, first thing
-    from . import activations
+    from .. import activations
 
     ctx = context()
     current = guarded(lambda: activations.get(ctx.db, name)).spec.model_dump()
@@ -282,7 +282,7 @@ def activation_update(
 @activation_app.command("list")
 def activation_list() -> None:
     """List activations with their event counts."""
-    from . import activations
+    from .. import activations
 
     ctx = context()
     table = Table("name", "auth", "recipient", "retry", "waiting", "delivered", "failed", "status")
@@ -301,8 +301,8 @@ def activation_list() -> None:
 @activation_app.command("show")
 def activation_show(name: str) -> None:
     """Show an activation: its parameters, its state, and its event counts."""
-    from . import activations
-    from .activation_table import iso
+    from .. import activations
+    from ..activation_table import iso
 
     ctx = context()
     a = guarded(lambda: activations.get(ctx.db, name))
@@ -335,8 +335,8 @@ def activation_validate(
     event: Annotated[str | None, typer.Option(help="Sample event (JSON or @FILE) for a templated payload.")] = None,
 ) -> None:
     """Check the payload locally and with LINE's validate endpoint (nothing is sent)."""
-    from . import activations
-    from .validation import validate_with_line
+    from .. import activations
+    from ..validation import validate_with_line
 
     ctx = context()
     a = guarded(lambda: activations.get(ctx.db, name))
@@ -351,7 +351,7 @@ def activation_validate(
 @activation_app.command("delete")
 def activation_delete(name: str) -> None:
     """Delete an activation and its activation table."""
-    from . import activations
+    from .. import activations
 
     ctx = context()
     guarded(lambda: activations.delete(ctx.db, name))
@@ -363,7 +363,7 @@ def activation_pause(
     name: str, reason: Annotated[str, typer.Option(help="Why (shown in 'show').")] = "paused by hand"
 ) -> None:
     """Hold an activation's events (they keep their retry keys)."""
-    from . import activations
+    from .. import activations
 
     ctx = context()
     guarded(lambda: activations.pause(ctx.db, name, reason, now=now()))
@@ -373,7 +373,7 @@ def activation_pause(
 @activation_app.command("resume")
 def activation_resume(name: str) -> None:
     """Put an activation's held events back in line (and its channel, if LINE paused it)."""
-    from . import activations
+    from .. import activations
 
     ctx = context()
     guarded(lambda: activations.resume(ctx.db, name, now=now()))
@@ -420,7 +420,7 @@ def trigger(
     events: Annotated[str | None, typer.Option(help="NDJSON file of events, or '-' for standard input.")] = None,
 ) -> None:
     """Render and enqueue events; prints each event's id and status (accepted, duplicate, failed)."""
-    from . import activations
+    from .. import activations
 
     if (event is None) == (events is None):
         fail("give exactly one of --event JSON or --events FILE|-", 2)
@@ -440,7 +440,7 @@ def trigger(
 
 
 def _trigger_chunk(ctx: Context, activation: str, chunk: list[dict[str, Any]]) -> dict[str, int]:
-    from . import triggers
+    from ..delivery import triggers
 
     counts = {"accepted": 0, "paused": 0, "duplicate": 0, "failed": 0}
     for r in guarded(lambda: triggers.accept(ctx.db, activation, chunk, now=now())):
@@ -508,7 +508,7 @@ def worker(
     """Deliver due events to LINE (Ctrl-C drains and exits)."""
     import logging
 
-    from .progress import describe_results, run_worker_with_progress
+    from .views import describe_results, run_worker_with_progress
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     ctx = context()
@@ -527,7 +527,7 @@ def log(
     limit: Annotated[int | None, typer.Option(help="Only the newest N events.", min=1)] = None,
 ) -> None:
     """The activation table: every event, its state, status code, error and attempts."""
-    from . import activation_table, activations
+    from .. import activation_table, activations
 
     if format not in ("table", "json", "csv"):
         fail("--format: must be table, json or csv", 2)
@@ -544,7 +544,7 @@ def log(
     elif format == "csv":
         sys.stdout.write(activation_table.to_csv(entries))
     else:
-        from .progress import activation_table_view
+        from .views import activation_table_view
 
         out.print(activation_table_view(activation, entries))
 
@@ -563,7 +563,7 @@ def serve(
     """Run the JSON API (/v1, /openapi.json, /docs, /metrics) and the delivery worker."""
     import logging
 
-    from .service import serve as run_service
+    from ..web.service import serve as run_service
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     ctx = context()
@@ -573,7 +573,7 @@ def serve(
 @apikey_app.command("create")
 def apikey_create(name: str) -> None:
     """Create an API key; it is printed once and stored only as a hash."""
-    from . import apikeys
+    from .. import apikeys
 
     ctx = context()
     key = guarded(lambda: apikeys.create(ctx.db, name, now=now()))
@@ -584,8 +584,8 @@ def apikey_create(name: str) -> None:
 @apikey_app.command("list")
 def apikey_list() -> None:
     """List API keys (names and dates only)."""
-    from . import apikeys
-    from .activation_table import iso
+    from .. import apikeys
+    from ..activation_table import iso
 
     ctx = context()
     table = Table("name", "created", "status")
@@ -597,7 +597,7 @@ def apikey_list() -> None:
 @apikey_app.command("revoke")
 def apikey_revoke(name: str) -> None:
     """Revoke an API key at once."""
-    from . import apikeys
+    from .. import apikeys
 
     ctx = context()
     guarded(lambda: apikeys.revoke(ctx.db, name, now=now()))
@@ -627,7 +627,7 @@ def simulator(
     """Run the LINE simulator (demo channel token: demo-access-token)."""
     from pydantic import ValidationError
 
-    from .simulator import ChannelConfig, SimulatorOptions, serve_forever
+    from ..simulator import ChannelConfig, SimulatorOptions, serve_forever
 
     try:
         options = SimulatorOptions(
@@ -644,7 +644,7 @@ def simulator(
             seed=seed,
         )
     except ValidationError as exc:
-        from .activations import problems_from_pydantic
+        from ..activations import problems_from_pydantic
 
         fail("; ".join(str(p) for p in problems_from_pydantic(exc)), 2)
     serve_forever(options, host, port)

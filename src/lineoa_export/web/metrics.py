@@ -11,10 +11,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from .database import Database
-from .outbox import Claimed, Result
-from .outcomes import Outcome
-from .states import EventState
+from ..delivery.outbox import Claimed, Result
+from ..delivery.outcomes import Outcome
+from ..delivery.states import EventState
+from ..store.database import Database
 
 
 class _StorageCollector(Collector):

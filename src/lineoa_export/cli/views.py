@@ -11,11 +11,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import outbox
-from .context import Context
-from .outbox import Claimed, Result
-from .outcomes import Outcome
-from .worker import Worker, WorkerStats
+from ..context import Context
+from ..delivery import outbox
+from ..delivery.outbox import Claimed, Result
+from ..delivery.outcomes import Outcome
+from ..delivery.worker import Worker, WorkerStats
 
 STATE_STYLE = {"delivered": "green", "failed": "red", "retrying": "yellow", "paused": "magenta", "queued": "cyan"}
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .database import Database
+from ..store.database import Database
 from .retry_policy import KEY_LIFETIME_SECONDS, RetryPolicy
 from .states import EventState
 

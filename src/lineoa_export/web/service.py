@@ -15,10 +15,10 @@ from typing import Any
 
 import uvicorn
 
+from ..context import Context
+from ..delivery.worker import Worker
 from .api import create_api
-from .context import Context
 from .metrics import Metrics
-from .worker import Worker
 
 log = logging.getLogger(__name__)
 

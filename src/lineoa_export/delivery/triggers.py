@@ -14,9 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from . import activations
-from .database import Database
-from .naming import is_valid_unicode, storable
+from .. import activations
+from ..naming import is_valid_unicode, storable
+from ..store.database import Database
 from .outbox import NewEvent, enqueue
 
 MAX_EVENT_ID_LENGTH = 200

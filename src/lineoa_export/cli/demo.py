@@ -18,13 +18,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from . import activation_table, activations, authentications, triggers
-from .clock import SystemClock
-from .context import Context, open_context
-from .progress import activation_table_view, run_worker_with_progress
-from .settings import Settings
-from .simulator import SimulatorOptions, running_simulator
-from .simulator.options import DEFAULT_ACCESS_TOKEN
+from .. import activation_table, activations, authentications
+from ..clock import SystemClock
+from ..context import Context, open_context
+from ..delivery import triggers
+from ..settings import Settings
+from ..simulator import SimulatorOptions, running_simulator
+from ..simulator.options import DEFAULT_ACCESS_TOKEN
+from .views import activation_table_view, run_worker_with_progress
 
 DEMO_MESSAGES = [
     {"type": "text", "text": "Hi {{ first_name }}! Your {{tier}} points: {{ points }}."},

@@ -156,7 +156,7 @@ class RateLimits:
     def _make(self, channel_key: str) -> Limiter:
         if self._redis is None:
             return ChannelLimiter(self._rate, self._burst)
-        from .shared_rate_limit import SharedChannelLimiter
+        from .rate_limit_redis import SharedChannelLimiter
 
         return SharedChannelLimiter(self._redis, channel_key, self._rate)
 

@@ -1,4 +1,4 @@
-"""Tests for lineoa_export.messages: LINE message and push body validation."""
+"""Tests for lineoa_export.line_messages: LINE message and push body validation."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lineoa_export.errors import FieldProblem
-from lineoa_export.messages import MAX_MESSAGES, validate_messages, validate_push_request
+from lineoa_export.line_messages import MAX_MESSAGES, validate_messages, validate_push_request
 
 HTTPS = "https://example.com/a.png"
 USER = "U" + "0123456789abcdef" * 2

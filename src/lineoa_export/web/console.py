@@ -35,12 +35,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.staticfiles import StaticFiles
 
-from . import activation_table, activations, apikeys, authentications, outbox
-from .context import Context
-from .errors import AlreadyExists, CredentialsRejected, FieldProblem, InvalidInput, NotFound
-from .line_client import DEFAULT_API_URL, PUSH_PATH
-from .naming import check_name
-from .worker import Worker
+from .. import activation_table, activations, apikeys, authentications
+from ..context import Context
+from ..delivery import outbox
+from ..delivery.line_client import DEFAULT_API_URL, PUSH_PATH
+from ..delivery.worker import Worker
+from ..errors import AlreadyExists, CredentialsRejected, FieldProblem, InvalidInput, NotFound
+from ..naming import check_name
 
 PREFIX = "/console"
 SESSION_COOKIE = "lineoa_console"

@@ -50,7 +50,7 @@ return granted
 
 
 class SharedChannelLimiter:
-    """Same interface as :class:`~lineoa_export.rate_limit.ChannelLimiter`, bucket in Redis."""
+    """Same interface as :class:`~lineoa_export.delivery.rate_limit.ChannelLimiter`, bucket in Redis."""
 
     def __init__(
         self,

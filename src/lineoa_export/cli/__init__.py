@@ -1,0 +1,5 @@
+"""The command line: ``lineoa-export``."""
+
+from .main import main
+
+__all__ = ["main"]

@@ -1,0 +1,1 @@
+"""The database: one door (database.py), its schema and its named queries."""
