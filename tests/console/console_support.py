@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from schemathesis.python.asgi import ASGIClient
 
 from lineoa_export import apikeys
+from lineoa_export.clock import Clock
 from lineoa_export.context import Context, open_context
-from lineoa_export.delivery.worker import Worker
 from lineoa_export.settings import Settings
 from lineoa_export.testing import TEST_SECRET_KEY
 from lineoa_export.web.api import create_api
@@ -49,10 +49,12 @@ class Console:
 
 
 @contextmanager
-def console_app(tmp_path: Path, *, worker: Worker | None = None) -> Iterator[Console]:
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'console.db'}", secret_key=TEST_SECRET_KEY,
-                        timeout=2.0, connect_timeout=1.0)
-    ctx = open_context(settings)
+def console_app(tmp_path: Path, *, worker: Any = None, clock: Clock | None = None,
+                database_url: str | None = None) -> Iterator[Console]:
+    """The app with the API key ``ops`` (not logged in); ``worker`` is what the console wakes."""
+    settings = Settings(database_url=database_url or f"sqlite:///{tmp_path / 'console.db'}",
+                        secret_key=TEST_SECRET_KEY, timeout=2.0, connect_timeout=1.0)
+    ctx = open_context(settings, clock=clock)
     try:
         key = apikeys.create(ctx.db, "ops", now=ctx.clock.now())
         app = create_api(ctx, worker=worker)

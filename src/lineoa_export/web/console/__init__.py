@@ -1,0 +1,18 @@
+"""The web console (``/console``): authentications, triggered activations and their tables.
+
+Server-rendered (Jinja2, autoescaped), plain HTML forms that POST and redirect: it works
+without JavaScript. It calls the package's functions directly, never the JSON API over HTTP.
+
+- :mod:`.sessions`: server-side sessions (logout ends them), CSRF tokens, roles.
+- :mod:`.throttle`: failed logins per client address.
+- :mod:`.forms`: posted forms read safely and turned into values, problems named by field.
+- :mod:`.pages`: rendering, redirects, error pages (never the API's JSON).
+- :mod:`.routes`: the routes, each with the role it needs; :func:`mount_console`.
+
+The one rule: the console is mounted with :func:`mount_console` and nothing else of it is
+imported by other front ends.
+"""
+
+from .routes import mount_console
+
+__all__ = ["mount_console"]
