@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from console_support import Console, console_app, csrf_of
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lineoa_export import activations, apikeys, authentications
 from lineoa_export.clock import FakeClock
@@ -256,8 +258,32 @@ def test_a_streamed_form_is_stopped_at_the_limit(logged_in: Console) -> None:
 
 
 def test_unknown_console_pages_are_html_404s(logged_in: Console) -> None:
-    response = logged_in.client.get("/console/no/such/page")
-    assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
+    for response in (logged_in.client.get("/console/no/such/page"), logged_in.post("/console/activations/x/y")):
+        assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
+
+
+TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=300)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fields=st.fixed_dictionaries({}, optional={f: TEXT for f in [*ACTIVATION, "action", "copy_from",
+                                                                     "sample_event", "notification_disabled"]}))
+def test_no_activation_form_answers_5xx(logged_in: Console, fields: dict[str, str]) -> None:
+    if not activations.list_all(logged_in.ctx.db):
+        seed(logged_in)  # once: hypothesis keeps the fixture across examples
+    for path in ("/console/activations", "/console/activations/welcome/edit"):
+        response = logged_in.post(path, fields, follow=False)
+        assert response.status_code < 500, (path, fields, response.status_code)
+        assert response.headers["content-type"].startswith("text/html"), response.headers["content-type"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fields=st.fixed_dictionaries({"skip_test": st.just("on")}, optional={
+    f: TEXT for f in ("name", "access_token", "channel_id", "channel_secret", "api_url")}))
+def test_no_authentication_form_answers_5xx(logged_in: Console, fields: dict[str, str]) -> None:
+    response = logged_in.post("/console/authentications", fields, follow=False)
+    assert response.status_code < 500, (fields, response.status_code)
+    assert response.headers["content-type"].startswith("text/html"), response.headers["content-type"]
 
 
 # -- the worker is touched from the event loop's thread only --------------------------------------------

@@ -497,7 +497,7 @@ def event_page(request: Request, name: str, event_id: str, console: C, session: 
                           e=entry, body=body)
 
 
-@router.get("/{path:path}")
+@router.api_route("/{path:path}", methods=["GET", "POST"])
 def unknown(request: Request, console: C) -> Response:
     raise console.error(request, 404, "Not found", "There is no console page at this address.")
 
