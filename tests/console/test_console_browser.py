@@ -159,6 +159,18 @@ def test_console_in_chromium(tmp_path: Path, sim: ThreadedSimulator) -> None:
             assert "400" in page.inner_text("h2:has-text('Attempts') + section")
             page.screenshot(path=str(ARTIFACTS / "event.png"), full_page=True)
 
+            # log out; the cookie copied before, in a fresh browser, no longer opens the console
+            copied = next(c for c in page.context.cookies() if c["name"] == "lineoa_console")
+            page.click("button:has-text('Log out')")
+            page.wait_for_url(f"{base}/console/login")
+            assert "Logged out." in page.inner_text(".flash.ok")
+            thief = browser.new_context()
+            thief.add_cookies([copied])
+            stolen = thief.new_page()
+            stolen.goto(f"{base}/console/activations")
+            assert stolen.url.startswith(f"{base}/console/login")
+            thief.close()
+
             assert errors == [], errors  # no CSP violation or other console error
         finally:
             browser.close()
