@@ -61,8 +61,9 @@ def user_id(n: int) -> str:
 
 
 def events(n: int, prefix: str) -> list[dict[str, Any]]:
-    return [{"event_id": f"{prefix}-{i}", "line_user_id": user_id(i), "name": f"Customer {i}", "n": i}
-            for i in range(n)]
+    return [
+        {"event_id": f"{prefix}-{i}", "line_user_id": user_id(i), "name": f"Customer {i}", "n": i} for i in range(n)
+    ]
 
 
 # -- the simulator, in its own process ----------------------------------------------------------
@@ -97,7 +98,10 @@ class Simulator:
         errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 - lives as long as the simulator; a file, not a pipe
         proc = subprocess.Popen(
             [sys.executable, "-m", "lineoa_export", "simulator", "--port", str(port), "--rate-limit", "1000000"],
-            stdout=subprocess.PIPE, stderr=errors, text=True, cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            cwd=ROOT,
         )
         deadline = time.monotonic() + timeout
         assert proc.stdout is not None
@@ -145,8 +149,8 @@ class Row:
     scenario: str
     pushes: int
     seconds: float
-    cpu_seconds: float           # CPU of the client side (this process, or the worker process)
-    sim_cpu_seconds: float       # CPU the simulator used meanwhile (≈ seconds means it was the bottleneck)
+    cpu_seconds: float  # CPU of the client side (this process, or the worker process)
+    sim_cpu_seconds: float  # CPU the simulator used meanwhile (≈ seconds means it was the bottleneck)
     unit: str = "pushes"
     settings: dict[str, Any] = field(default_factory=dict)
     verified: str = ""
@@ -218,8 +222,15 @@ def measure_push_loop(sim: Simulator, n: int, scenario: str, loop: Any, settings
     wall, cpu, sim_cpu = clocks.stop()
     accepted = sim.stats()["accepted_pushes"]
     check = "ok" if ok == n and accepted == n else "MISMATCH"
-    return Row(scenario, n, wall, cpu, sim_cpu, settings=settings,
-               verified=f"{check}: {ok} answered 200, simulator accepted {accepted}")
+    return Row(
+        scenario,
+        n,
+        wall,
+        cpu,
+        sim_cpu,
+        settings=settings,
+        verified=f"{check}: {ok} answered 200, simulator accepted {accepted}",
+    )
 
 
 def measure_bare(sim: Simulator, n: int) -> Row:
@@ -233,8 +244,9 @@ def bench_settings(db_url: str, concurrency: int | None, batch_size: int | None)
         # Like with like: as many pushes in flight as the bare loop has tasks. (The product's
         # default, 128, is sized for LINE's real round trips, not for a loopback simulator.)
         concurrency = BARE_TASKS
-    return Settings.from_env(database_url=db_url, secret_key=SECRET_KEY, rate_limit=1e6,
-                             concurrency=concurrency, batch_size=batch_size)
+    return Settings.from_env(
+        database_url=db_url, secret_key=SECRET_KEY, rate_limit=1e6, concurrency=concurrency, batch_size=batch_size
+    )
 
 
 def setup_db(settings: Any, api_url: str) -> Any:
@@ -245,8 +257,9 @@ def setup_db(settings: Any, api_url: str) -> Any:
     now = time.time()
     creds = authentications.Credentials.from_options(TOKEN, None, None)
     authentications.create(ctx.db, ctx.vault, name="bench-line", credentials=creds, api_url=api_url, now=now)
-    spec = activations.parse_spec({"name": ACTIVATION, "authentication": "bench-line",
-                                   "recipient": "{{line_user_id}}", "messages": MESSAGES})
+    spec = activations.parse_spec(
+        {"name": ACTIVATION, "authentication": "bench-line", "recipient": "{{line_user_id}}", "messages": MESSAGES}
+    )
     activations.create(ctx.db, spec, now=now)
     return ctx
 
@@ -256,7 +269,7 @@ def accept_all(ctx: Any, evs: list[dict[str, Any]]) -> int:
 
     accepted = 0
     for i in range(0, len(evs), CHUNK):
-        results = triggers.accept(ctx.db, ACTIVATION, evs[i:i + CHUNK], now=time.time())
+        results = triggers.accept(ctx.db, ACTIVATION, evs[i : i + CHUNK], now=time.time())
         accepted += sum(r.status == "accepted" for r in results)
     return accepted
 
@@ -270,33 +283,52 @@ def verify_table(ctx: Any, sim: Simulator, n: int) -> str:
     with sqlite3.connect(path) as conn:
         attempts_200 = conn.execute(
             "SELECT COUNT(*) FROM attempts a JOIN events e ON e.id = a.event "
-            "WHERE e.activation = ? AND a.status_code = 200", (ACTIVATION,),
+            "WHERE e.activation = ? AND a.status_code = 200",
+            (ACTIVATION,),
         ).fetchone()[0]
     stats = sim.stats()
-    good = (counts.get("delivered") == n and len(counts) == 1 and attempts_200 == n
-            and stats["accepted_pushes"] == n and stats["duplicates_suppressed"] == 0)
-    return (f"{'ok' if good else 'MISMATCH'}: table {dict(counts)}, {attempts_200} attempts with 200; "
-            f"simulator accepted {stats['accepted_pushes']}, duplicates {stats['duplicates_suppressed']}")
+    good = (
+        counts.get("delivered") == n
+        and len(counts) == 1
+        and attempts_200 == n
+        and stats["accepted_pushes"] == n
+        and stats["duplicates_suppressed"] == 0
+    )
+    return (
+        f"{'ok' if good else 'MISMATCH'}: table {dict(counts)}, {attempts_200} attempts with 200; "
+        f"simulator accepted {stats['accepted_pushes']}, duplicates {stats['duplicates_suppressed']}"
+    )
 
 
-def measure_pipeline(sim: Simulator, n: int, concurrency: int | None, batch_size: int | None,
-                     *, profile: str | None = None) -> tuple[Row, Row]:
+def measure_pipeline(
+    sim: Simulator, n: int, concurrency: int | None, batch_size: int | None, *, profile: str | None = None
+) -> tuple[Row, Row]:
     from lineoa_export.delivery.worker import Worker
 
     sim.reset()
     with tempfile.TemporaryDirectory(prefix="lineoa-bench-") as tmp:
         settings = bench_settings(f"sqlite:///{Path(tmp) / 'bench.db'}", concurrency, batch_size)
-        knobs = {"concurrency": settings.concurrency, "batch_size": settings.batch_size,
-                 "rate_limit": settings.rate_limit}
+        knobs = {
+            "concurrency": settings.concurrency,
+            "batch_size": settings.batch_size,
+            "rate_limit": settings.rate_limit,
+        }
         ctx = setup_db(settings, sim.url)
         try:
             evs = events(n, "p")
             clocks = Clocks(sim)
             accepted = accept_all(ctx, evs)
             wall, cpu, sim_cpu = clocks.stop()
-            accept_row = Row("accept (durable)", n, wall, cpu, sim_cpu, unit="events",
-                             settings={"chunk": CHUNK},
-                             verified=f"{'ok' if accepted == n else 'MISMATCH'}: {accepted} accepted")
+            accept_row = Row(
+                "accept (durable)",
+                n,
+                wall,
+                cpu,
+                sim_cpu,
+                unit="events",
+                settings={"chunk": CHUNK},
+                verified=f"{'ok' if accepted == n else 'MISMATCH'}: {accepted} accepted",
+            )
 
             async def deliver() -> Any:
                 return await Worker(ctx.db, ctx.vault, settings).run(until_idle=True)
@@ -312,8 +344,7 @@ def measure_pipeline(sim: Simulator, n: int, concurrency: int | None, batch_size
                 stats = asyncio.run(deliver())
             wall, cpu, sim_cpu = clocks.stop()
             verified = verify_table(ctx, sim, n) + f"; worker attempts {stats.attempts}"
-            row = Row("full pipeline (outbox + table)", n, wall, cpu, sim_cpu,
-                      settings=knobs, verified=verified)
+            row = Row("full pipeline (outbox + table)", n, wall, cpu, sim_cpu, settings=knobs, verified=verified)
         finally:
             ctx.close()
     return accept_row, row
@@ -327,11 +358,17 @@ def measure_e2e(sim: Simulator, n: int, concurrency: int | None, batch_size: int
         settings = bench_settings(db_url, concurrency, batch_size)
         ctx = setup_db(settings, sim.url)
         try:
-            env = {**os.environ, "LINEOA_EXPORT_DATABASE_URL": db_url, "LINEOA_EXPORT_SECRET_KEY": SECRET_KEY,
-                   "LINEOA_EXPORT_RATE_LIMIT": "1000000", "LINEOA_EXPORT_CONCURRENCY": str(settings.concurrency),
-                   "LINEOA_EXPORT_BATCH_SIZE": str(settings.batch_size)}
-            worker = subprocess.Popen([sys.executable, __file__, "--worker-child"], env=env, cwd=ROOT,
-                                      stdout=subprocess.PIPE, text=True)
+            env = {
+                **os.environ,
+                "LINEOA_EXPORT_DATABASE_URL": db_url,
+                "LINEOA_EXPORT_SECRET_KEY": SECRET_KEY,
+                "LINEOA_EXPORT_RATE_LIMIT": "1000000",
+                "LINEOA_EXPORT_CONCURRENCY": str(settings.concurrency),
+                "LINEOA_EXPORT_BATCH_SIZE": str(settings.batch_size),
+            }
+            worker = subprocess.Popen(
+                [sys.executable, __file__, "--worker-child"], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True
+            )
             assert worker.stdout is not None
             if worker.stdout.readline().strip() != "ready":
                 raise RuntimeError("the worker process did not start")
@@ -354,9 +391,15 @@ def measure_e2e(sim: Simulator, n: int, concurrency: int | None, batch_size: int
             worker.send_signal(signal.SIGTERM)
             worker.wait(30)
             verified = verify_table(ctx, sim, n) + f"; trigger CPU {trigger_cpu:.2f} s in this process"
-            return Row("end-to-end (trigger ∥ worker process)", n, wall, worker_cpu, sim_cpu,
-                       settings={"concurrency": settings.concurrency, "batch_size": settings.batch_size},
-                       verified=verified)
+            return Row(
+                "end-to-end (trigger ∥ worker process)",
+                n,
+                wall,
+                worker_cpu,
+                sim_cpu,
+                settings={"concurrency": settings.concurrency, "batch_size": settings.batch_size},
+                verified=verified,
+            )
         finally:
             ctx.close()
 
@@ -392,8 +435,13 @@ def machine() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
-            "platform": platform.platform(), "aiohttp": aiohttp.__version__}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "aiohttp": aiohttp.__version__,
+    }
 
 
 def verdict(ok: bool) -> str:
@@ -448,32 +496,53 @@ def report(scenarios: dict[str, Scenario], n: int, rounds: int, json_path: Path)
     from rich.table import Table
 
     console = Console(width=max(Console().width, 140))
-    table = Table(title=f"lineoa-export pipeline benchmark: {n} events per run, median of {rounds} round(s), "
-                        "simulator in its own process")
-    for col, justify in (("scenario", "left"), ("settings", "left"), ("pushes", "right"), ("seconds", "right"),
-                         ("per second", "right"), ("ratio to bare", "right"), ("CPU µs/push", "right"),
-                         ("CPU ratio", "right"), ("client CPU", "right"), ("sim CPU", "right")):
+    table = Table(
+        title=f"lineoa-export pipeline benchmark: {n} events per run, median of {rounds} round(s), "
+        "simulator in its own process"
+    )
+    for col, justify in (
+        ("scenario", "left"),
+        ("settings", "left"),
+        ("pushes", "right"),
+        ("seconds", "right"),
+        ("per second", "right"),
+        ("ratio to bare", "right"),
+        ("CPU µs/push", "right"),
+        ("CPU ratio", "right"),
+        ("client CPU", "right"),
+        ("sim CPU", "right"),
+    ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for sc in scenarios.values():
         r = sc.typical
         pushes = r.unit == "pushes"
         table.add_row(
-            r.scenario, " ".join(f"{SHORT.get(k, k)}={v:g}" for k, v in r.settings.items() if k != "rate_limit"),
-            f"{r.pushes}" + ("" if pushes else " events"), f"{r.seconds:.2f}",
-            f"{sc.rate:,.0f} {r.unit}/s", f"{sc.ratio:.2f}" if pushes else "", f"{sc.cpu_us:.0f}",
-            f"{sc.cpu_ratio:.2f}" if pushes else "", f"{sc.share('cpu_seconds'):.0%}",
+            r.scenario,
+            " ".join(f"{SHORT.get(k, k)}={v:g}" for k, v in r.settings.items() if k != "rate_limit"),
+            f"{r.pushes}" + ("" if pushes else " events"),
+            f"{r.seconds:.2f}",
+            f"{sc.rate:,.0f} {r.unit}/s",
+            f"{sc.ratio:.2f}" if pushes else "",
+            f"{sc.cpu_us:.0f}",
+            f"{sc.cpu_ratio:.2f}" if pushes else "",
+            f"{sc.share('cpu_seconds'):.0%}",
             f"{sc.share('sim_cpu_seconds'):.0%}",
         )
     console.print(table)
     bare, pipe = scenarios["bare"], scenarios["pipeline"]
     rate_ok, ratio_ok = pipe.rate >= TARGET_RATE, pipe.ratio >= TARGET_RATIO
-    console.print(f"target ≥ {TARGET_RATE:,.0f} pushes/s (full pipeline, 1 process): {pipe.rate:,.0f} "
-                  f"{verdict(rate_ok)}")
-    console.print(f"target ≥ {TARGET_RATIO} × bare loop (full pipeline): {pipe.ratio:.2f} {verdict(ratio_ok)}"
-                  f"  (CPU ratio {pipe.cpu_ratio:.2f})")
+    console.print(
+        f"target ≥ {TARGET_RATE:,.0f} pushes/s (full pipeline, 1 process): {pipe.rate:,.0f} {verdict(rate_ok)}"
+    )
+    console.print(
+        f"target ≥ {TARGET_RATIO} × bare loop (full pipeline): {pipe.ratio:.2f} {verdict(ratio_ok)}"
+        f"  (CPU ratio {pipe.cpu_ratio:.2f})"
+    )
     if bare.share("cpu_seconds") < 0.85:
-        console.print(f"[yellow]warning:[/yellow] the bare loop used only {bare.share('cpu_seconds'):.0%} of a core: "
-                      "the machine is busy with something else, absolute rates are unreliable; trust the CPU ratio")
+        console.print(
+            f"[yellow]warning:[/yellow] the bare loop used only {bare.share('cpu_seconds'):.0%} of a core: "
+            "the machine is busy with something else, absolute rates are unreliable; trust the CPU ratio"
+        )
     all_ok = True
     for key, sc in scenarios.items():
         for i, (r, _) in enumerate(sc.runs):
@@ -515,14 +584,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=20000, help="pushes per scenario run (default 20000)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"report path (default {DEFAULT_JSON})")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="rounds of bare loop, pipeline (and end-to-end), interleaved; medians (default 3)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of bare loop, pipeline (and end-to-end), interleaved; medians (default 3)",
+    )
     parser.add_argument("--concurrency", type=int, help="worker concurrency (default: LINEOA_EXPORT_CONCURRENCY)")
     parser.add_argument("--batch-size", type=int, help="worker batch size (default: LINEOA_EXPORT_BATCH_SIZE)")
     parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end scenario")
-    parser.add_argument("--sweep", action="store_true",
-                        help="also run the full pipeline for concurrency 32/64/128 × batch size 100/200/500 "
-                             "(each paired with a bare-loop run)")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also run the full pipeline for concurrency 32/64/128 × batch size 100/200/500 "
+        "(each paired with a bare-loop run)",
+    )
     parser.add_argument("--profile", metavar="PATH", help="cProfile the full pipeline's worker run into PATH")
     parser.add_argument("--worker-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -89,8 +89,8 @@ console = Console(width=max(Console().width, 140))
 class Profile:
     """Sizes of one suite run (default or --quick)."""
 
-    pushes: int          # section 1, per scenario run
-    rounds: int          # section 1, interleaved rounds
+    pushes: int  # section 1, per scenario run
+    rounds: int  # section 1, interleaved rounds
     rate_seconds: float  # section 2, how long 5,000/s is offered
     latency_seconds: float
     memory_events: int
@@ -99,10 +99,26 @@ class Profile:
     http_seconds: float  # section 6, per batch size
 
 
-DEFAULT = Profile(pushes=10_000, rounds=3, rate_seconds=4.0, latency_seconds=5.0, memory_events=1_000_000,
-                  worker_seconds=2.0, startup_runs=5, http_seconds=8.0)
-QUICK = Profile(pushes=4_000, rounds=1, rate_seconds=2.0, latency_seconds=2.0, memory_events=100_000,
-                worker_seconds=2.0, startup_runs=5, http_seconds=4.0)
+DEFAULT = Profile(
+    pushes=10_000,
+    rounds=3,
+    rate_seconds=4.0,
+    latency_seconds=5.0,
+    memory_events=1_000_000,
+    worker_seconds=2.0,
+    startup_runs=5,
+    http_seconds=8.0,
+)
+QUICK = Profile(
+    pushes=4_000,
+    rounds=1,
+    rate_seconds=2.0,
+    latency_seconds=2.0,
+    memory_events=100_000,
+    worker_seconds=2.0,
+    startup_runs=5,
+    http_seconds=4.0,
+)
 
 
 def load() -> str:
@@ -124,8 +140,10 @@ def new_table(title: str, *columns: str) -> Table:
 def event_chunks(n: int, prefix: str, size: int, start: int = 0) -> Iterator[list[dict[str, Any]]]:
     """Events ``start..n-1`` in chunks, built lazily (a million dicts at once would be the RSS)."""
     for lo in range(start, n, size):
-        yield [{"event_id": f"{prefix}-{i}", "line_user_id": user_id(i), "name": f"Customer {i}", "n": i}
-               for i in range(lo, min(n, lo + size))]
+        yield [
+            {"event_id": f"{prefix}-{i}", "line_user_id": user_id(i), "name": f"Customer {i}", "n": i}
+            for i in range(lo, min(n, lo + size))
+        ]
 
 
 def worker_env(db_url: str, **settings: Any) -> dict[str, str]:
@@ -136,8 +154,9 @@ def worker_env(db_url: str, **settings: Any) -> dict[str, str]:
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[str]:
     """bench/pipeline.py's ``--worker-child``: a plain Worker on LINEOA_EXPORT_* until SIGTERM."""
-    proc = subprocess.Popen([sys.executable, pipeline.__file__, "--worker-child"], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, pipeline.__file__, "--worker-child"], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout is not None
     if proc.stdout.readline().strip() != "ready":
         proc.kill()
@@ -192,8 +211,13 @@ class Offer:
     def calls(self) -> dict[str, float]:
         """Trigger call durations. Slow calls waited for the database lock the worker held."""
         c = self.call_ms or [0.0]
-        return {"calls": len(self.call_ms), "p50_ms": round(pct(c, 50), 2), "p99_ms": round(pct(c, 99), 2),
-                "max_ms": round(max(c), 2), "over_50ms": sum(x > 50 for x in c)}
+        return {
+            "calls": len(self.call_ms),
+            "p50_ms": round(pct(c, 50), 2),
+            "p99_ms": round(pct(c, 99), 2),
+            "max_ms": round(max(c), 2),
+            "over_50ms": sum(x > 50 for x in c),
+        }
 
     def calls_text(self) -> str:
         c = self.calls()
@@ -261,8 +285,9 @@ async def sdk_loop(url: str, n: int, tasks: int = SDK_TASKS) -> int:
 
 
 def measure_sdk(sim: Simulator, n: int) -> Row:
-    return pipeline.measure_push_loop(sim, n, "line-bot-sdk async loop", sdk_loop,
-                                      {"tasks": SDK_TASKS, "pool": SDK_TASKS})
+    return pipeline.measure_push_loop(
+        sim, n, "line-bot-sdk async loop", sdk_loop, {"tasks": SDK_TASKS, "pool": SDK_TASKS}
+    )
 
 
 def section_throughput(sim: Simulator, p: Profile) -> dict[str, Any]:
@@ -278,14 +303,25 @@ def section_throughput(sim: Simulator, p: Profile) -> dict[str, Any]:
     # Ratios are paired within a round (runs close in time), then the median over rounds.
     vs_bare = median([pl.rate / b.rate for pl, b in zip(runs["pipeline"], runs["bare"], strict=True)])
     vs_sdk = median([pl.rate / s.rate for pl, s in zip(runs["pipeline"], runs["sdk"], strict=True)])
-    cpu_vs_bare = median([b.cpu_us_per_push / pl.cpu_us_per_push
-                          for pl, b in zip(runs["pipeline"], runs["bare"], strict=True)])
-    cpu_vs_sdk = median([s.cpu_us_per_push / pl.cpu_us_per_push
-                         for pl, s in zip(runs["pipeline"], runs["sdk"], strict=True)])
+    cpu_vs_bare = median(
+        [b.cpu_us_per_push / pl.cpu_us_per_push for pl, b in zip(runs["pipeline"], runs["bare"], strict=True)]
+    )
+    cpu_vs_sdk = median(
+        [s.cpu_us_per_push / pl.cpu_us_per_push for pl, s in zip(runs["pipeline"], runs["sdk"], strict=True)]
+    )
     out: dict[str, Any] = {"pushes_per_run": p.pushes, "rounds": p.rounds, "load_1min": loads, "scenarios": {}}
-    table = new_table(f"1. pushes/s, {p.pushes:,} pushes per run, median of {p.rounds} round(s) ({load()})",
-                      "scenario", "settings", "pushes/s", "× bare", "pipeline ÷ this", "CPU µs/push",
-                      "client CPU", "sim CPU", "check")
+    table = new_table(
+        f"1. pushes/s, {p.pushes:,} pushes per run, median of {p.rounds} round(s) ({load()})",
+        "scenario",
+        "settings",
+        "pushes/s",
+        "× bare",
+        "pipeline ÷ this",
+        "CPU µs/push",
+        "client CPU",
+        "sim CPU",
+        "check",
+    )
     pipe_rate = median([r.rate for r in runs["pipeline"]])
     for key, rows in runs.items():
         rate = median([r.rate for r in rows])
@@ -296,27 +332,48 @@ def section_throughput(sim: Simulator, p: Profile) -> dict[str, Any]:
         over = median([pl.rate / r.rate for pl, r in zip(runs["pipeline"], rows, strict=True)])
         good = all(r.verified.startswith("ok") for r in rows)
         settings = " ".join(f"{k}={v:g}" for k, v in rows[0].settings.items() if k != "rate_limit")
-        table.add_row(rows[0].scenario, settings, f"{rate:,.0f}", f"{paired_bare:.2f}",
-                      "" if key == "pipeline" else f"{over:.2f}", f"{cpu_us:.0f}", f"{share:.0%}",
-                      f"{sim_share:.0%}", "ok" if good else "[red]MISMATCH[/red]")
+        table.add_row(
+            rows[0].scenario,
+            settings,
+            f"{rate:,.0f}",
+            f"{paired_bare:.2f}",
+            "" if key == "pipeline" else f"{over:.2f}",
+            f"{cpu_us:.0f}",
+            f"{share:.0%}",
+            f"{sim_share:.0%}",
+            "ok" if good else "[red]MISMATCH[/red]",
+        )
         out["scenarios"][key] = {
-            "scenario": rows[0].scenario, "per_second": round(rate, 1), "ratio_to_bare": round(paired_bare, 3),
-            "cpu_us_per_push": round(cpu_us, 1), "client_cpu_share": round(share, 3),
-            "sim_cpu_share": round(sim_share, 3), "checks_ok": good,
+            "scenario": rows[0].scenario,
+            "per_second": round(rate, 1),
+            "ratio_to_bare": round(paired_bare, 3),
+            "cpu_us_per_push": round(cpu_us, 1),
+            "client_cpu_share": round(share, 3),
+            "sim_cpu_share": round(sim_share, 3),
+            "checks_ok": good,
             "runs": [r.as_json(b.rate) for r, b in zip(rows, runs["bare"], strict=True)],
         }
     console.print(table)
-    console.print(f"  pipeline ÷ bare {vs_bare:.2f} (CPU ratio {cpu_vs_bare:.2f}); pipeline ÷ SDK loop {vs_sdk:.2f} "
-                  f"(CPU ratio {cpu_vs_sdk:.2f})")
+    console.print(
+        f"  pipeline ÷ bare {vs_bare:.2f} (CPU ratio {cpu_vs_bare:.2f}); pipeline ÷ SDK loop {vs_sdk:.2f} "
+        f"(CPU ratio {cpu_vs_sdk:.2f})"
+    )
     for key, rows in runs.items():
         if not rows[0].verified.startswith("ok"):
             console.print(f"  [red]check {key}:[/red] {rows[0].verified}")
     if median([r.cpu_seconds / r.seconds for r in runs["bare"]]) < 0.85:
-        console.print("  [yellow]warning:[/yellow] the bare loop used < 85 % of a core: the machine is busy, "
-                      "read the ratios and CPU µs/push, not the absolute rates")
+        console.print(
+            "  [yellow]warning:[/yellow] the bare loop used < 85 % of a core: the machine is busy, "
+            "read the ratios and CPU µs/push, not the absolute rates"
+        )
     # Unrounded, so the summary prints exactly what this table printed.
-    out.update(pipeline_per_second=pipe_rate, ratio_to_bare=vs_bare, ratio_to_sdk=vs_sdk,
-               cpu_ratio_to_bare=cpu_vs_bare, cpu_ratio_to_sdk=cpu_vs_sdk)
+    out.update(
+        pipeline_per_second=pipe_rate,
+        ratio_to_bare=vs_bare,
+        ratio_to_sdk=vs_sdk,
+        cpu_ratio_to_bare=cpu_vs_bare,
+        cpu_ratio_to_sdk=cpu_vs_sdk,
+    )
     return out
 
 
@@ -341,8 +398,10 @@ def _offered_run(sim: Simulator, p: Profile, offered: float, limit: float, prefi
                 got = wait_accepted(sim, offer.events, timeout=offer.events / min(limit, 500) + 30)
                 worker_cpu, sim_cpu = proc_cpu(worker.pid) - cpu0, sim.cpu() - sim0
                 deadline = time.monotonic() + 30
-                while (activations.counts(ctx.db, ACTIVATION).get("delivered", 0) < offer.events
-                       and time.monotonic() < deadline):
+                while (
+                    activations.counts(ctx.db, ACTIVATION).get("delivered", 0) < offer.events
+                    and time.monotonic() < deadline
+                ):
                     time.sleep(0.05)
             finally:
                 stop(worker)
@@ -358,16 +417,24 @@ def _offered_run(sim: Simulator, p: Profile, offered: float, limit: float, prefi
     steady = [t for t in mono if mono[0] + 1 <= t <= mono[-1] - 1]
     steady_rate = len(steady) / (span - 2) if span > 2 else achieved
     return {
-        "limit": limit, "offered_per_second": round(offer.rate, 1), "offered_events": offer.events,
-        "offer_seconds": round(offer.seconds, 3), "accepted": got,
+        "limit": limit,
+        "offered_per_second": round(offer.rate, 1),
+        "offered_events": offer.events,
+        "offer_seconds": round(offer.seconds, 3),
+        "accepted": got,
         "max_in_any_1s_window": stats["max_accepted_in_any_1s_window"],
         "max_in_any_1s_window_recomputed": max_in_window(mono, 1.0),
         "max_in_any_100ms_window": max_in_window(mono, 0.1),
-        "achieved_per_second": round(achieved, 1), "steady_per_second": round(steady_rate, 1),
-        "delivery_seconds": round(span, 3), "worker_cpu_share": round(worker_cpu / span, 3) if span else None,
-        "sim_cpu_share": round(sim_cpu / span, 3) if span else None, "trigger_calls": offer.calls(),
-        "trigger_calls_text": offer.calls_text(), "requests_by_status": stats["requests_by_status"],
-        "check": check, "load_1min": os.getloadavg()[0],
+        "achieved_per_second": round(achieved, 1),
+        "steady_per_second": round(steady_rate, 1),
+        "delivery_seconds": round(span, 3),
+        "worker_cpu_share": round(worker_cpu / span, 3) if span else None,
+        "sim_cpu_share": round(sim_cpu / span, 3) if span else None,
+        "trigger_calls": offer.calls(),
+        "trigger_calls_text": offer.calls_text(),
+        "requests_by_status": stats["requests_by_status"],
+        "check": check,
+        "load_1min": os.getloadavg()[0],
     }
 
 
@@ -379,36 +446,68 @@ def section_rate(sim: Simulator, p: Profile, offered: float = 5000.0, limit: flo
     capacity = min(limit, free["achieved_per_second"])
     use = limited["achieved_per_second"] / capacity if capacity else 0.0
     window = limited["max_in_any_1s_window"]
-    table = new_table(f"2. rate fidelity: {limited['offered_per_second']:,.0f} events/s offered for "
-                      f"{limited['offer_seconds']:.1f} s to a worker process ({load()})",
-                      "figure", f"limit {limit:,.0f}/s", "limit off (reference)", "target")
+    table = new_table(
+        f"2. rate fidelity: {limited['offered_per_second']:,.0f} events/s offered for "
+        f"{limited['offer_seconds']:.1f} s to a worker process ({load()})",
+        "figure",
+        f"limit {limit:,.0f}/s",
+        "limit off (reference)",
+        "target",
+    )
     table.add_row("events offered", f"{limited['offered_events']:,}", f"{free['offered_events']:,}", "")
-    table.add_row("max pushes in any 1 s window (simulator)", f"{window:,}", f"{free['max_in_any_1s_window']:,}",
-                  f"≤ {T_WINDOW:,} {pipeline.verdict(window <= T_WINDOW)}")
-    table.add_row("  same, recomputed from /__sim/accepted", f"{limited['max_in_any_1s_window_recomputed']:,}",
-                  f"{free['max_in_any_1s_window_recomputed']:,}", "")
-    table.add_row("max pushes in any 100 ms window", f"{limited['max_in_any_100ms_window']:,}",
-                  f"{free['max_in_any_100ms_window']:,}", f"(even pace: {limit / 10:,.0f})")
-    table.add_row("achieved rate, first → last push", f"{limited['achieved_per_second']:,.0f}/s",
-                  f"{free['achieved_per_second']:,.0f}/s", "")
-    table.add_row("steady rate (1 s trimmed each end)", f"{limited['steady_per_second']:,.0f}/s",
-                  f"{free['steady_per_second']:,.0f}/s", "")
+    table.add_row(
+        "max pushes in any 1 s window (simulator)",
+        f"{window:,}",
+        f"{free['max_in_any_1s_window']:,}",
+        f"≤ {T_WINDOW:,} {pipeline.verdict(window <= T_WINDOW)}",
+    )
+    table.add_row(
+        "  same, recomputed from /__sim/accepted",
+        f"{limited['max_in_any_1s_window_recomputed']:,}",
+        f"{free['max_in_any_1s_window_recomputed']:,}",
+        "",
+    )
+    table.add_row(
+        "max pushes in any 100 ms window",
+        f"{limited['max_in_any_100ms_window']:,}",
+        f"{free['max_in_any_100ms_window']:,}",
+        f"(even pace: {limit / 10:,.0f})",
+    )
+    table.add_row(
+        "achieved rate, first → last push",
+        f"{limited['achieved_per_second']:,.0f}/s",
+        f"{free['achieved_per_second']:,.0f}/s",
+        "",
+    )
+    table.add_row(
+        "steady rate (1 s trimmed each end)",
+        f"{limited['steady_per_second']:,.0f}/s",
+        f"{free['steady_per_second']:,.0f}/s",
+        "",
+    )
     table.add_row("achieved ÷ min(limit, limit-off rate)", f"{use:.2f}", "", "")
-    table.add_row("worker CPU / simulator CPU (share of a core)",
-                  f"{limited['worker_cpu_share']:.0%} / {limited['sim_cpu_share']:.0%}",
-                  f"{free['worker_cpu_share']:.0%} / {free['sim_cpu_share']:.0%}", "")
-    table.add_row("trigger call (accept, 1 chunk per 10 ms)", limited["trigger_calls_text"],
-                  free["trigger_calls_text"], "")
-    table.add_row("answers by status", json.dumps(limited["requests_by_status"]),
-                  json.dumps(free["requests_by_status"]), "")
+    table.add_row(
+        "worker CPU / simulator CPU (share of a core)",
+        f"{limited['worker_cpu_share']:.0%} / {limited['sim_cpu_share']:.0%}",
+        f"{free['worker_cpu_share']:.0%} / {free['sim_cpu_share']:.0%}",
+        "",
+    )
+    table.add_row(
+        "trigger call (accept, 1 chunk per 10 ms)", limited["trigger_calls_text"], free["trigger_calls_text"], ""
+    )
+    table.add_row(
+        "answers by status", json.dumps(limited["requests_by_status"]), json.dumps(free["requests_by_status"]), ""
+    )
     for label, run in (("check", limited), ("check (limit off)", free)):
         c = run["check"]
         table.add_row(label, c if c.startswith("ok") else f"[red]{c}[/red]", "", "")
     console.print(table)
     if use < 0.9:
-        console.print(f"  [yellow]note:[/yellow] with the limit at {limit:,.0f}/s the worker delivered "
-                      f"{limited['achieved_per_second']:,.0f}/s, {use:.0%} of what it could "
-                      f"(min of the limit and its {free['achieved_per_second']:,.0f}/s with the limit off)")
+        console.print(
+            f"  [yellow]note:[/yellow] with the limit at {limit:,.0f}/s the worker delivered "
+            f"{limited['achieved_per_second']:,.0f}/s, {use:.0%} of what it could "
+            f"(min of the limit and its {free['achieved_per_second']:,.0f}/s with the limit off)"
+        )
     return {**limited, "limit_off": free, "limit_utilisation": round(use, 3)}
 
 
@@ -419,8 +518,10 @@ def latencies(sim: Simulator, db_path: Path, prefix: str) -> list[float]:
     """Per event of ``prefix``: simulator acceptance wall time − the event's accepted_at, in ms."""
     wall = {a["retry_key"]: float(a["wall"]) for a in sim_accepted(sim)}
     with sqlite3.connect(db_path) as conn:
-        rows = conn.execute("SELECT retry_key, accepted_at FROM events WHERE activation = ? AND event_id LIKE ?",
-                            (ACTIVATION, prefix + "-%")).fetchall()
+        rows = conn.execute(
+            "SELECT retry_key, accepted_at FROM events WHERE activation = ? AND event_id LIKE ?",
+            (ACTIVATION, prefix + "-%"),
+        ).fetchall()
     return [(wall[key] - at) * 1000 for key, at in rows if key in wall]
 
 
@@ -478,9 +579,14 @@ class Serve:
 def start_serve(db_url: str, **settings: Any) -> Serve:
     port = free_port()
     log = tempfile.TemporaryFile("w+")  # noqa: SIM115 - uvicorn's log, read on failure only
-    proc = subprocess.Popen([sys.executable, "-m", "lineoa_export", "serve", "--port", str(port)],
-                            env=worker_env(db_url, **settings), cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lineoa_export", "serve", "--port", str(port)],
+        env=worker_env(db_url, **settings),
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     return Serve(proc, f"http://127.0.0.1:{port}", log)
 
 
@@ -503,6 +609,7 @@ def _latency_serve(sim: Simulator, p: Profile, rate: float, tick: float = 0.01) 
         key = apikeys.create(ctx.db, "bench", now=time.time())
         serve = start_serve(db_url, rate_limit=2000)
         try:
+
             async def drive() -> Offer:
                 headers = {"Authorization": f"Bearer {key}"}
                 async with aiohttp.ClientSession(headers=headers) as s:
@@ -548,10 +655,19 @@ def section_latency(sim: Simulator, p: Profile, rate: float = 1000.0) -> dict[st
         ("serve: HTTP trigger wakes the worker", "serve", lambda: _latency_serve(sim, p, rate)),
     ]
     out: dict[str, Any] = {"offered_per_second": rate, "target_p99_ms": T_P99_MS, "variants": {}}
-    table = new_table(f"3. latency, trigger accepted → push accepted at the simulator, {rate:,.0f} events/s for "
-                      f"{p.latency_seconds:g} s ({load()})",
-                      "path", "events", "offered/s", "p50 ms", "p90 ms", "p99 ms", "max ms", "p99 ≤ 20 ms",
-                      "trigger call p50 / p99 / max")
+    table = new_table(
+        f"3. latency, trigger accepted → push accepted at the simulator, {rate:,.0f} events/s for "
+        f"{p.latency_seconds:g} s ({load()})",
+        "path",
+        "events",
+        "offered/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "max ms",
+        "p99 ≤ 20 ms",
+        "trigger call p50 / p99 / max",
+    )
     for label, key, run in variants:
         try:
             lat, offer = run()
@@ -563,17 +679,33 @@ def section_latency(sim: Simulator, p: Profile, rate: float = 1000.0) -> dict[st
         if not lat:
             out["variants"][key] = {"label": label, "error": "no event delivered"}
             continue
-        fig = {"label": label, "events": n, "measured": len(lat), "offered_per_second": round(offer.rate, 1),
-               "trigger_calls": offer.calls(),
-               "p50_ms": round(pct(lat, 50), 2), "p90_ms": round(pct(lat, 90), 2), "p99_ms": round(pct(lat, 99), 2),
-               "max_ms": round(max(lat), 2), "mean_ms": round(statistics.fmean(lat), 2),
-               "pass": pct(lat, 99) <= T_P99_MS, "load_1min": os.getloadavg()[0]}
+        fig = {
+            "label": label,
+            "events": n,
+            "measured": len(lat),
+            "offered_per_second": round(offer.rate, 1),
+            "trigger_calls": offer.calls(),
+            "p50_ms": round(pct(lat, 50), 2),
+            "p90_ms": round(pct(lat, 90), 2),
+            "p99_ms": round(pct(lat, 99), 2),
+            "max_ms": round(max(lat), 2),
+            "mean_ms": round(statistics.fmean(lat), 2),
+            "pass": pct(lat, 99) <= T_P99_MS,
+            "load_1min": os.getloadavg()[0],
+        }
         out["variants"][key] = fig
         missing = "" if len(lat) == n else f" [red]({n - len(lat)} not delivered)[/red]"
-        table.add_row(label, f"{len(lat):,}{missing}", f"{fig['offered_per_second']:,.0f}", f"{fig['p50_ms']:.1f}",
-                      f"{fig['p90_ms']:.1f}", f"{fig['p99_ms']:.1f}", f"{fig['max_ms']:.1f}",
-                      pipeline.verdict(fig["pass"]),
-                      "{p50_ms:.1f} / {p99_ms:.1f} / {max_ms:.0f} ms".format(**offer.calls()))
+        table.add_row(
+            label,
+            f"{len(lat):,}{missing}",
+            f"{fig['offered_per_second']:,.0f}",
+            f"{fig['p50_ms']:.1f}",
+            f"{fig['p90_ms']:.1f}",
+            f"{fig['p99_ms']:.1f}",
+            f"{fig['max_ms']:.1f}",
+            pipeline.verdict(fig["pass"]),
+            "{p50_ms:.1f} / {p99_ms:.1f} / {max_ms:.0f} ms".format(**offer.calls()),
+        )
     console.print(table)
     return out
 
@@ -611,9 +743,21 @@ def memory_child(db_url: str, api_url: str, n: int, chunk: int = 5000) -> None:
     # before exec, i.e. of the suite that started this child.
     peak = _proc_status_mb(os.getpid(), "VmHWM")
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"events": n, "accepted": accepted, "seconds": seconds, "cpu_seconds": cpu,
-                      "rss_before_mb": round(base, 1), "rss_curve_mb": curve, "peak_rss_mb": round(peak, 1),
-                      "highest_sampled_rss_mb": round(highest, 1), "ru_maxrss_mb": round(maxrss, 1)}))
+    print(
+        json.dumps(
+            {
+                "events": n,
+                "accepted": accepted,
+                "seconds": seconds,
+                "cpu_seconds": cpu,
+                "rss_before_mb": round(base, 1),
+                "rss_curve_mb": curve,
+                "peak_rss_mb": round(peak, 1),
+                "highest_sampled_rss_mb": round(highest, 1),
+                "ru_maxrss_mb": round(maxrss, 1),
+            }
+        )
+    )
 
 
 def _proc_status_mb(pid: int, field: str) -> float:
@@ -628,8 +772,13 @@ def section_memory(sim: Simulator, p: Profile) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="lineoa-bench-") as tmp:
         path = Path(tmp) / "deep.db"
         db_url = f"sqlite:///{path}"
-        done = subprocess.run([sys.executable, __file__, "--memory-child", db_url, sim.url, str(n)],
-                              cwd=ROOT, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [sys.executable, __file__, "--memory-child", db_url, sim.url, str(n)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"the enqueue process failed: {done.stderr[-2000:]}")
         enq = json.loads(done.stdout.strip().splitlines()[-1])
@@ -651,34 +800,57 @@ def section_memory(sim: Simulator, p: Profile) -> dict[str, Any]:
         finally:
             stop(worker)
     out = {
-        "events": n, "enqueue_seconds": round(enq["seconds"], 2), "enqueue_per_second": round(n / enq["seconds"], 1),
+        "events": n,
+        "enqueue_seconds": round(enq["seconds"], 2),
+        "enqueue_per_second": round(n / enq["seconds"], 1),
         "enqueue_cpu_us_per_event": round(enq["cpu_seconds"] / n * 1e6, 1),
-        "enqueue_rss_before_mb": enq["rss_before_mb"], "enqueue_peak_rss_mb": enq["peak_rss_mb"],
-        "enqueue_rss_curve_mb": enq["rss_curve_mb"], "enqueue_highest_sampled_rss_mb": enq["highest_sampled_rss_mb"],
-        "enqueue_ru_maxrss_mb": enq["ru_maxrss_mb"], "suite_rss_mb": round(_rss_mb(), 1),
+        "enqueue_rss_before_mb": enq["rss_before_mb"],
+        "enqueue_peak_rss_mb": enq["peak_rss_mb"],
+        "enqueue_rss_curve_mb": enq["rss_curve_mb"],
+        "enqueue_highest_sampled_rss_mb": enq["highest_sampled_rss_mb"],
+        "enqueue_ru_maxrss_mb": enq["ru_maxrss_mb"],
+        "suite_rss_mb": round(_rss_mb(), 1),
         "database_mb": round(db_mb, 1),
-        "worker_start_seconds": round(ready, 2), "worker_peak_rss_mb": round(hwm, 1),
+        "worker_start_seconds": round(ready, 2),
+        "worker_peak_rss_mb": round(hwm, 1),
         "worker_rss_samples_mb": [round(s, 1) for s in samples[:: max(1, len(samples) // 20)]],
-        "worker_seconds": round(worker_seconds, 2), "worker_pushes": delivered,
+        "worker_seconds": round(worker_seconds, 2),
+        "worker_pushes": delivered,
         "worker_pushes_per_second": round(delivered / worker_seconds, 1) if worker_seconds else 0,
         "load_1min": os.getloadavg()[0],
     }
     curve = enq["rss_curve_mb"]
-    table = new_table(f"4. memory: {n:,} events queued in SQLite (chunks of 5,000) ({load()})", "figure", "value",
-                      "target")
-    table.add_row("peak RSS of the enqueuing process", f"{enq['peak_rss_mb']:.0f} MB",
-                  f"≤ {T_RSS_MB:.0f} MB {pipeline.verdict(enq['peak_rss_mb'] <= T_RSS_MB)}")
-    table.add_row("  RSS before the first event / highest after a chunk / after the last",
-                  f"{enq['rss_before_mb']:.0f} / {enq['highest_sampled_rss_mb']:.0f} / {curve[-1][1]:.0f} MB", "")
+    table = new_table(
+        f"4. memory: {n:,} events queued in SQLite (chunks of 5,000) ({load()})", "figure", "value", "target"
+    )
+    table.add_row(
+        "peak RSS of the enqueuing process",
+        f"{enq['peak_rss_mb']:.0f} MB",
+        f"≤ {T_RSS_MB:.0f} MB {pipeline.verdict(enq['peak_rss_mb'] <= T_RSS_MB)}",
+    )
+    table.add_row(
+        "  RSS before the first event / highest after a chunk / after the last",
+        f"{enq['rss_before_mb']:.0f} / {enq['highest_sampled_rss_mb']:.0f} / {curve[-1][1]:.0f} MB",
+        "",
+    )
     table.add_row("  RSS by events queued", "  ".join(f"{k // 1000:,}k:{v:.0f}" for k, v in curve[1::2]), "MB")
     table.add_row("enqueue time", f"{enq['seconds']:.1f} s", "")
-    table.add_row("enqueue rate", f"{out['enqueue_per_second']:,.0f} events/s",
-                  f"({out['enqueue_cpu_us_per_event']:.0f} CPU µs/event)")
+    table.add_row(
+        "enqueue rate",
+        f"{out['enqueue_per_second']:,.0f} events/s",
+        f"({out['enqueue_cpu_us_per_event']:.0f} CPU µs/event)",
+    )
     table.add_row("database on disk (+ WAL)", f"{db_mb:,.0f} MB", "")
-    table.add_row(f"worker against the deep outbox, {worker_seconds:.1f} s: peak RSS", f"{hwm:.0f} MB",
-                  f"≤ {T_RSS_MB:.0f} MB {pipeline.verdict(hwm <= T_RSS_MB)}")
-    table.add_row("  worker start-up to ready / pushes meanwhile",
-                  f"{ready:.2f} s / {delivered:,} ({out['worker_pushes_per_second']:,.0f}/s)", "")
+    table.add_row(
+        f"worker against the deep outbox, {worker_seconds:.1f} s: peak RSS",
+        f"{hwm:.0f} MB",
+        f"≤ {T_RSS_MB:.0f} MB {pipeline.verdict(hwm <= T_RSS_MB)}",
+    )
+    table.add_row(
+        "  worker start-up to ready / pushes meanwhile",
+        f"{ready:.2f} s / {delivered:,} ({out['worker_pushes_per_second']:,.0f}/s)",
+        "",
+    )
     console.print(table)
     return out
 
@@ -701,14 +873,19 @@ def section_startup(p: Profile) -> dict[str, Any]:
             times[label].append(time.perf_counter() - t0)
     meds = {k: median(v) for k, v in times.items()}
     cli_s, sdk_s = meds["lineoa-export --help"], meds["python -c 'import linebot.v3.messaging'"]
-    table = new_table(f"5. start-up, median of {p.startup_runs} runs ({load()})", "command", "median s", "min s",
-                      "÷ SDK import")
+    table = new_table(
+        f"5. start-up, median of {p.startup_runs} runs ({load()})", "command", "median s", "min s", "÷ SDK import"
+    )
     for label, values in times.items():
         table.add_row(label, f"{meds[label]:.3f}", f"{min(values):.3f}", f"{meds[label] / sdk_s:.2f}")
     console.print(table)
-    return {"runs": p.startup_runs, "median_seconds": {k: round(v, 4) for k, v in meds.items()},
-            "all_seconds": {k: [round(x, 4) for x in v] for k, v in times.items()},
-            "cli_help_over_sdk_import": round(cli_s / sdk_s, 3), "load_1min": os.getloadavg()[0]}
+    return {
+        "runs": p.startup_runs,
+        "median_seconds": {k: round(v, 4) for k, v in meds.items()},
+        "all_seconds": {k: [round(x, 4) for x in v] for k, v in times.items()},
+        "cli_help_over_sdk_import": round(cli_s / sdk_s, 3),
+        "load_1min": os.getloadavg()[0],
+    }
 
 
 # -- 6. HTTP triggers -------------------------------------------------------------------------
@@ -720,20 +897,20 @@ class HttpRun:
 
     batch: int
     connections: int
-    offered: float | None     # events/s the client paces itself to; None = flat out
-    seconds: float            # first request sent → last answer read
+    offered: float | None  # events/s the client paces itself to; None = flat out
+    seconds: float  # first request sent → last answer read
     requests: int
-    accepted: int             # events answered 202 with status "accepted"
-    other: dict[str, int]     # events answered with another status (duplicate, ...)
-    errors: list[str]         # non-202 answers / exceptions (first few)
+    accepted: int  # events answered 202 with status "accepted"
+    other: dict[str, int]  # events answered with another status (duplicate, ...)
+    errors: list[str]  # non-202 answers / exceptions (first few)
     request_ms: list[float]
-    pushes_in_window: int     # simulator acceptances between the first request and the last answer
-    backlog_end: int          # queued + retrying + paused in the activation table at the window's end
+    pushes_in_window: int  # simulator acceptances between the first request and the last answer
+    backlog_end: int  # queued + retrying + paused in the activation table at the window's end
     backlog_samples: list[tuple[float, int, int]]  # (s since start, events accepted so far, backlog)
     client_cpu: float
     serve_cpu: float
     sim_cpu: float
-    drain_seconds: float      # window end → everything delivered (or the bound)
+    drain_seconds: float  # window end → everything delivered (or the bound)
     drained: bool
     table_counts: dict[str, int]
     sim_stats: dict[str, Any]
@@ -758,22 +935,34 @@ class HttpRun:
             return round(cpu / self.seconds, 3) if self.seconds else None
 
         return {
-            "batch": self.batch, "connections": self.connections, "offered_per_second": self.offered,
+            "batch": self.batch,
+            "connections": self.connections,
+            "offered_per_second": self.offered,
             "seconds": round(self.seconds, 3),
-            "requests": self.requests, "accepted_events": self.accepted, "other_statuses": self.other,
-            "errors": self.errors, "accepted_per_second": round(self.rate, 1),
-            "request_p50_ms": round(pct(ms, 50), 2), "request_p99_ms": round(pct(ms, 99), 2),
+            "requests": self.requests,
+            "accepted_events": self.accepted,
+            "other_statuses": self.other,
+            "errors": self.errors,
+            "accepted_per_second": round(self.rate, 1),
+            "request_p50_ms": round(pct(ms, 50), 2),
+            "request_p99_ms": round(pct(ms, 99), 2),
             "request_max_ms": round(max(ms), 2),
-            "pushes_in_window": self.pushes_in_window, "pushes_per_second": round(self.push_rate, 1),
+            "pushes_in_window": self.pushes_in_window,
+            "pushes_per_second": round(self.push_rate, 1),
             "backlog_end": self.backlog_end,
             "backlog_samples": [[round(t, 2), a, b] for t, a, b in self.backlog_samples],
-            "client_cpu_share": share(self.client_cpu), "serve_cpu_share": share(self.serve_cpu),
-            "sim_cpu_share": share(self.sim_cpu), "drain_seconds": round(self.drain_seconds, 2),
-            "drained": self.drained, "table_counts": self.table_counts,
+            "client_cpu_share": share(self.client_cpu),
+            "serve_cpu_share": share(self.serve_cpu),
+            "sim_cpu_share": share(self.sim_cpu),
+            "drain_seconds": round(self.drain_seconds, 2),
+            "drained": self.drained,
+            "table_counts": self.table_counts,
             "sim_accepted_pushes": self.sim_stats.get("accepted_pushes"),
             "sim_max_accepted_per_recipient": self.sim_stats.get("max_accepted_per_recipient"),
             "sim_duplicates_suppressed": self.sim_stats.get("duplicates_suppressed"),
-            "check": self.check, "pass": self.ok and self.rate >= T_HTTP, "load_1min": os.getloadavg()[0],
+            "check": self.check,
+            "pass": self.ok and self.rate >= T_HTTP,
+            "load_1min": os.getloadavg()[0],
         }
 
 
@@ -781,8 +970,9 @@ HTTP_WARM = 20
 FINAL = ("delivered", "failed")
 
 
-def _http_run(sim: Simulator, seconds: float, batch: int, connections: int, prefix: str,
-              offered: float | None = None) -> HttpRun:
+def _http_run(
+    sim: Simulator, seconds: float, batch: int, connections: int, prefix: str, offered: float | None = None
+) -> HttpRun:
     """``connections`` clients post ``batch`` events per request to ``serve`` for ``seconds`` (flat
     out, or paced to ``offered`` events/s), while the worker inside serve delivers them; then wait
     (bounded) until everything is delivered."""
@@ -798,14 +988,22 @@ def _http_run(sim: Simulator, seconds: float, batch: int, connections: int, pref
         # Rate limit out of the way, as many pushes in flight as the other sections' pipeline.
         serve = start_serve(db_url, rate_limit=1_000_000, concurrency=pipeline.BARE_TASKS)
         try:
-            return asyncio.run(_http_drive(sim, serve, key, path, seconds, batch, connections, prefix,
-                                           offered))
+            return asyncio.run(_http_drive(sim, serve, key, path, seconds, batch, connections, prefix, offered))
         finally:
             stop(serve.proc)
 
 
-async def _http_drive(sim: Simulator, serve: Serve, key: str, db_path: Path, seconds: float, batch: int,
-                      connections: int, prefix: str, offered: float | None) -> HttpRun:
+async def _http_drive(
+    sim: Simulator,
+    serve: Serve,
+    key: str,
+    db_path: Path,
+    seconds: float,
+    batch: int,
+    connections: int,
+    prefix: str,
+    offered: float | None,
+) -> HttpRun:
     headers = {"Authorization": f"Bearer {key}"}
     post_headers = {**headers, "Content-Type": "application/json"}
     activation_url = f"{serve.base}/v1/activations/{ACTIVATION}"
@@ -820,9 +1018,11 @@ async def _http_drive(sim: Simulator, serve: Serve, key: str, db_path: Path, sec
                 return dict((await r.json())["counts"])
 
         # Warm-up: channel lookup, connections, serve's code paths; then forgotten at the simulator.
-        async with s.post(trigger_url, data=orjson.dumps({"events": next(event_chunks(HTTP_WARM, "warm",
-                                                                                      HTTP_WARM))}),
-                          headers=post_headers) as r:
+        async with s.post(
+            trigger_url,
+            data=orjson.dumps({"events": next(event_chunks(HTTP_WARM, "warm", HTTP_WARM))}),
+            headers=post_headers,
+        ) as r:
             if r.status != 202:
                 raise RuntimeError(f"trigger answered {r.status}: {await r.text()}")
         await _wait_sim(sim, HTTP_WARM)
@@ -878,8 +1078,9 @@ async def _http_drive(sim: Simulator, serve: Serve, key: str, db_path: Path, sec
                     await asyncio.wait_for(done.wait(), 1.0)
                 except TimeoutError:
                     c = await counts()
-                    samples.append((time.monotonic() - t0, accepted,
-                                    sum(n for state, n in c.items() if state not in FINAL)))
+                    samples.append(
+                        (time.monotonic() - t0, accepted, sum(n for state, n in c.items() if state not in FINAL))
+                    )
 
         cpu0, serve0, sim0 = time.process_time(), proc_cpu(serve.proc.pid), sim.cpu()
         t0 = time.monotonic()
@@ -918,45 +1119,95 @@ async def _http_drive(sim: Simulator, serve: Serve, key: str, db_path: Path, sec
     with sqlite3.connect(db_path) as conn:
         attempts_200 = conn.execute(
             "SELECT COUNT(*) FROM attempts a JOIN events e ON e.id = a.event "
-            "WHERE e.activation = ? AND a.status_code = 200 AND e.event_id LIKE ?", (ACTIVATION, prefix + "-%"),
+            "WHERE e.activation = ? AND a.status_code = 200 AND e.event_id LIKE ?",
+            (ACTIVATION, prefix + "-%"),
         ).fetchone()[0]
-    good = (not errors and drained and set(table) == {"delivered"} and attempts_200 == accepted
-            and stats["accepted_pushes"] == accepted and stats["max_accepted_per_recipient"] == 1
-            and stats["duplicates_suppressed"] == 0)
-    check = (f"{'ok' if good else 'MISMATCH'}: {accepted:,} accepted over HTTP; table {table} "
-             f"(incl. {HTTP_WARM} warm-up), {attempts_200:,} attempts with 200; simulator accepted "
-             f"{stats['accepted_pushes']:,}, max per recipient {stats['max_accepted_per_recipient']}, "
-             f"duplicates {stats['duplicates_suppressed']}" + (f"; errors: {errors[:3]}" if errors else ""))
-    return HttpRun(batch, connections, offered, window, requests, accepted, other, errors, request_ms, pushes, backlog,
-                   samples, client_cpu, serve_cpu, sim_cpu, drain, drained, table, stats, check)
+    good = (
+        not errors
+        and drained
+        and set(table) == {"delivered"}
+        and attempts_200 == accepted
+        and stats["accepted_pushes"] == accepted
+        and stats["max_accepted_per_recipient"] == 1
+        and stats["duplicates_suppressed"] == 0
+    )
+    check = (
+        f"{'ok' if good else 'MISMATCH'}: {accepted:,} accepted over HTTP; table {table} "
+        f"(incl. {HTTP_WARM} warm-up), {attempts_200:,} attempts with 200; simulator accepted "
+        f"{stats['accepted_pushes']:,}, max per recipient {stats['max_accepted_per_recipient']}, "
+        f"duplicates {stats['duplicates_suppressed']}" + (f"; errors: {errors[:3]}" if errors else "")
+    )
+    return HttpRun(
+        batch,
+        connections,
+        offered,
+        window,
+        requests,
+        accepted,
+        other,
+        errors,
+        request_ms,
+        pushes,
+        backlog,
+        samples,
+        client_cpu,
+        serve_cpu,
+        sim_cpu,
+        drain,
+        drained,
+        table,
+        stats,
+        check,
+    )
 
 
 def section_http(sim: Simulator, p: Profile) -> dict[str, Any]:
-    plan = [("flat", HTTP_BATCH, None), *(("flat", b, None) for b in HTTP_OTHER_BATCHES),
-            ("paced", HTTP_PACED_BATCH, T_HTTP)]
+    plan = [
+        ("flat", HTTP_BATCH, None),
+        *(("flat", b, None) for b in HTTP_OTHER_BATCHES),
+        ("paced", HTTP_PACED_BATCH, T_HTTP),
+    ]
     runs = []
     for mode, batch, offered in plan:
         prefix = f"h{mode[0]}{batch}"
-        runs.append((f"{batch:,}/request, " + ("flat out" if offered is None else f"paced {offered:,.0f}/s"),
-                     f"{mode}_{batch}", _http_run(sim, p.http_seconds, batch, HTTP_CONNECTIONS, prefix, offered)))
-    table = new_table(f"6. HTTP triggers: POST /v1/activations/{ACTIVATION}/triggers to `lineoa-export serve` "
-                      f"(worker inside serve delivering, limit off), {HTTP_CONNECTIONS} connections, "
-                      f"{p.http_seconds:g} s per run ({load()})",
-                      "run", "accepted/s (202)", "events", "request p50 / p99 / max ms",
-                      "pushes/s meanwhile", "backlog at end", "drain", "serve / sim / client CPU",
-                      f"≥ {T_HTTP:,.0f}/s", "check")
-    out: dict[str, Any] = {"seconds": p.http_seconds, "connections": HTTP_CONNECTIONS, "target": T_HTTP,
-                           "runs": {}}
+        runs.append(
+            (
+                f"{batch:,}/request, " + ("flat out" if offered is None else f"paced {offered:,.0f}/s"),
+                f"{mode}_{batch}",
+                _http_run(sim, p.http_seconds, batch, HTTP_CONNECTIONS, prefix, offered),
+            )
+        )
+    table = new_table(
+        f"6. HTTP triggers: POST /v1/activations/{ACTIVATION}/triggers to `lineoa-export serve` "
+        f"(worker inside serve delivering, limit off), {HTTP_CONNECTIONS} connections, "
+        f"{p.http_seconds:g} s per run ({load()})",
+        "run",
+        "accepted/s (202)",
+        "events",
+        "request p50 / p99 / max ms",
+        "pushes/s meanwhile",
+        "backlog at end",
+        "drain",
+        "serve / sim / client CPU",
+        f"≥ {T_HTTP:,.0f}/s",
+        "check",
+    )
+    out: dict[str, Any] = {"seconds": p.http_seconds, "connections": HTTP_CONNECTIONS, "target": T_HTTP, "runs": {}}
     for label, key, run in runs:
         fig = {"label": label, **run.as_json()}
         out["runs"][key] = fig
-        table.add_row(label, f"{run.rate:,.0f}", f"{run.accepted:,}",
-                      f"{fig['request_p50_ms']:.0f} / {fig['request_p99_ms']:.0f} / {fig['request_max_ms']:.0f}",
-                      f"{run.push_rate:,.0f}", f"{run.backlog_end:,}",
-                      f"{run.drain_seconds:.1f} s" + ("" if run.drained else " [red](not drained)[/red]"),
-                      f"{fig['serve_cpu_share']:.0%} / {fig['sim_cpu_share']:.0%} / {fig['client_cpu_share']:.0%}",
-                      pipeline.verdict(fig["pass"]) if run.offered is None else "(paced)",
-                      "ok" if run.ok else "[red]MISMATCH[/red]")
+        table.add_row(
+            label,
+            f"{run.rate:,.0f}",
+            f"{run.accepted:,}",
+            f"{fig['request_p50_ms']:.0f} / {fig['request_p99_ms']:.0f} / {fig['request_max_ms']:.0f}",
+            f"{run.push_rate:,.0f}",
+            f"{run.backlog_end:,}",
+            f"{run.drain_seconds:.1f} s" + ("" if run.drained else " [red](not drained)[/red]"),
+            f"{fig['serve_cpu_share']:.0%} / {fig['sim_cpu_share']:.0%} / {fig['client_cpu_share']:.0%}",
+            pipeline.verdict(fig["pass"]) if run.offered is None else "(paced)",
+            "ok" if run.ok else "[red]MISMATCH[/red]",
+        )
     console.print(table)
     for label, _, run in runs:
         trend = "  ".join(f"{t:.0f}s:{a / 1000:,.0f}k/{b:,}" for t, a, b in run.backlog_samples)
@@ -964,8 +1215,13 @@ def section_http(sim: Simulator, p: Profile) -> dict[str, Any]:
         console.print(f"  {label}: {run.check if run.ok else '[red]' + run.check + '[/red]'}")
     head = out["runs"][f"flat_{HTTP_BATCH}"]
     paced = out["runs"][f"paced_{HTTP_PACED_BATCH}"]
-    out.update(accepted_per_second=head["accepted_per_second"], pushes_per_second=head["pushes_per_second"],
-               backlog_end=head["backlog_end"], checks_ok=all(r.ok for _, _, r in runs), paced=paced)
+    out.update(
+        accepted_per_second=head["accepted_per_second"],
+        pushes_per_second=head["pushes_per_second"],
+        backlog_end=head["backlog_end"],
+        checks_ok=all(r.ok for _, _, r in runs),
+        paced=paced,
+    )
     out["pass"] = head["pass"]
     return out
 
@@ -980,43 +1236,91 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         out.append({"target": name, "goal": target, "value": value, "shown": shown, "pass": ok})
 
     if t := results.get("throughput"):
-        add("full pipeline pushes/s (1 process)", f"≥ {T_RATE:,.0f}", t["pipeline_per_second"],
-            f"{t['pipeline_per_second']:,.0f}", t["pipeline_per_second"] >= T_RATE)
-        add("full pipeline ÷ bare aiohttp loop", f"≥ {T_BARE}", t["ratio_to_bare"], f"{t['ratio_to_bare']:.3f}",
-            t["ratio_to_bare"] >= T_BARE)
-        add("full pipeline ÷ line-bot-sdk loop", f"≥ {T_SDK}", t["ratio_to_sdk"], f"{t['ratio_to_sdk']:.3f}",
-            t["ratio_to_sdk"] >= T_SDK)
+        add(
+            "full pipeline pushes/s (1 process)",
+            f"≥ {T_RATE:,.0f}",
+            t["pipeline_per_second"],
+            f"{t['pipeline_per_second']:,.0f}",
+            t["pipeline_per_second"] >= T_RATE,
+        )
+        add(
+            "full pipeline ÷ bare aiohttp loop",
+            f"≥ {T_BARE}",
+            t["ratio_to_bare"],
+            f"{t['ratio_to_bare']:.3f}",
+            t["ratio_to_bare"] >= T_BARE,
+        )
+        add(
+            "full pipeline ÷ line-bot-sdk loop",
+            f"≥ {T_SDK}",
+            t["ratio_to_sdk"],
+            f"{t['ratio_to_sdk']:.3f}",
+            t["ratio_to_sdk"] >= T_SDK,
+        )
     if r := results.get("rate"):
-        add("max pushes in any 1 s window (limit 2,000/s)", f"≤ {T_WINDOW:,}", r["max_in_any_1s_window"],
+        add(
+            "max pushes in any 1 s window (limit 2,000/s)",
+            f"≤ {T_WINDOW:,}",
+            r["max_in_any_1s_window"],
             f"{r['max_in_any_1s_window']:,} (achieved {r['achieved_per_second']:,.0f}/s)",
-            r["max_in_any_1s_window"] <= T_WINDOW)
+            r["max_in_any_1s_window"] <= T_WINDOW,
+        )
     if lat := results.get("latency"):
         for v in lat["variants"].values():
             if "error" in v:
                 add(f"latency p99, {v['label']}", f"≤ {T_P99_MS:g} ms", None, v["error"], False)
             else:
-                add(f"latency p99, {v['label']}", f"≤ {T_P99_MS:g} ms", v["p99_ms"],
-                    f"{v['p99_ms']:.1f} ms (p50 {v['p50_ms']:.1f})", v["pass"])
+                add(
+                    f"latency p99, {v['label']}",
+                    f"≤ {T_P99_MS:g} ms",
+                    v["p99_ms"],
+                    f"{v['p99_ms']:.1f} ms (p50 {v['p50_ms']:.1f})",
+                    v["pass"],
+                )
     if m := results.get("memory"):
-        add(f"peak RSS, {m['events']:,} events enqueued", f"≤ {T_RSS_MB:.0f} MB", m["enqueue_peak_rss_mb"],
+        add(
+            f"peak RSS, {m['events']:,} events enqueued",
+            f"≤ {T_RSS_MB:.0f} MB",
+            m["enqueue_peak_rss_mb"],
             f"{m['enqueue_peak_rss_mb']:.0f} MB ({m['enqueue_per_second']:,.0f} events/s)",
-            m["enqueue_peak_rss_mb"] <= T_RSS_MB)
-        add("peak RSS, worker on that deep outbox", f"≤ {T_RSS_MB:.0f} MB", m["worker_peak_rss_mb"],
-            f"{m['worker_peak_rss_mb']:.0f} MB", m["worker_peak_rss_mb"] <= T_RSS_MB)
+            m["enqueue_peak_rss_mb"] <= T_RSS_MB,
+        )
+        add(
+            "peak RSS, worker on that deep outbox",
+            f"≤ {T_RSS_MB:.0f} MB",
+            m["worker_peak_rss_mb"],
+            f"{m['worker_peak_rss_mb']:.0f} MB",
+            m["worker_peak_rss_mb"] <= T_RSS_MB,
+        )
     if s := results.get("startup"):
         med = s["median_seconds"]
-        add("lineoa-export --help vs import linebot.v3.messaging", "(no target)", s["cli_help_over_sdk_import"],
+        add(
+            "lineoa-export --help vs import linebot.v3.messaging",
+            "(no target)",
+            s["cli_help_over_sdk_import"],
             f"{med['lineoa-export --help']:.2f} s vs {med[next(k for k in med if 'linebot' in k)]:.2f} s "
-            f"(× {s['cli_help_over_sdk_import']:.2f})", None)
+            f"(× {s['cli_help_over_sdk_import']:.2f})",
+            None,
+        )
     if h := results.get("http"):
-        add("HTTP triggers accepted/s while delivering", f"≥ {T_HTTP:,.0f}", h["accepted_per_second"],
+        add(
+            "HTTP triggers accepted/s while delivering",
+            f"≥ {T_HTTP:,.0f}",
+            h["accepted_per_second"],
             f"{h['accepted_per_second']:,.0f} ({HTTP_BATCH:,}/request, {h['connections']} connections; "
             f"delivered {h['pushes_per_second']:,.0f}/s meanwhile, backlog {h['backlog_end']:,}"
-            f"{'' if h['checks_ok'] else '; CHECK FAILED'})", h["pass"])
+            f"{'' if h['checks_ok'] else '; CHECK FAILED'})",
+            h["pass"],
+        )
         pc = h["paced"]
-        add(f"HTTP triggers paced at {T_HTTP:,.0f}/s: delivered meanwhile", "(no target)", pc["pushes_per_second"],
+        add(
+            f"HTTP triggers paced at {T_HTTP:,.0f}/s: delivered meanwhile",
+            "(no target)",
+            pc["pushes_per_second"],
             f"{pc['pushes_per_second']:,.0f} pushes/s (accepted {pc['accepted_per_second']:,.0f}/s, "
-            f"backlog at end {pc['backlog_end']:,}, request p99 {pc['request_p99_ms']:.0f} ms)", None)
+            f"backlog at end {pc['backlog_end']:,}, request p99 {pc['request_p99_ms']:.0f} ms)",
+            None,
+        )
     return out
 
 
@@ -1044,11 +1348,11 @@ def main() -> None:
     wanted = args.only or list(SECTIONS)
     started = time.perf_counter()
     load_start = os.getloadavg()
-    console.print(f"lineoa-export benchmark suite{' --quick' if args.quick else ''}: {', '.join(wanted)}; "
-                  f"{load()}")
+    console.print(f"lineoa-export benchmark suite{' --quick' if args.quick else ''}: {', '.join(wanted)}; {load()}")
     if busy():
-        console.print("[yellow]the machine is busy (1-minute load above 0.75 per CPU): read ratios, "
-                      "not absolute rates[/yellow]")
+        console.print(
+            "[yellow]the machine is busy (1-minute load above 0.75 per CPU): read ratios, not absolute rates[/yellow]"
+        )
     results: dict[str, Any] = {}
     section_seconds: dict[str, float] = {}
     sim = Simulator.start()
@@ -1074,12 +1378,21 @@ def main() -> None:
     rows = targets(results)
     summary(rows, args.quick)
     total = time.perf_counter() - started
-    console.print(f"suite took {total:.0f} s; load at start {load_start[0]:.2f}, at end {os.getloadavg()[0]:.2f} "
-                  f"on {os.cpu_count()} CPUs")
+    console.print(
+        f"suite took {total:.0f} s; load at start {load_start[0]:.2f}, at end {os.getloadavg()[0]:.2f} "
+        f"on {os.cpu_count()} CPUs"
+    )
     report = {
-        "quick": args.quick, "profile": prof.__dict__, "machine": machine(),
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(total, 1), "section_seconds": section_seconds,
-        "load_at_start": load_start, "load_at_end": os.getloadavg(), "sections": results, "targets": rows,
+        "quick": args.quick,
+        "profile": prof.__dict__,
+        "machine": machine(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(total, 1),
+        "section_seconds": section_seconds,
+        "load_at_start": load_start,
+        "load_at_end": os.getloadavg(),
+        "sections": results,
+        "targets": rows,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

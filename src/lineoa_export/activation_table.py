@@ -20,8 +20,17 @@ from .errors import NotFound
 from .store.database import Database, Row
 
 COLUMNS = (
-    "event_id", "recipient", "state", "delivered", "status_code", "error", "attempts", "retry_key",
-    "line_request_id", "sent_message_ids", "time",
+    "event_id",
+    "recipient",
+    "state",
+    "delivered",
+    "status_code",
+    "error",
+    "attempts",
+    "retry_key",
+    "line_request_id",
+    "sent_message_ids",
+    "time",
 )
 
 
@@ -100,9 +109,9 @@ def page(
     return entries, (ids[-1] if len(rows) == limit else None)
 
 
-def iterate(db: Database, activation: str, *, filters: Filters = Filters(), page_size: int = 1000) -> Iterator[
-    dict[str, Any]
-]:
+def iterate(
+    db: Database, activation: str, *, filters: Filters = Filters(), page_size: int = 1000
+) -> Iterator[dict[str, Any]]:
     before: int | None = None
     while True:
         entries, before = page(db, activation, filters=filters, limit=page_size, before=before)
@@ -117,8 +126,7 @@ def event(db: Database, activation: str, event_id: str) -> dict[str, Any]:
         raise NotFound(f"event {event_id!r} not found in activation {activation!r}")
     row = rows[0]
     attempts = [
-        _attempt(a)
-        for a in db.run("log_attempts", {"activation": activation, "lo": row["id"], "hi": row["id"]})
+        _attempt(a) for a in db.run("log_attempts", {"activation": activation, "lo": row["id"], "hi": row["id"]})
     ]
     entry = _entry(row, attempts)
     entry["request_body"] = orjson.loads(row["body"]) if row["body"] else None

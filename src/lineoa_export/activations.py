@@ -187,7 +187,7 @@ def _storable(spec: ActivationSpec) -> list[FieldProblem]:
 class Activation:
     spec: ActivationSpec
     channel_key: str
-    paused_reason: str | None       # paused by hand
+    paused_reason: str | None  # paused by hand
     channel_paused_reason: str | None  # the channel is paused (quota, credentials)
     created_at: float
     updated_at: float
@@ -216,8 +216,12 @@ class Activation:
             notification_disabled=bool(row["notification_disabled"]),
         )
         return cls(
-            spec, row["channel_key"], row["paused_reason"], row["channel_paused_reason"],
-            row["created_at"], row["updated_at"],
+            spec,
+            row["channel_key"],
+            row["paused_reason"],
+            row["channel_paused_reason"],
+            row["created_at"],
+            row["updated_at"],
         )
 
     def public(self) -> dict[str, Any]:

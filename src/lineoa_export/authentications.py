@@ -44,9 +44,7 @@ class Credentials:
         return f"Credentials(kind={self.kind!r}, channel_id={self.channel_id!r}, <secret redacted>)"
 
     @classmethod
-    def from_options(
-        cls, access_token: str | None, channel_id: str | None, channel_secret: str | None
-    ) -> Credentials:
+    def from_options(cls, access_token: str | None, channel_id: str | None, channel_secret: str | None) -> Credentials:
         for field, value in (("access_token", access_token), ("channel_secret", channel_secret)):
             # They travel in an HTTP header or form: a space or line break can only be a paste error.
             if value and not (value.isascii() and value.isprintable() and " " not in value):
@@ -62,9 +60,11 @@ class Credentials:
         )
 
     def seal(self, vault: Vault) -> bytes:
-        secret = {"access_token": self.access_token} if self.kind == "access_token" else {
-            "channel_secret": self.channel_secret
-        }
+        secret = (
+            {"access_token": self.access_token}
+            if self.kind == "access_token"
+            else {"channel_secret": self.channel_secret}
+        )
         return vault.seal(orjson.dumps(secret).decode())
 
 

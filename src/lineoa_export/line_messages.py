@@ -47,6 +47,8 @@ _TO_RE: Final = re.compile(r"[UCR][0-9a-f]{32}")
 def is_recipient_id(value: object) -> TypeGuard[str]:
     """A LINE user, group or room ID: U, C or R and 32 lowercase hex digits, nothing else."""
     return isinstance(value, str) and _TO_RE.fullmatch(value) is not None
+
+
 _UNIT_RE: Final = re.compile(r"[a-zA-Z0-9_]{1,30}")
 _TEXTV2_REF_RE: Final = re.compile(r"\{([^{}]*)\}")
 

@@ -57,7 +57,11 @@ class Pipeline:
             else authentications.Credentials.from_options(DEFAULT_ACCESS_TOKEN, None, None)
         )
         return authentications.create(
-            self.ctx.db, self.ctx.vault, name=name or self.auth, credentials=creds, api_url=self.sim.url,
+            self.ctx.db,
+            self.ctx.vault,
+            name=name or self.auth,
+            credentials=creds,
+            api_url=self.sim.url,
             now=self.clock.now(),
         )
 
@@ -145,9 +149,7 @@ class FakeTransport:
     calls: list[Call] = field(default_factory=list)
     closed: bool = False
 
-    async def request(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
-    ) -> Answer | NoAnswer:
+    async def request(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> Answer | NoAnswer:
         self.calls.append(Call(method, url, dict(headers), body))
         for _ in range(3):
             await asyncio.sleep(0)
@@ -209,8 +211,9 @@ class ThreadedSimulator:
 
     def _call(self, method: str, path: str, payload: Any = None) -> dict[str, Any]:
         data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         with opener.open(request, timeout=10) as response:
             result: dict[str, Any] = json.loads(response.read())

@@ -40,8 +40,11 @@ class Serve:
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "lineoa_export", "serve", "--port", str(self.port)],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=cli.env, cwd=cli.directory,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=cli.env,
+            cwd=cli.directory,
         )
         deadline = time.monotonic() + SERVE_START_TIMEOUT
         while time.monotonic() < deadline:
@@ -104,8 +107,10 @@ def wait_until_settled(serve: Serve, activation: str) -> list[dict[str, Any]]:
     """Poll the log until nothing is queued or retrying; returns the whole log."""
     deadline = time.monotonic() + SETTLE_TIMEOUT
     while time.monotonic() < deadline:
-        pending = [serve.ok("GET", f"/v1/activations/{activation}/log?state={state}&limit=1")["events"]
-                   for state in ("queued", "retrying")]
+        pending = [
+            serve.ok("GET", f"/v1/activations/{activation}/log?state={state}&limit=1")["events"]
+            for state in ("queued", "retrying")
+        ]
         if not any(pending):
             break
         time.sleep(0.1)
@@ -131,25 +136,38 @@ def test_full_flow_over_http_then_graceful_shutdown(cli: Cli, sim: Simulator, se
     started = time.monotonic()
 
     # Authentication, tested against the simulator; the token never comes back.
-    auth = serve.ok("POST", "/v1/authentications",
-                    {"name": "line", "access_token": DEMO_TOKEN, "api_url": sim.url}, status=201)
+    auth = serve.ok(
+        "POST", "/v1/authentications", {"name": "line", "access_token": DEMO_TOKEN, "api_url": sim.url}, status=201
+    )
     assert auth["bot_user_id"]
     assert DEMO_TOKEN not in json.dumps(auth)
 
-    activation = serve.ok("POST", "/v1/activations", {
-        "name": "welcome", "authentication": "line", "recipient": "{{line_user_id}}",
-        "messages": [{"type": "text", "text": "Hello {{name}}"}],
-        "initial_retry_delay": 0.2, "retry_delay_multiple": 2,
-    }, status=201)
+    activation = serve.ok(
+        "POST",
+        "/v1/activations",
+        {
+            "name": "welcome",
+            "authentication": "line",
+            "recipient": "{{line_user_id}}",
+            "messages": [{"type": "text", "text": "Hello {{name}}"}],
+            "initial_retry_delay": 0.2,
+            "retry_delay_multiple": 2,
+        },
+        status=201,
+    )
     assert activation["max_retries"] == 3
 
     sample = {"line_user_id": new_user(), "name": "Ann"}
     assert serve.ok("POST", "/v1/activations/welcome/validate", {"event": sample}) == {
-        "valid": True, "checked": ["local", "line"]}
+        "valid": True,
+        "checked": ["local", "line"],
+    }
     preview = serve.ok("POST", "/v1/activations/welcome/preview", {"event": sample})
     assert preview["request"]["url"] == sim.url + "/v2/bot/message/push"
-    assert preview["request"]["body"] == {"to": sample["line_user_id"],
-                                          "messages": [{"type": "text", "text": "Hello Ann"}]}
+    assert preview["request"]["body"] == {
+        "to": sample["line_user_id"],
+        "messages": [{"type": "text", "text": "Hello Ann"}],
+    }
     assert sim.stats()["accepted_pushes"] == 0  # validate and preview send nothing
 
     # A batch of 200: one recipient refused (400), one answered 503 twice before LINE takes it.
@@ -168,7 +186,10 @@ def test_full_flow_over_http_then_graceful_shutdown(cli: Cli, sim: Simulator, se
     assert (by_id["e0"]["state"], by_id["e0"]["status_code"]) == ("failed", 400)
     assert by_id["e1"]["state"] == "delivered"
     assert [a["status_code"] for a in serve.ok("GET", "/v1/activations/welcome/events/e1")["attempt_log"]] == [
-        503, 503, 200]
+        503,
+        503,
+        200,
+    ]
     assert sum(e["state"] == "delivered" for e in entries) == 199
     csv_text = serve.call("GET", "/v1/activations/welcome/log?format=csv&state=failed")[1]
     assert csv_text.splitlines()[1].startswith("e0,")
@@ -176,7 +197,9 @@ def test_full_flow_over_http_then_graceful_shutdown(cli: Cli, sim: Simulator, se
     # LINE would now take the refused push: replay it, same retry key.
     sim.patch({"script": {refused: None}})
     assert serve.ok("POST", "/v1/activations/welcome/replay", {"event_ids": ["e0"]}) == {
-        "replayed": ["e0"], "not_replayable": []}
+        "replayed": ["e0"],
+        "not_replayable": [],
+    }
     entries = wait_until_settled(serve, "welcome")
     replayed = serve.ok("GET", "/v1/activations/welcome/events/e0")
     assert replayed["state"] == "delivered"
@@ -196,7 +219,8 @@ def test_full_flow_over_http_then_graceful_shutdown(cli: Cli, sim: Simulator, se
     late_users = [new_user() for _ in range(300)]
     late = [{"line_user_id": u, "name": "x", "event_id": f"late{i}"} for i, u in enumerate(late_users)]
     assert serve.ok("POST", "/v1/activations/welcome/triggers", {"events": late}, status=202)["counts"] == {
-        "accepted": 300}
+        "accepted": 300
+    }
     time.sleep(0.1)
     assert serve.terminate(timeout=10) == 0, serve.output()
     assert "stopped: worker drained" in serve.output()

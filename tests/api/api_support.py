@@ -114,9 +114,12 @@ def make_api(tmp_path: Path, sim: ThreadedSimulator | None, *, api_url: str | No
         key = apikeys.create(ctx.db, "t", now=clock.now())
         url = api_url or (sim.url if sim is not None else "http://127.0.0.1:9")
         authentications.create(
-            ctx.db, ctx.vault, name="line",
+            ctx.db,
+            ctx.vault,
+            name="line",
             credentials=authentications.Credentials.from_options(DEFAULT_ACCESS_TOKEN, None, None),
-            api_url=url, now=clock.now(),
+            api_url=url,
+            now=clock.now(),
         )
         client = ASGIClient(create_api(ctx))
         client.trust_env = False

@@ -114,8 +114,9 @@ def test_the_protected_list_covers_every_operation_in_the_openapi_document(api: 
     operations = {
         (method.upper(), path) for path, item in doc["paths"].items() for method in item if not path.endswith("z")
     }
+
     def template(path: str) -> str:
-        return (path.replace("/line", "/{name}").replace("/welcome", "/{name}").replace("/e1", "/{event_id}"))
+        return path.replace("/line", "/{name}").replace("/welcome", "/{name}").replace("/e1", "/{event_id}")
 
     assert operations == {(m, template(p)) for m, p, _ in PROTECTED}
 
@@ -138,8 +139,9 @@ def test_a_valid_key_is_accepted_and_a_revoked_one_no_longer(api: Api) -> None:
 
 
 def test_create_authentication_tests_the_token_with_line(api: Api, sim: ThreadedSimulator) -> None:
-    response = api.post("/v1/authentications", json={"name": "oa", "access_token": DEFAULT_ACCESS_TOKEN,
-                                                      "api_url": sim.url})
+    response = api.post(
+        "/v1/authentications", json={"name": "oa", "access_token": DEFAULT_ACCESS_TOKEN, "api_url": sim.url}
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     assert body["name"] == "oa"
@@ -153,10 +155,15 @@ def test_create_authentication_tests_the_token_with_line(api: Api, sim: Threaded
 
 
 def test_create_authentication_from_channel_id_and_secret(api: Api, sim: ThreadedSimulator) -> None:
-    response = api.post("/v1/authentications", json={
-        "name": "minted", "channel_id": DEFAULT_CHANNEL_ID, "channel_secret": DEFAULT_CHANNEL_SECRET,
-        "api_url": sim.url,
-    })
+    response = api.post(
+        "/v1/authentications",
+        json={
+            "name": "minted",
+            "channel_id": DEFAULT_CHANNEL_ID,
+            "channel_secret": DEFAULT_CHANNEL_SECRET,
+            "api_url": sim.url,
+        },
+    )
     assert response.status_code == 201, response.text
     assert response.json()["kind"] == "channel_credentials"
     assert response.json()["channel_id"] == DEFAULT_CHANNEL_ID
@@ -175,25 +182,33 @@ def test_a_refused_token_answers_422_with_lines_reason(api: Api, sim: ThreadedSi
 
 
 def test_a_refused_channel_secret_answers_422_with_lines_reason(api: Api, sim: ThreadedSimulator) -> None:
-    response = api.post("/v1/authentications", json={
-        "name": "bad", "channel_id": DEFAULT_CHANNEL_ID, "channel_secret": BAD_SECRET, "api_url": sim.url,
-    })
+    response = api.post(
+        "/v1/authentications",
+        json={
+            "name": "bad",
+            "channel_id": DEFAULT_CHANNEL_ID,
+            "channel_secret": BAD_SECRET,
+            "api_url": sim.url,
+        },
+    )
     assert response.status_code == 422
     assert response.json()["error"] == "credentials_rejected"
     assert "invalid client_id or client_secret" in response.json()["message"]
 
 
 def test_an_unreachable_line_is_a_rejection_not_a_server_error(api: Api) -> None:
-    response = api.post("/v1/authentications", json={"name": "far", "access_token": BAD_TOKEN,
-                                                      "api_url": "http://127.0.0.1:9"})
+    response = api.post(
+        "/v1/authentications", json={"name": "far", "access_token": BAD_TOKEN, "api_url": "http://127.0.0.1:9"}
+    )
     assert response.status_code == 422
     assert response.json()["error"] == "credentials_rejected"
 
 
 def test_skip_test_stores_without_calling_line(api: Api, sim: ThreadedSimulator) -> None:
     before = sim.stats()["requests_by_endpoint"]
-    response = api.post("/v1/authentications", json={"name": "later", "access_token": BAD_TOKEN,
-                                                      "api_url": sim.url, "skip_test": True})
+    response = api.post(
+        "/v1/authentications", json={"name": "later", "access_token": BAD_TOKEN, "api_url": sim.url, "skip_test": True}
+    )
     assert response.status_code == 201, response.text
     assert response.json()["bot_user_id"] is None
     assert sim.stats()["requests_by_endpoint"] == before
@@ -230,8 +245,15 @@ def test_a_taken_authentication_name_answers_409(api: Api) -> None:
 
 
 def test_list_and_get_authentications(api: Api, sim: ThreadedSimulator) -> None:
-    api.post("/v1/authentications", json={"name": "minted", "channel_id": DEFAULT_CHANNEL_ID,
-                                          "channel_secret": DEFAULT_CHANNEL_SECRET, "api_url": sim.url})
+    api.post(
+        "/v1/authentications",
+        json={
+            "name": "minted",
+            "channel_id": DEFAULT_CHANNEL_ID,
+            "channel_secret": DEFAULT_CHANNEL_SECRET,
+            "api_url": sim.url,
+        },
+    )
     listed = api.get("/v1/authentications")
     assert listed.status_code == 200
     assert sorted(a["name"] for a in listed.json()) == ["line", "minted"]
@@ -259,8 +281,11 @@ def test_delete_authentication(api: Api) -> None:
 def test_test_authentication(api: Api, sim: ThreadedSimulator) -> None:
     response = api.post("/v1/authentications/line/test")
     assert response.status_code == 200, response.text
-    assert response.json() == {"ok": True, "bot_user_id": "U" + "0123456789abcdef" * 2,
-                               "bot_name": "Demo Official Account"}
+    assert response.json() == {
+        "ok": True,
+        "bot_user_id": "U" + "0123456789abcdef" * 2,
+        "bot_name": "Demo Official Account",
+    }
     assert api.post("/v1/authentications/nope/test").status_code == 404
     # Once LINE stops accepting the token, the test says so.
     sim.patch({"channels": {DEFAULT_CHANNEL_ID: {"access_tokens": []}}})
@@ -270,14 +295,17 @@ def test_test_authentication(api: Api, sim: ThreadedSimulator) -> None:
 
 
 def test_a_token_with_a_line_break_is_refused_when_tested(api: Api, sim: ThreadedSimulator) -> None:
-    response = api.post("/v1/authentications", json={"name": "nl", "access_token": "abc\r\nX-Evil: 1",
-                                                      "api_url": sim.url})
+    response = api.post(
+        "/v1/authentications", json={"name": "nl", "access_token": "abc\r\nX-Evil: 1", "api_url": sim.url}
+    )
     assert response.status_code == 422
 
 
 def test_a_token_with_a_line_break_is_refused_even_untested(api: Api, sim: ThreadedSimulator) -> None:
-    response = api.post("/v1/authentications", json={"name": "nl", "access_token": "abc\nX-Evil: 1",
-                                                      "api_url": sim.url, "skip_test": True})
+    response = api.post(
+        "/v1/authentications",
+        json={"name": "nl", "access_token": "abc\nX-Evil: 1", "api_url": sim.url, "skip_test": True},
+    )
     assert response.status_code == 422
 
 
@@ -285,10 +313,15 @@ def test_a_token_with_a_line_break_is_refused_even_untested(api: Api, sim: Threa
 
 
 def test_create_activation_with_the_defaults(api: Api) -> None:
-    response = api.post("/v1/activations", json={
-        "name": "welcome", "authentication": "line", "recipient": "{{line_user_id}}",
-        "messages": [{"type": "text", "text": "Hello {{name}}"}],
-    })
+    response = api.post(
+        "/v1/activations",
+        json={
+            "name": "welcome",
+            "authentication": "line",
+            "recipient": "{{line_user_id}}",
+            "messages": [{"type": "text", "text": "Hello {{name}}"}],
+        },
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     assert (body["max_retries"], body["initial_retry_delay"], body["retry_delay_multiple"]) == (3, 2.0, 2.0)
@@ -300,8 +333,13 @@ def test_create_activation_with_the_defaults(api: Api) -> None:
 
 
 def test_create_activation_copying_another(api: Api) -> None:
-    api.create_activation("original", description="first", max_retries=5, initial_retry_delay=1.5,
-                          messages=[{"type": "text", "text": "Bye {{name}}"}])
+    api.create_activation(
+        "original",
+        description="first",
+        max_retries=5,
+        initial_retry_delay=1.5,
+        messages=[{"type": "text", "text": "Bye {{name}}"}],
+    )
     response = api.post("/v1/activations", json={"name": "copy", "copy_from": "original", "max_retries": 1})
     assert response.status_code == 201, response.text
     copy = response.json()
@@ -334,8 +372,13 @@ def test_create_activation_copying_another(api: Api) -> None:
     ],
 )
 def test_bad_activations_answer_422_naming_the_field(api: Api, fields: dict[str, Any], field: str, reason: str) -> None:
-    body = {"name": "a", "authentication": "line", "recipient": "{{line_user_id}}",
-            "messages": [{"type": "text", "text": "Hi"}], **fields}
+    body = {
+        "name": "a",
+        "authentication": "line",
+        "recipient": "{{line_user_id}}",
+        "messages": [{"type": "text", "text": "Hi"}],
+        **fields,
+    }
     body = {k: v for k, v in body.items() if v is not None}
     response = api.post("/v1/activations", json=body)
     assert response.status_code == 422, response.text
@@ -467,8 +510,11 @@ def test_preview_shows_the_exact_request_without_sending(api: Api, sim: Threaded
     assert request["method"] == "POST"
     assert request["url"] == sim.url + "/v2/bot/message/push"
     assert request["headers"]["Authorization"] == "Bearer <stored token>"
-    assert request["body"] == {"to": U1, "messages": [{"type": "text", "text": "Hello Ann"}],
-                               "notificationDisabled": True}
+    assert request["body"] == {
+        "to": U1,
+        "messages": [{"type": "text", "text": "Hello Ann"}],
+        "notificationDisabled": True,
+    }
     # What the worker then sends is byte for byte what preview showed.
     api.trigger([{"line_user_id": U1, "name": "Ann", "event_id": "e1"}])
     assert event_state(api, "e1")["request_body"] == request["body"]
@@ -490,10 +536,15 @@ def test_preview_errors(api: Api) -> None:
 
 @pytest.mark.parametrize("extra", [10**30, json.loads("[" * 300 + "]" * 300)], ids=["int beyond 64 bits", "deep"])
 def test_a_payload_that_cannot_be_serialized_answers_422(api: Api, extra: Any) -> None:
-    response = api.post("/v1/activations", json={
-        "name": "big", "authentication": "line", "recipient": "{{line_user_id}}",
-        "messages": [{"type": "text", "text": "Hi", "extra": extra}],
-    })
+    response = api.post(
+        "/v1/activations",
+        json={
+            "name": "big",
+            "authentication": "line",
+            "recipient": "{{line_user_id}}",
+            "messages": [{"type": "text", "text": "Hi", "extra": extra}],
+        },
+    )
     assert response.status_code == 422
 
 
@@ -502,11 +553,14 @@ def test_a_payload_that_cannot_be_serialized_answers_422(api: Api, extra: Any) -
 
 def test_trigger_one_event(api: Api, sim: ThreadedSimulator) -> None:
     api.create_activation()
-    response = api.post("/v1/activations/welcome/triggers",
-                        json={"event": {"line_user_id": U1, "name": "Ann", "event_id": "e1"}})
+    response = api.post(
+        "/v1/activations/welcome/triggers", json={"event": {"line_user_id": U1, "name": "Ann", "event_id": "e1"}}
+    )
     assert response.status_code == 202, response.text
-    assert response.json() == {"results": [{"event_id": "e1", "status": "accepted", "error": None}],
-                               "counts": {"accepted": 1}}
+    assert response.json() == {
+        "results": [{"event_id": "e1", "status": "accepted", "error": None}],
+        "counts": {"accepted": 1},
+    }
     # Durable before the 202: the log shows it at once.
     assert api.log()[0]["state"] == "queued"
     api.deliver()
@@ -518,11 +572,11 @@ def test_trigger_a_batch_with_duplicates_and_unrenderable_events(api: Api) -> No
     api.create_activation()
     api.trigger([{"line_user_id": U1, "name": "Ann", "event_id": "seen"}])
     events = [
-        {"line_user_id": U1, "name": "Ann", "event_id": "seen"},        # seen before
+        {"line_user_id": U1, "name": "Ann", "event_id": "seen"},  # seen before
         {"line_user_id": U2, "name": "Bob", "event_id": "b1"},
-        {"line_user_id": U2, "name": "Bob", "event_id": "b1"},          # twice in this batch
-        {"line_user_id": U3, "event_id": "b2"},                         # no name: cannot render
-        {"line_user_id": U3, "name": "Cy"},                             # id given by the service
+        {"line_user_id": U2, "name": "Bob", "event_id": "b1"},  # twice in this batch
+        {"line_user_id": U3, "event_id": "b2"},  # no name: cannot render
+        {"line_user_id": U3, "name": "Cy"},  # id given by the service
     ]
     response = api.post("/v1/activations/welcome/triggers", json={"events": events})
     assert response.status_code == 202, response.text
@@ -583,8 +637,12 @@ def test_malformed_json_answers_400(api: Api, raw: bytes) -> None:
 
 def test_malformed_json_on_other_endpoints_answers_400(api: Api) -> None:
     api.create_activation()
-    for path in ("/v1/activations", "/v1/authentications", "/v1/activations/welcome/preview",
-                 "/v1/activations/welcome/replay"):
+    for path in (
+        "/v1/activations",
+        "/v1/authentications",
+        "/v1/activations/welcome/preview",
+        "/v1/activations/welcome/replay",
+    ):
         response = api.post(path, data=b"{oops", headers=JSON)
         assert response.status_code == 400, (path, response.text)
     assert api.patch("/v1/activations/welcome", data=b"{oops", headers=JSON).status_code == 400
@@ -604,9 +662,10 @@ def delivered_log(api: Api, sim: ThreadedSimulator) -> Api:
     """Ten events: U1 refused (400), U2 delivered after a 503, the rest delivered; five accepted later."""
     api.create_activation()
     sim.patch({"script": {U1: [400], U2: [503]}})
-    api.trigger([{"line_user_id": U1, "name": "a", "event_id": "bad"},
-                 {"line_user_id": U2, "name": "b", "event_id": "flaky"}]
-                + [{"line_user_id": user_id(10 + i), "name": "c", "event_id": f"early{i}"} for i in range(3)])
+    api.trigger(
+        [{"line_user_id": U1, "name": "a", "event_id": "bad"}, {"line_user_id": U2, "name": "b", "event_id": "flaky"}]
+        + [{"line_user_id": user_id(10 + i), "name": "c", "event_id": f"early{i}"} for i in range(3)]
+    )
     api.clock.advance(100)
     api.trigger([{"line_user_id": user_id(20 + i), "name": "d", "event_id": f"late{i}"} for i in range(5)])
     api.deliver()
@@ -770,8 +829,9 @@ def retries_of(api: Api, event_id: str) -> int:
 def test_replay_a_failed_event_with_the_same_retry_key_and_a_fresh_budget(api: Api, sim: ThreadedSimulator) -> None:
     api.create_activation(max_retries=1)
     sim.patch({"script": {U1: [503, 503, 503]}})
-    api.trigger([{"line_user_id": U1, "name": "Ann", "event_id": "e1"},
-                 {"line_user_id": U2, "name": "Bob", "event_id": "ok"}])
+    api.trigger(
+        [{"line_user_id": U1, "name": "Ann", "event_id": "e1"}, {"line_user_id": U2, "name": "Bob", "event_id": "ok"}]
+    )
     api.deliver()
     failed = event_state(api, "e1")
     assert (failed["state"], failed["attempts"], failed["status_code"]) == ("failed", 2, 503)
@@ -800,10 +860,14 @@ def test_replay_a_failed_event_with_the_same_retry_key_and_a_fresh_budget(api: A
 def test_replay_everything_failed(api: Api, sim: ThreadedSimulator) -> None:
     api.create_activation()
     sim.patch({"script": {U1: [400], U2: [400]}})
-    api.trigger([{"line_user_id": U1, "name": "a", "event_id": "a"},
-                 {"line_user_id": U2, "name": "b", "event_id": "b"},
-                 {"line_user_id": U3, "name": "c", "event_id": "c"},
-                 {"line_user_id": U3, "event_id": "unrenderable"}])
+    api.trigger(
+        [
+            {"line_user_id": U1, "name": "a", "event_id": "a"},
+            {"line_user_id": U2, "name": "b", "event_id": "b"},
+            {"line_user_id": U3, "name": "c", "event_id": "c"},
+            {"line_user_id": U3, "event_id": "unrenderable"},
+        ]
+    )
     api.deliver()
     assert {e["event_id"] for e in api.log(state="failed")} == {"a", "b", "unrenderable"}
     response = api.post("/v1/activations/welcome/replay")
@@ -838,7 +902,9 @@ def test_replay_errors(api: Api) -> None:
     assert bad.status_code == 422
     assert problem_fields(bad) == ["event_ids"]
     assert api.post("/v1/activations/welcome/replay", json={"event_ids": []}).json() == {
-        "replayed": [], "not_replayable": []}
+        "replayed": [],
+        "not_replayable": [],
+    }
 
 
 # -- operations -------------------------------------------------------------------------------
@@ -856,9 +922,13 @@ def test_metrics(api: Api) -> None:
     assert 'lineoa_export_events_accepted_total{activation="welcome",status="failed"} 1.0' in text
     assert 'lineoa_export_events_accepted_total{activation="welcome",status="duplicate"} 1.0' in text
     assert 'lineoa_export_queue_depth{activation="welcome",state="queued"} 1.0' in text
-    for family in ("lineoa_export_events_delivered_total", "lineoa_export_events_failed_total",
-                   "lineoa_export_events_retried_total", "lineoa_export_delivery_latency_seconds",
-                   "lineoa_export_channel_rate_limit"):
+    for family in (
+        "lineoa_export_events_delivered_total",
+        "lineoa_export_events_failed_total",
+        "lineoa_export_events_retried_total",
+        "lineoa_export_delivery_latency_seconds",
+        "lineoa_export_channel_rate_limit",
+    ):
         assert f"# TYPE {family.removesuffix('_total')}" in text, family
 
 
@@ -868,12 +938,22 @@ def test_openapi_document(api: Api) -> None:
     doc = response.json()
     paths = set(doc["paths"])
     assert {
-        "/v1/authentications", "/v1/authentications/{name}", "/v1/authentications/{name}/test",
-        "/v1/activations", "/v1/activations/{name}", "/v1/activations/{name}/pause",
-        "/v1/activations/{name}/resume", "/v1/activations/{name}/validate", "/v1/activations/{name}/preview",
-        "/v1/activations/{name}/triggers", "/v1/activations/{name}/log",
-        "/v1/activations/{name}/events/{event_id}", "/v1/activations/{name}/replay",
-        "/healthz", "/readyz", "/metrics",
+        "/v1/authentications",
+        "/v1/authentications/{name}",
+        "/v1/authentications/{name}/test",
+        "/v1/activations",
+        "/v1/activations/{name}",
+        "/v1/activations/{name}/pause",
+        "/v1/activations/{name}/resume",
+        "/v1/activations/{name}/validate",
+        "/v1/activations/{name}/preview",
+        "/v1/activations/{name}/triggers",
+        "/v1/activations/{name}/log",
+        "/v1/activations/{name}/events/{event_id}",
+        "/v1/activations/{name}/replay",
+        "/healthz",
+        "/readyz",
+        "/metrics",
     } <= paths
     schemes = doc["components"]["securitySchemes"]
     assert any(s["type"] == "http" and s["scheme"].lower() == "bearer" for s in schemes.values())
@@ -896,15 +976,26 @@ def test_unknown_paths_and_methods(api: Api) -> None:
 # -- input no service may choke on ----------------------------------------------------------------
 
 SURROGATE_CASES = [
-    pytest.param("/v1/activations/welcome/triggers",
-                 b'{"event": {"line_user_id": "%s", "name": "x", "event_id": "\\ud800"}}', id="trigger event_id"),
-    pytest.param("/v1/activations/welcome/triggers",
-                 b'{"event": {"line_user_id": "%s", "name": "\\ud800"}}', id="trigger attribute"),
-    pytest.param("/v1/activations/welcome/preview",
-                 b'{"event": {"line_user_id": "%s", "name": "\\ud800"}}', id="preview"),
+    pytest.param(
+        "/v1/activations/welcome/triggers",
+        b'{"event": {"line_user_id": "%s", "name": "x", "event_id": "\\ud800"}}',
+        id="trigger event_id",
+    ),
+    pytest.param(
+        "/v1/activations/welcome/triggers",
+        b'{"event": {"line_user_id": "%s", "name": "\\ud800"}}',
+        id="trigger attribute",
+    ),
+    pytest.param(
+        "/v1/activations/welcome/preview", b'{"event": {"line_user_id": "%s", "name": "\\ud800"}}', id="preview"
+    ),
     pytest.param("/v1/activations/welcome/replay", b'{"event_ids": ["\\ud800"]}', id="replay"),
-    pytest.param("/v1/activations", b'{"name": "s", "authentication": "line", "recipient": "{{line_user_id}}", '
-                                    b'"messages": [{"type": "text", "text": "\\ud800"}]}', id="activation"),
+    pytest.param(
+        "/v1/activations",
+        b'{"name": "s", "authentication": "line", "recipient": "{{line_user_id}}", '
+        b'"messages": [{"type": "text", "text": "\\ud800"}]}',
+        id="activation",
+    ),
     pytest.param("/v1/authentications", b'{"name": "s", "access_token": "\\ud800", "skip_test": true}', id="token"),
 ]
 
@@ -930,12 +1021,12 @@ def test_a_lone_surrogate_is_not_a_server_error(api: Api, path: str, raw: bytes)
 def test_awkward_but_valid_input_is_handled(api: Api, sim: ThreadedSimulator) -> None:
     api.create_activation()
     events = [
-        {"line_user_id": U1, "name": "a", "event_id": "x" * 500},       # cut to 200 characters
-        {"line_user_id": U1, "name": "b", "event_id": 12345},           # not a string
+        {"line_user_id": U1, "name": "a", "event_id": "x" * 500},  # cut to 200 characters
+        {"line_user_id": U1, "name": "b", "event_id": 12345},  # not a string
         {"line_user_id": U1, "name": "c", "event_id": "a\u0000b"},
-        {"line_user_id": U1, "name": 10**30, "event_id": "big"},         # rendered as text
+        {"line_user_id": U1, "name": 10**30, "event_id": "big"},  # rendered as text
         {"line_user_id": U1, "name": "ünï ✓ 🎉", "event_id": "unicode"},
-        {"line_user_id": U1, "name": "d", "event_id": ""},              # empty: one is made up
+        {"line_user_id": U1, "name": "d", "event_id": ""},  # empty: one is made up
         {"line_user_id": [U1], "name": "e", "event_id": "list"},
     ]
     response = api.post("/v1/activations/welcome/triggers", json={"events": events})

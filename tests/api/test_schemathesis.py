@@ -63,9 +63,12 @@ class State:
             authentications.get(db, "line")
         except LookupError:
             authentications.create(
-                db, self.ctx.vault, name="line",
+                db,
+                self.ctx.vault,
+                name="line",
                 credentials=authentications.Credentials.from_options("token-never-sent", None, None),
-                api_url=self.api_url, now=START,
+                api_url=self.api_url,
+                now=START,
             )
         try:
             activations.get(db, "welcome")
@@ -80,8 +83,9 @@ class State:
 def _open_state() -> State:
     """Built at import: schemathesis' lazy ``from_fixture`` does not work with pytest 9 (``_nodeid``)."""
     directory = Path(tempfile.mkdtemp(prefix="lineoa-schemathesis-"))
-    settings_ = Settings(database_url=f"sqlite:///{directory / 'api.db'}", secret_key=SECRET_KEY,
-                         timeout=1.0, connect_timeout=0.5)
+    settings_ = Settings(
+        database_url=f"sqlite:///{directory / 'api.db'}", secret_key=SECRET_KEY, timeout=1.0, connect_timeout=0.5
+    )
     ctx = open_context(settings_, clock=FakeClock(START))
     key = apikeys.create(ctx.db, "schemathesis", now=START)
     s = State(ctx, key, unused_loopback_url(), directory)

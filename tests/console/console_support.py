@@ -38,22 +38,29 @@ class Console:
 
     def login(self, key: str | None = None) -> requests.Response:
         page = self.client.get("/console/login")
-        return self.client.post("/console/login", data={"csrf": csrf_of(page.text), "api_key": key or self.key},
-                                allow_redirects=False)
+        return self.client.post(
+            "/console/login", data={"csrf": csrf_of(page.text), "api_key": key or self.key}, allow_redirects=False
+        )
 
-    def post(self, path: str, data: dict[str, Any] | None = None, *, page: str | None = None,
-             follow: bool = True) -> requests.Response:
+    def post(
+        self, path: str, data: dict[str, Any] | None = None, *, page: str | None = None, follow: bool = True
+    ) -> requests.Response:
         """POST a console form with the CSRF token read from ``page`` (default: the activations page)."""
         html = self.client.get(page or "/console/activations").text
         return self.client.post(path, data={"csrf": csrf_of(html), **(data or {})}, allow_redirects=follow)
 
 
 @contextmanager
-def console_app(tmp_path: Path, *, worker: Any = None, clock: Clock | None = None,
-                database_url: str | None = None) -> Iterator[Console]:
+def console_app(
+    tmp_path: Path, *, worker: Any = None, clock: Clock | None = None, database_url: str | None = None
+) -> Iterator[Console]:
     """The app with the API key ``ops`` (not logged in); ``worker`` is what the console wakes."""
-    settings = Settings(database_url=database_url or f"sqlite:///{tmp_path / 'console.db'}",
-                        secret_key=TEST_SECRET_KEY, timeout=2.0, connect_timeout=1.0)
+    settings = Settings(
+        database_url=database_url or f"sqlite:///{tmp_path / 'console.db'}",
+        secret_key=TEST_SECRET_KEY,
+        timeout=2.0,
+        connect_timeout=1.0,
+    )
     ctx = open_context(settings, clock=clock)
     try:
         key = apikeys.create(ctx.db, "ops", now=ctx.clock.now())

@@ -28,8 +28,15 @@ from lineoa_export.web.api import create_api
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run", "--disable-sync"]
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 if not CHROMIUM.exists():
@@ -69,8 +76,12 @@ def deliver(ctx: Context) -> None:
 
 def test_console_in_chromium(tmp_path: Path, sim: ThreadedSimulator) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'browser.db'}", secret_key=TEST_SECRET_KEY,
-                        timeout=2.0, connect_timeout=1.0)
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'browser.db'}",
+        secret_key=TEST_SECRET_KEY,
+        timeout=2.0,
+        connect_timeout=1.0,
+    )
     ctx = open_context(settings)
     key = apikeys.create(ctx.db, "ops", now=ctx.clock.now())
     with served(ctx) as base, sync_api.sync_playwright() as p:
@@ -79,8 +90,14 @@ def test_console_in_chromium(tmp_path: Path, sim: ThreadedSimulator) -> None:
             page = browser.new_page(viewport={"width": 1360, "height": 900})
             errors: list[str] = []
             # 4xx answers (a 422 form, the absent favicon) log "Failed to load resource": not errors here
-            page.on("console", lambda m: errors.append(m.text)
-                    if m.type == "error" and not m.text.startswith("Failed to load resource") else None)
+            page.on(
+                "console",
+                lambda m: (
+                    errors.append(m.text)
+                    if m.type == "error" and not m.text.startswith("Failed to load resource")
+                    else None
+                ),
+            )
 
             # log in
             page.goto(f"{base}/console/activations")
@@ -127,21 +144,32 @@ def test_console_in_chromium(tmp_path: Path, sim: ThreadedSimulator) -> None:
 
             # events in, through the package; delivered to the simulator
             sim.options.script = {user_id(2): [400], user_id(3): [429]}
-            triggers.accept(ctx.db, "welcome", [
-                {"event_id": "signup-1", "line_user_id": user_id(1), "name": "Ann"},
-                {"event_id": "signup-2", "line_user_id": user_id(2), "name": "Bob"},
-                {"event_id": "signup-3", "line_user_id": user_id(3), "name": "Chai"},
-                {"event_id": "signup-4", "line_user_id": user_id(4)},  # no name: fails to render
-            ], now=ctx.clock.now())
+            triggers.accept(
+                ctx.db,
+                "welcome",
+                [
+                    {"event_id": "signup-1", "line_user_id": user_id(1), "name": "Ann"},
+                    {"event_id": "signup-2", "line_user_id": user_id(2), "name": "Bob"},
+                    {"event_id": "signup-3", "line_user_id": user_id(3), "name": "Chai"},
+                    {"event_id": "signup-4", "line_user_id": user_id(4)},  # no name: fails to render
+                ],
+                now=ctx.clock.now(),
+            )
             deliver(ctx)
             states = {e["event_id"]: e["state"] for e in activation_table.iterate(ctx.db, "welcome")}
-            assert states == {"signup-1": "delivered", "signup-2": "failed", "signup-3": "delivered",
-                              "signup-4": "failed"}
+            assert states == {
+                "signup-1": "delivered",
+                "signup-2": "failed",
+                "signup-3": "delivered",
+                "signup-4": "failed",
+            }
 
             # the activation table shows status codes and errors
             page.reload()
-            rows = {cells[0]: cells for cells in (r.locator("td").all_inner_texts()
-                                                  for r in page.locator("table.log tbody tr").all())}
+            rows = {
+                cells[0]: cells
+                for cells in (r.locator("td").all_inner_texts() for r in page.locator("table.log tbody tr").all())
+            }
             assert set(rows) == {"signup-1", "signup-2", "signup-3", "signup-4"}
             # event id, recipient, state, delivered, status code, error, attempts, time
             assert rows["signup-1"][2:5] == ["delivered", "yes", "200"]

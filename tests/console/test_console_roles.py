@@ -15,11 +15,15 @@ from console_support import Console, console_app, csrf_of
 from lineoa_export import apikeys, authentications
 from lineoa_export.delivery import triggers
 
-pytestmark = pytest.mark.skipif("role" not in inspect.signature(apikeys.create).parameters,
-                                reason="API key roles are not in apikeys yet")
+pytestmark = pytest.mark.skipif(
+    "role" not in inspect.signature(apikeys.create).parameters, reason="API key roles are not in apikeys yet"
+)
 
 ACTIVATION = {
-    "name": "welcome", "description": "Say hello", "authentication": "line", "recipient": "{{line_user_id}}",
+    "name": "welcome",
+    "description": "Say hello",
+    "authentication": "line",
+    "recipient": "{{line_user_id}}",
     "messages": '[{"type": "text", "text": "Hello {{name}}"}]',
 }
 TABLE = "/console/activations/welcome"
@@ -51,11 +55,17 @@ def app(tmp_path: Path) -> Iterator[Console]:
     """An admin (``ops``) has made an authentication, an activation and a failed event."""
     with console_app(tmp_path) as c:
         c.login()
-        assert c.post("/console/authentications", {"name": "line", "access_token": "tok", "skip_test": "on",
-                                                   "api_url": "https://api.line.me"}).status_code == 200
+        assert (
+            c.post(
+                "/console/authentications",
+                {"name": "line", "access_token": "tok", "skip_test": "on", "api_url": "https://api.line.me"},
+            ).status_code
+            == 200
+        )
         assert c.post("/console/activations", ACTIVATION, follow=False).status_code == 303
-        triggers.accept(c.ctx.db, "welcome", [{"event_id": "bad", "line_user_id": "nobody", "name": "x"}],
-                        now=c.ctx.clock.now())
+        triggers.accept(
+            c.ctx.db, "welcome", [{"event_id": "bad", "line_user_id": "nobody", "name": "x"}], now=c.ctx.clock.now()
+        )
         c.post("/console/logout")
         yield c
 

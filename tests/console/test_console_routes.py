@@ -96,15 +96,21 @@ def test_login_sets_a_signed_httponly_strict_cookie_without_the_key(console: Con
 def test_login_goes_back_to_the_page_asked_for(console: Console) -> None:
     first = console.client.get("/console/authentications", allow_redirects=False)
     page = console.client.get(first.headers["location"])
-    response = console.client.post(first.headers["location"], data={
-        "csrf": csrf_of(page.text), "api_key": console.key, "next": "/console/authentications"}, allow_redirects=False)
+    response = console.client.post(
+        first.headers["location"],
+        data={"csrf": csrf_of(page.text), "api_key": console.key, "next": "/console/authentications"},
+        allow_redirects=False,
+    )
     assert response.headers["location"] == "/console/authentications"
 
 
 def test_login_never_redirects_off_site(console: Console) -> None:
     page = console.client.get("/console/login")
-    response = console.client.post("/console/login", data={
-        "csrf": csrf_of(page.text), "api_key": console.key, "next": "//evil.example/console"}, allow_redirects=False)
+    response = console.client.post(
+        "/console/login",
+        data={"csrf": csrf_of(page.text), "api_key": console.key, "next": "//evil.example/console"},
+        allow_redirects=False,
+    )
     assert response.headers["location"] == "/console/activations"
 
 
@@ -115,8 +121,9 @@ def test_login_without_its_csrf_token_is_refused(console: Console) -> None:
 
 
 def test_a_forged_cookie_is_not_a_session(console: Console) -> None:
-    console.client.cookies.set("lineoa_console", "eyJrZXkiOiJvcHMifQ.deadbeef", domain="testserver.local",
-                               path="/console")
+    console.client.cookies.set(
+        "lineoa_console", "eyJrZXkiOiJvcHMifQ.deadbeef", domain="testserver.local", path="/console"
+    )
     assert console.client.get("/console/activations", allow_redirects=False).status_code == 303
 
 
@@ -132,12 +139,18 @@ def test_revoking_the_key_ends_its_sessions(logged_in: Console) -> None:
 
 
 def test_a_post_without_the_csrf_token_is_forbidden(logged_in: Console) -> None:
-    response = logged_in.client.post("/console/authentications", data={
-        "name": "line", "access_token": TOKEN, "skip_test": "on"}, allow_redirects=False)
+    response = logged_in.client.post(
+        "/console/authentications",
+        data={"name": "line", "access_token": TOKEN, "skip_test": "on"},
+        allow_redirects=False,
+    )
     assert response.status_code == 403
     assert "CSRF" in response.text
-    wrong = logged_in.client.post("/console/authentications", data={
-        "csrf": "0" * 64, "name": "line", "access_token": TOKEN, "skip_test": "on"}, allow_redirects=False)
+    wrong = logged_in.client.post(
+        "/console/authentications",
+        data={"csrf": "0" * 64, "name": "line", "access_token": TOKEN, "skip_test": "on"},
+        allow_redirects=False,
+    )
     assert wrong.status_code == 403
     assert authentications.list_all(logged_in.ctx.db) == []
 
@@ -159,8 +172,11 @@ def test_the_stylesheet_is_served(console: Console) -> None:
 
 
 def test_create_authentication_with_skip_test(logged_in: Console) -> None:
-    response = logged_in.post("/console/authentications", {
-        "name": "line", "access_token": TOKEN, "api_url": "https://api.line.me", "skip_test": "on"}, follow=False)
+    response = logged_in.post(
+        "/console/authentications",
+        {"name": "line", "access_token": TOKEN, "api_url": "https://api.line.me", "skip_test": "on"},
+        follow=False,
+    )
     assert response.status_code == 303
     page = logged_in.client.get(response.headers["location"])
     assert "Authentication &#39;line&#39; created (stored without a test)" in page.text
@@ -174,37 +190,63 @@ def test_create_authentication_with_skip_test(logged_in: Console) -> None:
 
 def test_authentication_errors_are_shown_by_their_field_with_the_input_kept(logged_in: Console) -> None:
     add_auth(logged_in)
-    taken = logged_in.post("/console/authentications", {
-        "name": "line", "channel_id": "1234", "channel_secret": CHANNEL_SECRET, "skip_test": "on",
-        "api_url": "http://127.0.0.1:9"})
+    taken = logged_in.post(
+        "/console/authentications",
+        {
+            "name": "line",
+            "channel_id": "1234",
+            "channel_secret": CHANNEL_SECRET,
+            "skip_test": "on",
+            "api_url": "http://127.0.0.1:9",
+        },
+    )
     assert taken.status_code == 422
     assert "authentication &#39;line&#39; already exists" in taken.text
     assert value_of(taken.text, "name") == "line"
     assert value_of(taken.text, "channel_id") == "1234"
     assert value_of(taken.text, "api_url") == "http://127.0.0.1:9"
     assert CHANNEL_SECRET not in taken.text and TOKEN not in taken.text
-    both = logged_in.post("/console/authentications", {
-        "name": "other", "access_token": TOKEN, "channel_id": "1234", "channel_secret": CHANNEL_SECRET,
-        "skip_test": "on", "api_url": "https://api.line.me"})
+    both = logged_in.post(
+        "/console/authentications",
+        {
+            "name": "other",
+            "access_token": TOKEN,
+            "channel_id": "1234",
+            "channel_secret": CHANNEL_SECRET,
+            "skip_test": "on",
+            "api_url": "https://api.line.me",
+        },
+    )
     assert both.status_code == 422
     assert "credentials: give either an access token, or a channel ID and channel secret" in both.text
-    bad_id = logged_in.post("/console/authentications", {
-        "name": "other", "channel_id": "abc", "channel_secret": CHANNEL_SECRET, "skip_test": "on",
-        "api_url": "https://api.line.me"})
+    bad_id = logged_in.post(
+        "/console/authentications",
+        {
+            "name": "other",
+            "channel_id": "abc",
+            "channel_secret": CHANNEL_SECRET,
+            "skip_test": "on",
+            "api_url": "https://api.line.me",
+        },
+    )
     assert "channel_id: must be the channel&#39;s numeric ID" in bad_id.text
-    bad_name = logged_in.post("/console/authentications", {
-        "name": "no spaces", "access_token": TOKEN, "skip_test": "on", "api_url": "https://api.line.me"})
+    bad_name = logged_in.post(
+        "/console/authentications",
+        {"name": "no spaces", "access_token": TOKEN, "skip_test": "on", "api_url": "https://api.line.me"},
+    )
     assert "name: must be 1-64 letters" in bad_name.text
 
 
 def test_line_refusing_the_credentials_is_shown_on_the_form(logged_in: Console, sim: ThreadedSimulator) -> None:
-    refused = logged_in.post("/console/authentications", {
-        "name": "line", "access_token": "wrong-token", "api_url": sim.url})
+    refused = logged_in.post(
+        "/console/authentications", {"name": "line", "access_token": "wrong-token", "api_url": sim.url}
+    )
     assert refused.status_code == 422
     assert "LINE refused the credentials (HTTP 401)" in refused.text
     assert "wrong-token" not in refused.text
-    accepted = logged_in.post("/console/authentications", {
-        "name": "line", "access_token": DEFAULT_ACCESS_TOKEN, "api_url": sim.url})
+    accepted = logged_in.post(
+        "/console/authentications", {"name": "line", "access_token": DEFAULT_ACCESS_TOKEN, "api_url": sim.url}
+    )
     assert "LINE accepted the credentials" in accepted.text
     assert "Demo Official Account" in accepted.text
     tested = logged_in.post("/console/authentications/line/test", page="/console/authentications")
@@ -231,19 +273,31 @@ def test_delete_authentication_asks_first_and_refuses_when_used(logged_in: Conso
 def test_the_new_activation_form_shows_the_products_defaults(logged_in: Console) -> None:
     add_auth(logged_in)
     page = logged_in.client.get("/console/activations/new").text
-    assert (value_of(page, "max_retries"), value_of(page, "initial_retry_delay"),
-            value_of(page, "retry_delay_multiple")) == ("3", "2", "2")
-    for label in ("Copy triggered activation from", "Triggered activation name", "Description", "Authentication",
-                  "Recipient ID", "Messages Payload", "Maximum Number Of Retry", "Initial Retry Delay",
-                  "Retry Delay Multiple"):
+    assert (
+        value_of(page, "max_retries"),
+        value_of(page, "initial_retry_delay"),
+        value_of(page, "retry_delay_multiple"),
+    ) == ("3", "2", "2")
+    for label in (
+        "Copy triggered activation from",
+        "Triggered activation name",
+        "Description",
+        "Authentication",
+        "Recipient ID",
+        "Messages Payload",
+        "Maximum Number Of Retry",
+        "Initial Retry Delay",
+        "Retry Delay Multiple",
+    ):
         assert label in page
     assert selected(page, "authentication") == "line"  # the only one
 
 
 def test_create_activation_with_the_defaults(logged_in: Console) -> None:
     add_auth(logged_in)
-    fields = {k: v for k, v in ACTIVATION.items() if k not in ("max_retries", "initial_retry_delay",
-                                                                "retry_delay_multiple")}
+    fields = {
+        k: v for k, v in ACTIVATION.items() if k not in ("max_retries", "initial_retry_delay", "retry_delay_multiple")
+    }
     response = logged_in.post("/console/activations", fields, page="/console/activations/new", follow=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/console/activations/welcome"
@@ -256,10 +310,16 @@ def test_create_activation_with_the_defaults(logged_in: Console) -> None:
 
 def test_validation_errors_are_listed_with_their_paths(logged_in: Console) -> None:
     add_auth(logged_in)
-    response = logged_in.post("/console/activations", {
-        **ACTIVATION, "messages": '[{"type": "text", "text": "' + "x" * 5001 + '"}]',
-        "initial_retry_delay": "-2", "max_retries": "many", "retry_delay_multiple": "0.5",
-    })
+    response = logged_in.post(
+        "/console/activations",
+        {
+            **ACTIVATION,
+            "messages": '[{"type": "text", "text": "' + "x" * 5001 + '"}]',
+            "initial_retry_delay": "-2",
+            "max_retries": "many",
+            "retry_delay_multiple": "0.5",
+        },
+    )
     assert response.status_code == 422
     text = unescape(response.text)
     assert "messages[0].text: longer than 5000" in text
@@ -274,8 +334,9 @@ def test_validation_errors_are_listed_with_their_paths(logged_in: Console) -> No
 
 def test_bad_json_and_missing_fields(logged_in: Console) -> None:
     add_auth(logged_in)
-    response = logged_in.post("/console/activations", {**ACTIVATION, "messages": "[{", "recipient": "",
-                                                       "authentication": "nope"})
+    response = logged_in.post(
+        "/console/activations", {**ACTIVATION, "messages": "[{", "recipient": "", "authentication": "nope"}
+    )
     text = unescape(response.text)
     assert "messages: not valid JSON" in text
     assert "recipient: String should have at least 1 character" in text
@@ -293,10 +354,18 @@ def test_a_taken_name_is_shown_on_the_name_field(logged_in: Console) -> None:
 
 def test_copy_from_prefills_the_form(logged_in: Console) -> None:
     add_auth(logged_in)
-    add_activation(logged_in, max_retries="5", initial_retry_delay="1.5", description="the original",
-                   messages='[{"type": "text", "text": "Hi {{name}}"}]')
-    copied = logged_in.post("/console/activations", {"action": "copy", "copy_from": "welcome", "name": "welcome-2"},
-                            page="/console/activations/new")
+    add_activation(
+        logged_in,
+        max_retries="5",
+        initial_retry_delay="1.5",
+        description="the original",
+        messages='[{"type": "text", "text": "Hi {{name}}"}]',
+    )
+    copied = logged_in.post(
+        "/console/activations",
+        {"action": "copy", "copy_from": "welcome", "name": "welcome-2"},
+        page="/console/activations/new",
+    )
     assert copied.status_code == 200
     page = copied.text
     assert selected(page, "copy_from") == "welcome"
@@ -308,8 +377,18 @@ def test_copy_from_prefills_the_form(logged_in: Console) -> None:
     by_link = logged_in.client.get("/console/activations/new?copy_from=welcome").text
     assert value_of(by_link, "max_retries") == "5"
     # and the copy saves as a new activation
-    form = {f: value_of(page, f) for f in ("name", "description", "recipient", "messages", "max_retries",
-                                           "initial_retry_delay", "retry_delay_multiple")}
+    form = {
+        f: value_of(page, f)
+        for f in (
+            "name",
+            "description",
+            "recipient",
+            "messages",
+            "max_retries",
+            "initial_retry_delay",
+            "retry_delay_multiple",
+        )
+    }
     saved = logged_in.post("/console/activations", {**form, "authentication": "line"}, follow=False)
     assert saved.status_code == 303
     assert activations.get(logged_in.ctx.db, "welcome-2").spec.max_retries == 5
@@ -320,31 +399,42 @@ def test_edit_updates_and_keeps_the_name(logged_in: Console) -> None:
     add_activation(logged_in)
     page = logged_in.client.get("/console/activations/welcome/edit").text
     assert value_of(page, "max_retries") == "3"
-    form = {f: value_of(page, f) for f in ("description", "recipient", "messages", "initial_retry_delay",
-                                           "retry_delay_multiple")}
-    response = logged_in.post("/console/activations/welcome/edit", {
-        **form, "authentication": "line", "max_retries": "7", "name": "renamed"}, follow=False)
+    form = {
+        f: value_of(page, f)
+        for f in ("description", "recipient", "messages", "initial_retry_delay", "retry_delay_multiple")
+    }
+    response = logged_in.post(
+        "/console/activations/welcome/edit",
+        {**form, "authentication": "line", "max_retries": "7", "name": "renamed"},
+        follow=False,
+    )
     assert response.status_code == 303
     assert activations.get(logged_in.ctx.db, "welcome").spec.max_retries == 7
-    bad = logged_in.post("/console/activations/welcome/edit", {**form, "authentication": "line",
-                                                               "initial_retry_delay": "-1"})
+    bad = logged_in.post(
+        "/console/activations/welcome/edit", {**form, "authentication": "line", "initial_retry_delay": "-1"}
+    )
     assert bad.status_code == 422 and "initial_retry_delay: must be 0 or more seconds" in bad.text
 
 
 def test_preview_renders_the_request_body_or_the_error(logged_in: Console) -> None:
     add_auth(logged_in)
     uid = user_id(1)
-    ok = logged_in.post("/console/activations", {**ACTIVATION, "action": "preview",
-                                                 "sample_event": f'{{"line_user_id": "{uid}", "name": "Ann"}}'})
+    ok = logged_in.post(
+        "/console/activations",
+        {**ACTIVATION, "action": "preview", "sample_event": f'{{"line_user_id": "{uid}", "name": "Ann"}}'},
+    )
     text = unescape(ok.text)
     assert "POST https://api.line.me/v2/bot/message/push" in text
     assert '"text": "Hello Ann"' in text and f'"to": "{uid}"' in text
     assert activations.list_all(logged_in.ctx.db) == []  # a preview saves nothing
-    missing = logged_in.post("/console/activations", {**ACTIVATION, "action": "preview",
-                                                      "sample_event": f'{{"line_user_id": "{uid}"}}'})
+    missing = logged_in.post(
+        "/console/activations", {**ACTIVATION, "action": "preview", "sample_event": f'{{"line_user_id": "{uid}"}}'}
+    )
     assert "This event would be recorded as failed" in missing.text and "name" in missing.text
-    bad_user = logged_in.post("/console/activations", {**ACTIVATION, "action": "preview",
-                                                       "sample_event": '{"line_user_id": "bob", "name": "x"}'})
+    bad_user = logged_in.post(
+        "/console/activations",
+        {**ACTIVATION, "action": "preview", "sample_event": '{"line_user_id": "bob", "name": "x"}'},
+    )
     assert "invalid recipient" in bad_user.text
 
 
@@ -411,15 +501,21 @@ def run_worker(c: Console) -> None:
     asyncio.run(worker.run(until_idle=True))
 
 
-def test_delivery_outcomes_show_in_the_table_and_failed_events_replay(logged_in: Console,
-                                                                      sim: ThreadedSimulator) -> None:
+def test_delivery_outcomes_show_in_the_table_and_failed_events_replay(
+    logged_in: Console, sim: ThreadedSimulator
+) -> None:
     add_auth(logged_in, access_token=DEFAULT_ACCESS_TOKEN, api_url=sim.url)
     add_activation(logged_in)
     sim.options.script = {user_id(1): [400]}
-    triggers.accept(logged_in.ctx.db, "welcome", [
-        {"event_id": "refused", "line_user_id": user_id(1), "name": "A"},
-        {"event_id": "sent", "line_user_id": user_id(2), "name": "B"},
-    ], now=logged_in.ctx.clock.now())
+    triggers.accept(
+        logged_in.ctx.db,
+        "welcome",
+        [
+            {"event_id": "refused", "line_user_id": user_id(1), "name": "A"},
+            {"event_id": "sent", "line_user_id": user_id(2), "name": "B"},
+        ],
+        now=logged_in.ctx.clock.now(),
+    )
     run_worker(logged_in)
     page = "/console/activations/welcome"
     table = logged_in.client.get(page).text
@@ -471,24 +567,40 @@ def test_no_secret_appears_in_any_page(logged_in: Console) -> None:
     add_auth(logged_in, "token-auth")
     add_auth(logged_in, "channel-auth", access_token="", channel_id="1234567", channel_secret=CHANNEL_SECRET)
     add_activation(logged_in, authentication="token-auth")
-    triggers.accept(logged_in.ctx.db, "welcome", [{"event_id": "e1", "line_user_id": user_id(1), "name": "A"}],
-                    now=logged_in.ctx.clock.now())
-    pages = [*PAGES, "/console/activations/welcome", "/console/activations/welcome/edit",
-             "/console/activations/welcome/events/e1", "/console/activations/welcome/table.csv",
-             "/console/activations/new?copy_from=welcome"]
+    triggers.accept(
+        logged_in.ctx.db,
+        "welcome",
+        [{"event_id": "e1", "line_user_id": user_id(1), "name": "A"}],
+        now=logged_in.ctx.clock.now(),
+    )
+    pages = [
+        *PAGES,
+        "/console/activations/welcome",
+        "/console/activations/welcome/edit",
+        "/console/activations/welcome/events/e1",
+        "/console/activations/welcome/table.csv",
+        "/console/activations/new?copy_from=welcome",
+    ]
     for path in pages:
         body = logged_in.client.get(path).text
         for secret in (TOKEN, CHANNEL_SECRET, logged_in.key):
             assert secret not in body, f"{secret!r} in {path}"
-    preview = logged_in.post("/console/activations/welcome/edit", {
-        **ACTIVATION, "authentication": "token-auth", "action": "preview",
-        "sample_event": f'{{"line_user_id": "{user_id(1)}", "name": "A"}}'})
+    preview = logged_in.post(
+        "/console/activations/welcome/edit",
+        {
+            **ACTIVATION,
+            "authentication": "token-auth",
+            "action": "preview",
+            "sample_event": f'{{"line_user_id": "{user_id(1)}", "name": "A"}}',
+        },
+    )
     assert TOKEN not in preview.text and "Hello A" in unescape(preview.text)
 
 
 def test_a_token_with_a_line_break_is_a_form_error_not_a_crash(logged_in: Console, sim: ThreadedSimulator) -> None:
-    response = logged_in.post("/console/authentications", {
-        "name": "line", "access_token": "abc\r\nX-Injected: 1", "api_url": sim.url})
+    response = logged_in.post(
+        "/console/authentications", {"name": "line", "access_token": "abc\r\nX-Injected: 1", "api_url": sim.url}
+    )
     assert response.status_code == 422
     assert "credentials: a token, channel ID or secret is one line" in response.text
     assert "X-Injected" not in response.text

@@ -26,9 +26,14 @@ from lineoa_export.web.console.throttle import LIMIT, WINDOW
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 ACTIVATION = {
-    "name": "welcome", "description": "Say hello", "authentication": "line", "recipient": "{{line_user_id}}",
+    "name": "welcome",
+    "description": "Say hello",
+    "authentication": "line",
+    "recipient": "{{line_user_id}}",
     "messages": '[{"type": "text", "text": "Hello {{name}}"}]',
-    "max_retries": "3", "initial_retry_delay": "2", "retry_delay_multiple": "2",
+    "max_retries": "3",
+    "initial_retry_delay": "2",
+    "retry_delay_multiple": "2",
 }
 
 
@@ -46,11 +51,17 @@ def timed(tmp_path: Path, clock: FakeClock) -> Iterator[Console]:
 
 def seed(c: Console) -> None:
     """An authentication ``line``, the activation ``welcome`` and one failed event ``bad``."""
-    assert c.post("/console/authentications", {"name": "line", "access_token": "tok", "skip_test": "on",
-                                               "api_url": "https://api.line.me"}).status_code == 200
+    assert (
+        c.post(
+            "/console/authentications",
+            {"name": "line", "access_token": "tok", "skip_test": "on", "api_url": "https://api.line.me"},
+        ).status_code
+        == 200
+    )
     assert c.post("/console/activations", ACTIVATION, follow=False).status_code == 303
-    triggers.accept(c.ctx.db, "welcome", [{"event_id": "bad", "line_user_id": "nobody", "name": "x"}],
-                    now=c.ctx.clock.now())
+    triggers.accept(
+        c.ctx.db, "welcome", [{"event_id": "bad", "line_user_id": "nobody", "name": "x"}], now=c.ctx.clock.now()
+    )
 
 
 # -- finding 6: logout ends the session on the server ---------------------------------------------------
@@ -63,8 +74,11 @@ def test_a_cookie_copied_before_logout_no_longer_works(logged_in: Console) -> No
     # an attacker who kept the cookie (and a CSRF token from a page) gets nothing, GET or POST
     logged_in.client.cookies.set("lineoa_console", copied, domain="testserver.local", path="/console")
     assert logged_in.client.get("/console/activations", allow_redirects=False).status_code == 303
-    posted = logged_in.client.post("/console/authentications", data={
-        "csrf": csrf_of(page), "name": "line", "access_token": "tok", "skip_test": "on"}, allow_redirects=False)
+    posted = logged_in.client.post(
+        "/console/authentications",
+        data={"csrf": csrf_of(page), "name": "line", "access_token": "tok", "skip_test": "on"},
+        allow_redirects=False,
+    )
     assert posted.status_code == 303 and posted.headers["location"].startswith("/console/login")
     assert authentications.list_all(logged_in.ctx.db) == []
 
@@ -105,16 +119,22 @@ def test_each_session_has_its_own_csrf_token(tmp_path: Path) -> None:
         c.login()
         second = csrf_of(c.client.get("/console/activations").text)
         assert second != first
-        stale = c.client.post("/console/authentications", data={
-            "csrf": first, "name": "line", "access_token": "tok", "skip_test": "on"}, allow_redirects=False)
+        stale = c.client.post(
+            "/console/authentications",
+            data={"csrf": first, "name": "line", "access_token": "tok", "skip_test": "on"},
+            allow_redirects=False,
+        )
         assert stale.status_code == 403
 
 
 def test_revoking_the_key_ends_its_sessions_posts_included(logged_in: Console) -> None:
     page = logged_in.client.get("/console/activations").text
     apikeys.revoke(logged_in.ctx.db, "ops", now=logged_in.ctx.clock.now())
-    posted = logged_in.client.post("/console/authentications", data={
-        "csrf": csrf_of(page), "name": "line", "access_token": "tok", "skip_test": "on"}, allow_redirects=False)
+    posted = logged_in.client.post(
+        "/console/authentications",
+        data={"csrf": csrf_of(page), "name": "line", "access_token": "tok", "skip_test": "on"},
+        allow_redirects=False,
+    )
     assert posted.status_code == 303 and posted.headers["location"].startswith("/console/login")
     assert authentications.list_all(logged_in.ctx.db) == []
 
@@ -185,7 +205,12 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Consol
 
 
 POSTS = {
-    "/console/authentications": {"name": "x", "access_token": "tok", "skip_test": "on", "api_url": "https://api.line.me"},
+    "/console/authentications": {
+        "name": "x",
+        "access_token": "tok",
+        "skip_test": "on",
+        "api_url": "https://api.line.me",
+    },
     "/console/activations": {**ACTIVATION, "name": "other"},
     "/console/activations/welcome/edit": ACTIVATION,
     "/console/activations/welcome/pause": {},
@@ -206,18 +231,30 @@ def test_a_nul_in_any_field_is_a_4xx_naming_the_field(any_store: Console, path: 
     assert activations.get(any_store.ctx.db, "welcome").pause_reason is None
 
 
-@pytest.mark.parametrize("path", [
-    "/console/activations/we%00lcome", "/console/activations/welcome/events/b%00ad",
-    "/console/activations/welcome/table.csv?state=%00", "/console/activations/new?copy_from=%00",
-    "/console/activations/welcome?status_code=%00&before=%00&delivered=%00",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/activations/we%00lcome",
+        "/console/activations/welcome/events/b%00ad",
+        "/console/activations/welcome/table.csv?state=%00",
+        "/console/activations/new?copy_from=%00",
+        "/console/activations/welcome?status_code=%00&before=%00&delivered=%00",
+    ],
+)
 def test_a_nul_in_an_address_is_never_a_5xx(any_store: Console, path: str) -> None:
     seed(any_store)
     assert any_store.client.get(path).status_code in (200, 404)
 
 
-@pytest.mark.parametrize("path", ["/console/authentications/li%00ne/test", "/console/authentications/li%00ne/delete",
-                                  "/console/activations/we%00lcome/pause", "/console/activations/we%00lcome/replay"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/authentications/li%00ne/test",
+        "/console/authentications/li%00ne/delete",
+        "/console/activations/we%00lcome/pause",
+        "/console/activations/we%00lcome/replay",
+    ],
+)
 def test_a_nul_in_a_posted_address_is_a_404(any_store: Console, path: str) -> None:
     seed(any_store)
     assert any_store.post(path, {"confirm": "yes"}).status_code == 404
@@ -252,8 +289,9 @@ def test_a_streamed_form_is_stopped_at_the_limit(logged_in: Console) -> None:
         for _ in range(MAX_FORM_BYTES // 65536 + 2):
             yield b"x" * 65536
 
-    response = logged_in.client.post("/console/activations", data=chunks(), headers={
-        "Content-Type": "application/x-www-form-urlencoded"})
+    response = logged_in.client.post(
+        "/console/activations", data=chunks(), headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert response.status_code == 413
 
 
@@ -266,8 +304,11 @@ TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=300)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(fields=st.fixed_dictionaries({}, optional={f: TEXT for f in [*ACTIVATION, "action", "copy_from",
-                                                                     "sample_event", "notification_disabled"]}))
+@given(
+    fields=st.fixed_dictionaries(
+        {}, optional={f: TEXT for f in [*ACTIVATION, "action", "copy_from", "sample_event", "notification_disabled"]}
+    )
+)
 def test_no_activation_form_answers_5xx(logged_in: Console, fields: dict[str, str]) -> None:
     if not activations.list_all(logged_in.ctx.db):
         seed(logged_in)  # once: hypothesis keeps the fixture across examples
@@ -278,8 +319,12 @@ def test_no_activation_form_answers_5xx(logged_in: Console, fields: dict[str, st
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(fields=st.fixed_dictionaries({"skip_test": st.just("on")}, optional={
-    f: TEXT for f in ("name", "access_token", "channel_id", "channel_secret", "api_url")}))
+@given(
+    fields=st.fixed_dictionaries(
+        {"skip_test": st.just("on")},
+        optional={f: TEXT for f in ("name", "access_token", "channel_id", "channel_secret", "api_url")},
+    )
+)
 def test_no_authentication_form_answers_5xx(logged_in: Console, fields: dict[str, str]) -> None:
     response = logged_in.post("/console/authentications", fields, follow=False)
     assert response.status_code < 500, (fields, response.status_code)

@@ -52,8 +52,12 @@ def test_after_the_last_retry_the_event_stops_with_status_and_error(tmp_path: Pa
     async def scenario() -> None:
         async with pipeline(tmp_path, scripted(**{bad: [503] * 10}), database_url=db_url) as p:
             p.create_activation()
-            p.trigger([{"event_id": "bad", "line_user_id": bad, "name": "A"},
-                       {"event_id": "good", "line_user_id": good, "name": "B"}])
+            p.trigger(
+                [
+                    {"event_id": "bad", "line_user_id": bad, "name": "A"},
+                    {"event_id": "good", "line_user_id": good, "name": "B"},
+                ]
+            )
             await p.run_worker()
             entry = p.event("bad")
             assert entry["state"] == "failed" and entry["delivered"] is False
@@ -125,12 +129,14 @@ def test_render_failures_and_duplicates_are_recorded_not_sent(tmp_path: Path, ru
     async def scenario() -> None:
         async with pipeline(tmp_path, database_url=db_url) as p:
             p.create_activation()
-            results = p.trigger([
-                {"event_id": "ok", "line_user_id": user_id(1), "name": "F"},
-                {"event_id": "ok", "line_user_id": user_id(1), "name": "F"},
-                {"event_id": "missing", "line_user_id": user_id(2)},
-                {"event_id": "badrcpt", "line_user_id": "someone", "name": "G"},
-            ])
+            results = p.trigger(
+                [
+                    {"event_id": "ok", "line_user_id": user_id(1), "name": "F"},
+                    {"event_id": "ok", "line_user_id": user_id(1), "name": "F"},
+                    {"event_id": "missing", "line_user_id": user_id(2)},
+                    {"event_id": "badrcpt", "line_user_id": "someone", "name": "G"},
+                ]
+            )
             assert [r.status for r in results] == ["accepted", "duplicate", "failed", "failed"]
             assert results[2].error == "Variable not found: name"
             assert "invalid recipient 'someone'" in (results[3].error or "")
@@ -251,16 +257,23 @@ def test_a_worker_that_dies_mid_send_loses_nothing_and_sends_nothing_twice(tmp_p
             p.trigger([{"event_id": f"e{i}", "line_user_id": user_id(i), "name": "Q"} for i in range(5)])
             # A worker claims everything, LINE accepts two of the pushes, then the worker dies
             # before recording anything.
-            claimed = outbox.claim(p.ctx.db, worker="dead", now=p.clock.now(),
-                                   lease_seconds=p.ctx.settings.lease_seconds, limit=10)
+            claimed = outbox.claim(
+                p.ctx.db, worker="dead", now=p.clock.now(), lease_seconds=p.ctx.settings.lease_seconds, limit=10
+            )
             assert len(claimed) == 5
             import aiohttp
 
             async with aiohttp.ClientSession() as http:
                 for c in claimed[:2]:
-                    async with http.post(p.sim.url + "/v2/bot/message/push", data=c.body, headers={
-                        "Authorization": "Bearer demo-access-token", "Content-Type": "application/json",
-                        "X-Line-Retry-Key": c.retry_key}) as resp:
+                    async with http.post(
+                        p.sim.url + "/v2/bot/message/push",
+                        data=c.body,
+                        headers={
+                            "Authorization": "Bearer demo-access-token",
+                            "Content-Type": "application/json",
+                            "X-Line-Retry-Key": c.retry_key,
+                        },
+                    ) as resp:
                         assert resp.status == 200
             crashed_at = p.clock.now()
             await p.run_worker()  # the dead worker's leases must run out first

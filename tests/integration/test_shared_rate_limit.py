@@ -46,9 +46,7 @@ def test_processes_sharing_a_channel_never_exceed_its_rate_in_any_window(channel
 
     grants = asyncio.run(scenario())
     # Tokens are spent within `ttl` of their grant, so pushes in [t, t+1) come from grants in [t-ttl, t+1).
-    worst = max(
-        sum(n for at, n in grants if start - ttl <= at < start + 1.0) for start, _ in grants
-    )
+    worst = max(sum(n for at, n in grants if start - ttl <= at < start + 1.0) for start, _ in grants)
     total = sum(n for _, n in grants)
     print(f"granted {total} in 3 s to 3 processes; worst 1-second window could see {worst}")
     assert worst <= rate

@@ -45,12 +45,22 @@ class Sizes:
 
 
 DEFAULT = Sizes(
-    full=False, crash_events=3_000, crash_kills=5, fault_events=1_000, quota_events=1_000,
-    hypothesis_examples=150, api_examples=15,
+    full=False,
+    crash_events=3_000,
+    crash_kills=5,
+    fault_events=1_000,
+    quota_events=1_000,
+    hypothesis_examples=150,
+    api_examples=15,
 )
 FULL = Sizes(
-    full=True, crash_events=20_000, crash_kills=10, fault_events=10_000, quota_events=10_000,
-    hypothesis_examples=1_500, api_examples=60,
+    full=True,
+    crash_events=20_000,
+    crash_kills=10,
+    fault_events=10_000,
+    quota_events=10_000,
+    hypothesis_examples=1_500,
+    api_examples=60,
 )
 
 

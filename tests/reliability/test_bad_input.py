@@ -52,6 +52,7 @@ SIZES = current_sizes()
 API_SEED = 90_210  # tests/api runs derandomized; this run explores other cases
 USER = user_id(1)
 
+
 def has_surrogate(s: str) -> bool:
     return any("\ud800" <= c <= "\udfff" for c in s)
 
@@ -62,10 +63,39 @@ NASTY = [
     '"}, {"type":"text","text":"injected',
     '"}]}, {"to":"U00000000000000000000000000000000","messages":[{"type":"text","text":"x"}]}',
     '\\", \\"type\\": \\"text',
-    "{{name}}", "{{ profile.tier }}", "{{", "}}", "\\{{", "\\\\{{x}}", "{{}}", "{{ }}", "{{a b}}", "{{0}}",
-    "{{items.0.sku}}", "{\"a\":1}", "[1,2]", "null", "\\", '"', "\\u0000", "\x00", "\x1f\x7f", "\u2028\u2029",
-    "\ufeff", "👍🏽", "👨‍👩‍👧‍👦", "🏳️‍🌈", "สวัสดี", "日本語", "\U0010ffff", "</script><script>alert(1)</script>",
-    "'; DROP TABLE events; --", "%s%n%x", "${jndi:ldap://x}", "\r\n\r\n", "\t",
+    "{{name}}",
+    "{{ profile.tier }}",
+    "{{",
+    "}}",
+    "\\{{",
+    "\\\\{{x}}",
+    "{{}}",
+    "{{ }}",
+    "{{a b}}",
+    "{{0}}",
+    "{{items.0.sku}}",
+    '{"a":1}',
+    "[1,2]",
+    "null",
+    "\\",
+    '"',
+    "\\u0000",
+    "\x00",
+    "\x1f\x7f",
+    "\u2028\u2029",
+    "\ufeff",
+    "👍🏽",
+    "👨‍👩‍👧‍👦",
+    "🏳️‍🌈",
+    "สวัสดี",
+    "日本語",
+    "\U0010ffff",
+    "</script><script>alert(1)</script>",
+    "'; DROP TABLE events; --",
+    "%s%n%x",
+    "${jndi:ldap://x}",
+    "\r\n\r\n",
+    "\t",
 ]
 characters = st.characters(exclude_categories=())  # every code point, lone surrogates included
 text = st.one_of(
@@ -113,7 +143,9 @@ events = st.builds(
 
 def run_property(test: Any, examples: int) -> None:
     settings(
-        max_examples=examples, deadline=None, database=None,
+        max_examples=examples,
+        deadline=None,
+        database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
     )(test)()
 
@@ -140,8 +172,10 @@ def as_text(value: Any) -> str:
 def test_any_template_compiles_or_is_refused_and_renders_or_misses(sizes: Sizes) -> None:
     outcomes: Counter[str] = Counter()
 
-    @given(template=json_values | st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": text})),
-           event=st.dictionaries(text | st.sampled_from(["name", "profile", "items", "a"]), event_values, max_size=5))
+    @given(
+        template=json_values | st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": text})),
+        event=st.dictionaries(text | st.sampled_from(["name", "profile", "items", "a"]), event_values, max_size=5),
+    )
     def check(template: Any, event: dict[str, Any]) -> None:
         try:
             compiled = Template.compile(template, path="messages")
@@ -179,10 +213,14 @@ def test_rendered_bodies_are_valid_json_with_the_value_verbatim(sizes: Sizes) ->
         source = "{{" + name + "}}" if whole else f"{prefix}{{{{ {name} }}}}{suffix}"
         literal = "" if whole else prefix
         try:
-            spec = activations.parse_spec({
-                "name": "a", "authentication": "line", "recipient": "{{uid}}",
-                "messages": [{"type": "text", "text": source}],
-            })
+            spec = activations.parse_spec(
+                {
+                    "name": "a",
+                    "authentication": "line",
+                    "recipient": "{{uid}}",
+                    "messages": [{"type": "text", "text": source}],
+                }
+            )
         except InvalidInput:
             outcomes["refused template"] += 1
             return
@@ -283,10 +321,16 @@ def test_a_deeply_nested_value_is_recorded_as_failed_not_a_crash(tmp_path: Path)
     path.write_text("".join(json.dumps(e) + "\n" for e in lines))
     result = cli("trigger", "deep", "--events", str(path))
     recorded = {e["event_id"]: e["state"] for e in cli.log_json("deep")}
-    message = report("bad input: deeply nested event via CLI", {
-        "events": 3, "recorded": len(recorded), "lost": 3 - len(recorded), "exit": result.returncode,
-        "traceback": "Traceback" in result.stderr,
-    })
+    message = report(
+        "bad input: deeply nested event via CLI",
+        {
+            "events": 3,
+            "recorded": len(recorded),
+            "lost": 3 - len(recorded),
+            "exit": result.returncode,
+            "traceback": "Traceback" in result.stderr,
+        },
+    )
     assert "Traceback" not in result.stderr, f"{message}\n{describe(result)}"
     assert recorded == {"before": "queued", "deep": "failed", "after": "queued"}, message
 
@@ -294,8 +338,10 @@ def test_a_deeply_nested_value_is_recorded_as_failed_not_a_crash(tmp_path: Path)
 def test_the_api_answers_a_deeply_nested_event_without_5xx(tmp_path: Path) -> None:
     with make_api(tmp_path, None) as api:
         api.create_activation(messages=[{"type": "text", "text": "{{name}}"}])
-        events_ = [{"event_id": "ok", "line_user_id": USER, "name": "A"},
-                   {"event_id": "deep", "line_user_id": USER, "name": nested(DEEP)}]
+        events_ = [
+            {"event_id": "ok", "line_user_id": USER, "name": "A"},
+            {"event_id": "deep", "line_user_id": USER, "name": nested(DEEP)},
+        ]
         try:
             response = api.post("/v1/activations/welcome/triggers", json={"events": events_})
             status: int | str = response.status_code
@@ -322,10 +368,16 @@ def test_a_lone_surrogate_recipient_is_recorded_as_failed_not_a_crash(tmp_path: 
     path.write_text(f"{json.dumps(before)}\n{bad_line}\n{json.dumps(after)}\n")
     result = cli("trigger", "sur", "--events", str(path))
     recorded = {e["event_id"]: e["state"] for e in cli.log_json("sur")}
-    message = report("bad input: lone-surrogate recipient via CLI", {
-        "events": 3, "recorded": len(recorded), "lost": 3 - len(recorded), "exit": result.returncode,
-        "traceback": "Traceback" in result.stderr,
-    })
+    message = report(
+        "bad input: lone-surrogate recipient via CLI",
+        {
+            "events": 3,
+            "recorded": len(recorded),
+            "lost": 3 - len(recorded),
+            "exit": result.returncode,
+            "traceback": "Traceback" in result.stderr,
+        },
+    )
     assert "Traceback" not in result.stderr, f"{message}\n{describe(result)}"
     assert recorded == {"before": "queued", "bad": "failed", "after": "queued"}, message
 
@@ -333,12 +385,15 @@ def test_a_lone_surrogate_recipient_is_recorded_as_failed_not_a_crash(tmp_path: 
 def test_the_api_answers_a_lone_surrogate_recipient_without_5xx(tmp_path: Path) -> None:
     with make_api(tmp_path, None) as api:
         api.create_activation()
-        events_ = [{"event_id": "ok", "line_user_id": USER, "name": "A"},
-                   {"event_id": "bad", "line_user_id": LONE_SURROGATE, "name": "B"}]
+        events_ = [
+            {"event_id": "ok", "line_user_id": USER, "name": "A"},
+            {"event_id": "bad", "line_user_id": LONE_SURROGATE, "name": "B"},
+        ]
         try:
             response = api.post(
                 "/v1/activations/welcome/triggers",
-                data=json.dumps({"events": events_}), headers={"Content-Type": "application/json"},
+                data=json.dumps({"events": events_}),
+                headers={"Content-Type": "application/json"},
             )
             status: int | str = response.status_code
         except UnicodeEncodeError as exc:  # the in-process client raises what a server answers 500 for
@@ -358,11 +413,13 @@ def test_generated_trigger_bodies_never_make_the_api_answer_5xx(tmp_path: Path, 
     with make_api(tmp_path, None) as api:
         api.create_activation()
 
-        @given(body=st.one_of(
-            st.fixed_dictionaries({"events": st.lists(events, max_size=6)}),
-            st.dictionaries(text, json_values, max_size=3),
-            json_values,
-        ))
+        @given(
+            body=st.one_of(
+                st.fixed_dictionaries({"events": st.lists(events, max_size=6)}),
+                st.dictionaries(text, json_values, max_size=3),
+                json_values,
+            )
+        )
         def check(body: Any) -> None:
             response = api.post("/v1/activations/welcome/triggers", json=body)
             statuses[response.status_code] += 1

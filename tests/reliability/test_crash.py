@@ -66,7 +66,11 @@ def start_worker(cli: Cli, log_dir: Path, number: int) -> tuple[subprocess.Popen
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "lineoa_export", "worker"],
-            env=cli.env, cwd=cli.directory, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            env=cli.env,
+            cwd=cli.directory,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     return proc, log
 
@@ -101,12 +105,14 @@ def test_kill_9_at_random_moments_loses_nothing_and_sends_nothing_twice(tmp_path
     sim = Simulator("--latency-ms", LATENCY_MS)
     try:
         cli = Cli(tmp_path)
-        cli.env.update({
-            "LINEOA_EXPORT_SECRET_KEY": SECRET_KEY,
-            "LINEOA_EXPORT_TIMEOUT": str(TIMEOUT),
-            "LINEOA_EXPORT_CONNECT_TIMEOUT": "0.5",
-            "LINEOA_EXPORT_RATE_LIMIT": str(rate),
-        })
+        cli.env.update(
+            {
+                "LINEOA_EXPORT_SECRET_KEY": SECRET_KEY,
+                "LINEOA_EXPORT_TIMEOUT": str(TIMEOUT),
+                "LINEOA_EXPORT_CONNECT_TIMEOUT": "0.5",
+                "LINEOA_EXPORT_RATE_LIMIT": str(rate),
+            }
+        )
         Setup(cli, sim)
         cli.ok(
             "activation", "create", ACTIVATION, "--auth", "line", "--recipient", "{{uid}}",
@@ -141,10 +147,16 @@ def test_kill_9_at_random_moments_loses_nothing_and_sends_nothing_twice(tmp_path
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
             after = pushes_seen(sim.stats())
-            kill_log.append({
-                "kill": k + 1, "sending": sending, "alive_at_kill": alive, "delay_s": round(delay, 3),
-                "pushes_by_this_worker": after - before, "orphaned_leases": orphaned_leases(cli.db_path, proc.pid),
-            })
+            kill_log.append(
+                {
+                    "kill": k + 1,
+                    "sending": sending,
+                    "alive_at_kill": alive,
+                    "delay_s": round(delay, 3),
+                    "pushes_by_this_worker": after - before,
+                    "orphaned_leases": orphaned_leases(cli.db_path, proc.pid),
+                }
+            )
             print(f"[reliability] crash: {kill_log[-1]}")
             assert alive, f"worker {k} exited on its own before the kill:\n{log.read_text()}"
 

@@ -28,8 +28,15 @@ FAULT_STATUSES = {429, 500, 502, 503, 504}
 TIMEOUT = 0.5
 HANG_SECONDS = 1.5
 OPTIONS = SimulatorOptions(
-    fault_500=0.05, fault_502=0.05, fault_503=0.05, fault_504=0.05, fault_rate_429=0.05,
-    hang_probability=0.02, hang_seconds=HANG_SECONDS, drop_probability=0.03, seed=7,
+    fault_500=0.05,
+    fault_502=0.05,
+    fault_503=0.05,
+    fault_504=0.05,
+    fault_rate_429=0.05,
+    hang_probability=0.02,
+    hang_seconds=HANG_SECONDS,
+    drop_probability=0.03,
+    seed=7,
 )
 
 
@@ -58,9 +65,7 @@ def test_every_event_is_delivered_once_and_every_attempt_is_recorded(tmp_path: P
     n = sizes.fault_events
 
     async def scenario() -> None:
-        async with pipeline(
-            tmp_path, OPTIONS.model_copy(), timeout=TIMEOUT, connect_timeout=0.5, concurrency=64
-        ) as p:
+        async with pipeline(tmp_path, OPTIONS.model_copy(), timeout=TIMEOUT, connect_timeout=0.5, concurrency=64) as p:
             p.create_activation(max_retries=50, initial_retry_delay=0.01, retry_delay_multiple=1.0)
             results = p.trigger([{"event_id": f"e{i}", "line_user_id": user_id(i), "name": f"N{i}"} for i in range(n)])
             assert Counter(r.status for r in results) == Counter({"accepted": n})
@@ -81,25 +86,28 @@ def test_every_event_is_delivered_once_and_every_attempt_is_recorded(tmp_path: P
             wrong = {e["event_id"]: bad_attempts(e) for e in log if bad_attempts(e)}
             duplicates = sum(c - 1 for c in p.sim.record.accepted_per_recipient.values() if c > 1)
             faults = sum(v for k, v in push_answers.items() if k in FAULT_STATUSES) + stats["dropped"] + stats["hung"]
-            message = report("faults", {
-                "events": n,
-                "accepted_pushes": stats["accepted_pushes"],
-                "delivered": delivered,
-                "lost": n - delivered,
-                "duplicates": duplicates,
-                "409_suppressed": stats["duplicates_suppressed"],
-                "key_body_mismatches": stats["key_body_mismatches"],
-                "push_requests_seen": seen,
-                "table_attempts": table_attempts,
-                "fault_share": f"{faults / max(seen, 1):.1%}",
-                "sim_answers": dict(sorted(push_answers.items())),
-                "dropped": stats["dropped"],
-                "hung": stats["hung"],
-                "table_statuses": {str(k): v for k, v in sorted(logged.items(), key=lambda kv: kv[0] or 0)},
-                "table_errors_without_status": dict(errors),
-                "events_with_bad_history": len(wrong),
-                "worker_s": round(seconds, 1),
-            })
+            message = report(
+                "faults",
+                {
+                    "events": n,
+                    "accepted_pushes": stats["accepted_pushes"],
+                    "delivered": delivered,
+                    "lost": n - delivered,
+                    "duplicates": duplicates,
+                    "409_suppressed": stats["duplicates_suppressed"],
+                    "key_body_mismatches": stats["key_body_mismatches"],
+                    "push_requests_seen": seen,
+                    "table_attempts": table_attempts,
+                    "fault_share": f"{faults / max(seen, 1):.1%}",
+                    "sim_answers": dict(sorted(push_answers.items())),
+                    "dropped": stats["dropped"],
+                    "hung": stats["hung"],
+                    "table_statuses": {str(k): v for k, v in sorted(logged.items(), key=lambda kv: kv[0] or 0)},
+                    "table_errors_without_status": dict(errors),
+                    "events_with_bad_history": len(wrong),
+                    "worker_s": round(seconds, 1),
+                },
+            )
             assert len(log) == n and delivered == n, message
             assert stats["accepted_pushes"] == n and stats["max_accepted_per_recipient"] == 1, message
             assert duplicates == 0 and stats["key_body_mismatches"] == 0, message

@@ -57,14 +57,17 @@ def test_quota_runs_out_then_resume_delivers_every_event_once(tmp_path: Path, si
         late = cli("trigger", ACTIVATION, "--events", str(ndjson(tmp_path / "b.ndjson", range(n - LATE, n))))
         assert late.returncode == 0, describe(late)
         late_status = Counter(line.split("\t")[1] for line in late.stdout.splitlines() if "\t" in line)
-        message = report("quota: exhausted", {
-            "events": n - LATE,
-            "quota": quota,
-            "accepted_pushes": stats1["accepted_pushes"],
-            "monthly_429s": stats1["requests_by_endpoint"]["push"].get("429", 0),
-            "table_states": dict(states1),
-            "late_trigger_statuses": dict(late_status),
-        })
+        message = report(
+            "quota: exhausted",
+            {
+                "events": n - LATE,
+                "quota": quota,
+                "accepted_pushes": stats1["accepted_pushes"],
+                "monthly_429s": stats1["requests_by_endpoint"]["push"].get("429", 0),
+                "table_states": dict(states1),
+                "late_trigger_statuses": dict(late_status),
+            },
+        )
         assert stats1["accepted_pushes"] == quota, message
         assert states1 == Counter({"delivered": quota, "paused": n - LATE - quota}), message
         assert "monthly" in shown, f"{message}\n{shown}"
@@ -80,17 +83,20 @@ def test_quota_runs_out_then_resume_delivers_every_event_once(tmp_path: Path, si
         statuses = Counter(a["status_code"] for e in entries for a in e["attempt_log"])
         per_recipient = Counter(stats["accepted_per_recipient"])
         duplicates = sum(c - 1 for c in per_recipient.values() if c > 1)
-        message = report("quota: resumed", {
-            "events": n,
-            "accepted_pushes": stats["accepted_pushes"],
-            "delivered": states["delivered"],
-            "lost": n - len(per_recipient),
-            "duplicates": duplicates,
-            "failed": states["failed"],
-            "table_states": dict(states),
-            "table_statuses": {str(k): v for k, v in statuses.items()},
-            "sim_push_answers": stats["requests_by_endpoint"]["push"],
-        })
+        message = report(
+            "quota: resumed",
+            {
+                "events": n,
+                "accepted_pushes": stats["accepted_pushes"],
+                "delivered": states["delivered"],
+                "lost": n - len(per_recipient),
+                "duplicates": duplicates,
+                "failed": states["failed"],
+                "table_states": dict(states),
+                "table_statuses": {str(k): v for k, v in statuses.items()},
+                "sim_push_answers": stats["requests_by_endpoint"]["push"],
+            },
+        )
         assert stats["accepted_pushes"] == n and len(per_recipient) == n, message
         assert stats["max_accepted_per_recipient"] == 1 and duplicates == 0, message
         assert states == Counter({"delivered": n}), message

@@ -129,12 +129,20 @@ def test_no_token_or_secret_in_the_database_logs_or_api_answers(tmp_path: Path) 
                 stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
             )  # fmt: skip
         try:
-            run("trigger", "a_min", "--event",
-                json.dumps({"event_id": "before-revoke", "uid": user_id(949), "name": "R"}))
+            run(
+                "trigger",
+                "a_min",
+                "--event",
+                json.dumps({"event_id": "before-revoke", "uid": user_id(949), "name": "R"}),
+            )
             wait_delivered(cli, "a_min", "before-revoke")
             sim.request("POST", "/__sim/revoke")
-            run("trigger", "a_min", "--event",
-                json.dumps({"event_id": "after-revoke", "uid": user_id(950), "name": "R"}))
+            run(
+                "trigger",
+                "a_min",
+                "--event",
+                json.dumps({"event_id": "after-revoke", "uid": user_id(950), "name": "R"}),
+            )
             wait_delivered(cli, "a_min", "after-revoke")
             # Snapshot the database files while the worker holds them open (the -wal is there now).
             files = {f"{p.name} (worker running)": p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
@@ -174,11 +182,22 @@ def test_no_token_or_secret_in_the_database_logs_or_api_answers(tmp_path: Path) 
                 return response
 
             call("POST", "/v1/authentications", json={"name": "api", "access_token": api_token, "api_url": sim.url})
-            call("POST", "/v1/authentications", json={"name": "api-bad", "channel_id": MINTED_CHANNEL,
-                                                      "channel_secret": wrong_secret, "api_url": sim.url})
+            call(
+                "POST",
+                "/v1/authentications",
+                json={
+                    "name": "api-bad",
+                    "channel_id": MINTED_CHANNEL,
+                    "channel_secret": wrong_secret,
+                    "api_url": sim.url,
+                },
+            )
             call("POST", "/v1/authentications", json={"name": "bad name!", "access_token": bad_token + "\n"})
-            call("POST", "/v1/authentications", json={"name": "x", "access_token": token, "channel_id": "1",
-                                                      "channel_secret": channel_secret})
+            call(
+                "POST",
+                "/v1/authentications",
+                json={"name": "x", "access_token": token, "channel_id": "1", "channel_secret": channel_secret},
+            )
             for path in ("/v1/authentications", "/v1/activations", "/metrics", "/openapi.json", "/healthz"):
                 call("GET", path)
             for name in ("tok", "minted", "api"):

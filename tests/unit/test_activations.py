@@ -196,9 +196,7 @@ def test_render_gives_the_exact_push_body() -> None:
     recipient, body = compiled().render({"line_user_id": USER, "first_name": "Ann"})
 
     assert recipient == USER
-    assert body == (
-        b'{"to":"' + USER.encode() + b'","messages":[{"type":"text","text":"Hello Ann"}]}'
-    )
+    assert body == (b'{"to":"' + USER.encode() + b'","messages":[{"type":"text","text":"Hello Ann"}]}')
 
 
 def test_render_adds_notification_disabled_only_when_set() -> None:
@@ -295,8 +293,9 @@ def test_spec_model_is_the_public_type() -> None:
 
 
 def test_a_rendered_recipient_with_a_trailing_newline_is_refused() -> None:
-    spec = parse_spec({"name": "nl", "authentication": "a", "recipient": "{{uid}}",
-                       "messages": [{"type": "text", "text": "hi"}]})
+    spec = parse_spec(
+        {"name": "nl", "authentication": "a", "recipient": "{{uid}}", "messages": [{"type": "text", "text": "hi"}]}
+    )
     compiled = compile_spec(spec)
     with pytest.raises(RenderError, match="invalid recipient"):
         compiled.render({"uid": "U0123456789abcdef0123456789abcdef\n"})

@@ -252,8 +252,10 @@ def test_a_refused_mint_says_why() -> None:
     [
         (NoAnswer("timeout: no answer within 10 s"), OutcomeKind.TRANSIENT),
         (Answer(503, b""), OutcomeKind.TRANSIENT),
-        (Answer(429, orjson.dumps({"message": "The API rate limit has been exceeded. Try again later."})),
-         OutcomeKind.RATE_LIMITED),
+        (
+            Answer(429, orjson.dumps({"message": "The API rate limit has been exceeded. Try again later."})),
+            OutcomeKind.RATE_LIMITED,
+        ),
     ],
     ids=["no-answer", "503", "429"],
 )
@@ -297,9 +299,7 @@ def test_credentials_that_work_return_the_bot() -> None:
     info = Answer(200, orjson.dumps({"userId": "U" + "1" * 32, "displayName": "Shop", "basicId": "@shop"}))
     transport = FakeTransport({BOT_INFO: [info]})
 
-    bot = asyncio.run(
-        authentications.test_credentials(LineClient(transport, API), LONG_LIVED_CREDS, FakeClock())
-    )
+    bot = asyncio.run(authentications.test_credentials(LineClient(transport, API), LONG_LIVED_CREDS, FakeClock()))
 
     assert bot == BotInfo(user_id="U" + "1" * 32, display_name="Shop")
     (call,) = transport.calls
@@ -322,9 +322,7 @@ def test_a_401_raises_credentials_rejected_with_lines_reason() -> None:
     transport = FakeTransport({BOT_INFO: [refused]})
 
     with pytest.raises(CredentialsRejected) as exc:
-        asyncio.run(
-            authentications.test_credentials(LineClient(transport, API), LONG_LIVED_CREDS, FakeClock())
-        )
+        asyncio.run(authentications.test_credentials(LineClient(transport, API), LONG_LIVED_CREDS, FakeClock()))
 
     message = str(exc.value)
     assert "HTTP 401" in message

@@ -25,6 +25,8 @@ RETRY_KEY = "5f1c1a4e-2b6f-4d53-9a52-7f1d3c1e9b10"
 BODY = b'{"to":"U0123456789abcdef0123456789abcdef","messages":[{"type":"text","text":"Hi \\u00e9"}]}'
 UNAUTHORIZED = Answer(401, orjson.dumps({"message": "Authentication failed due to the expired access token"}))
 DELIVERED = Answer(200, orjson.dumps({"sentMessages": [{"id": "4612", "quoteToken": "q"}]}), request_id="req-2")
+
+
 def minted(token: str) -> Answer:
     return Answer(200, orjson.dumps({"token_type": "Bearer", "access_token": token, "expires_in": 900}))
 

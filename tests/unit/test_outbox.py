@@ -176,7 +176,9 @@ def test_claim_leases_due_events_with_their_key_body_and_policy(db: Database) ->
     assert first.accepted_at == T0
     assert first.policy == activations.get(db, "welcome").spec.policy
     assert (first.policy.max_retries, first.policy.initial_retry_delay, first.policy.retry_delay_multiple) == (
-        3, 0.5, 3.0,
+        3,
+        0.5,
+        3.0,
     )
     assert claimed[1].policy.max_retries == 0
 
@@ -262,8 +264,19 @@ def test_a_retry_is_recorded_then_claimed_when_due_and_keeps_history(db: Databas
     (c,) = claim(db, T0)
     outbox.record(
         db,
-        [result(c, EventState.RETRYING, now=T0, retries=1, status_code=503, error="HTTP 503",
-                line_request_id="req-a", sent_message_ids=None, next_attempt_at=T0 + 0.5)],
+        [
+            result(
+                c,
+                EventState.RETRYING,
+                now=T0,
+                retries=1,
+                status_code=503,
+                error="HTTP 503",
+                line_request_id="req-a",
+                sent_message_ids=None,
+                next_attempt_at=T0 + 0.5,
+            )
+        ],
         worker="w1",
     )
 
@@ -299,8 +312,19 @@ def test_a_settled_result_writes_no_attempt_row(db: Database) -> None:
 
     outbox.record(
         db,
-        [result(c, EventState.FAILED, now=T0, attempt=0, status_code=None, error="retry key expired",
-                attempted=False, line_request_id=None, sent_message_ids=None)],
+        [
+            result(
+                c,
+                EventState.FAILED,
+                now=T0,
+                attempt=0,
+                status_code=None,
+                error="retry key expired",
+                attempted=False,
+                line_request_id=None,
+                sent_message_ids=None,
+            )
+        ],
         worker="w1",
     )
 
@@ -314,8 +338,17 @@ def test_an_event_settled_without_sending_keeps_no_first_attempt_time(db: Databa
     outbox.enqueue(db, [event("e1")], now=T0)
     (c,) = claim(db, T0)
     outbox.pause_channel(db, CHANNEL, reason="monthly limit", kind="quota", now=T0)
-    held = result(c, EventState.PAUSED, now=T0, attempt=0, status_code=None, attempted=False,
-                  line_request_id=None, sent_message_ids=None, next_attempt_at=T0)
+    held = result(
+        c,
+        EventState.PAUSED,
+        now=T0,
+        attempt=0,
+        status_code=None,
+        attempted=False,
+        line_request_id=None,
+        sent_message_ids=None,
+        next_attempt_at=T0,
+    )
     outbox.record(db, [held], worker="w1")
 
     outbox.resume_channel(db, CHANNEL, now=T0 + 3 * 86400)
@@ -334,8 +367,14 @@ def test_pause_channel_holds_queued_and_retrying_events_of_every_activation_on_i
     outbox.record(
         db,
         [
-            result(by_key["key-welcome-r1"], EventState.RETRYING, now=T0, retries=1, status_code=500,
-                   next_attempt_at=T0 + 0.5),
+            result(
+                by_key["key-welcome-r1"],
+                EventState.RETRYING,
+                now=T0,
+                retries=1,
+                status_code=500,
+                next_attempt_at=T0 + 0.5,
+            ),
             result(by_key["key-welcome-d1"], EventState.DELIVERED, now=T0),
         ],
         worker="w1",
@@ -370,8 +409,9 @@ def test_a_retry_recorded_while_the_channel_is_paused_is_held(db: Database) -> N
     (c,) = claim(db, T0)
     outbox.pause_channel(db, CHANNEL, reason="monthly limit", kind="quota", now=T0)
 
-    outbox.record(db, [result(c, EventState.RETRYING, now=T0, retries=1, status_code=429,
-                              next_attempt_at=T0 + 0.5)], worker="w1")
+    outbox.record(
+        db, [result(c, EventState.RETRYING, now=T0, retries=1, status_code=429, next_attempt_at=T0 + 0.5)], worker="w1"
+    )
 
     assert stored(db, "e1")["state"] == "paused"
     assert claim(db, T0 + 100) == []
@@ -382,8 +422,16 @@ def test_resume_channel_releases_held_events_keeping_their_retries_and_due_times
     by_key = {c.retry_key: c for c in claim(db, T0)}
     outbox.record(
         db,
-        [result(by_key["key-welcome-r1"], EventState.RETRYING, now=T0, retries=2, status_code=503,
-                next_attempt_at=T0 + 500)],
+        [
+            result(
+                by_key["key-welcome-r1"],
+                EventState.RETRYING,
+                now=T0,
+                retries=2,
+                status_code=503,
+                next_attempt_at=T0 + 500,
+            )
+        ],
         worker="w1",
     )
     outbox.release(db, [by_key["key-welcome-q1"].id], worker="w1")

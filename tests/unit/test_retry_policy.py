@@ -100,8 +100,13 @@ def test_verdict_per_outcome_kind(kind: OutcomeKind, verdict: Verdict) -> None:
 
 
 def test_rejected_fails_without_retry_and_keeps_lines_error() -> None:
-    d = decide(Outcome(OutcomeKind.REJECTED, 400, error="Failed to send messages"), RetryPolicy(),
-               retries_used=1, first_attempt_at=T0, now=T0)
+    d = decide(
+        Outcome(OutcomeKind.REJECTED, 400, error="Failed to send messages"),
+        RetryPolicy(),
+        retries_used=1,
+        first_attempt_at=T0,
+        now=T0,
+    )
 
     assert d.verdict is Verdict.FAIL
     assert d.retries == 1
@@ -119,8 +124,13 @@ def test_rejected_fails_without_retry_and_keeps_lines_error() -> None:
 )
 @pytest.mark.parametrize("retries_used", [0, 2, 3])
 def test_pausing_outcomes_do_not_spend_retries(kind: OutcomeKind, pause_kind: str, retries_used: int) -> None:
-    d = decide(Outcome(kind, error="e"), RetryPolicy(max_retries=3), retries_used=retries_used,
-               first_attempt_at=T0, now=T0 + 100)
+    d = decide(
+        Outcome(kind, error="e"),
+        RetryPolicy(max_retries=3),
+        retries_used=retries_used,
+        first_attempt_at=T0,
+        now=T0 + 100,
+    )
 
     assert d.verdict is Verdict.PAUSE
     assert d.pause_kind == pause_kind

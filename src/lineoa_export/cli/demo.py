@@ -39,12 +39,19 @@ def sample_events(count: int, rng_seed: int = 7) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     for i in range(count):
         user = "U" + uuid.uuid5(rnd, str(i)).hex
-        events.append({"event_id": f"evt-{i:05d}", "line_user_id": user, "first_name": f"Customer {i}",
-                       "tier": ["silver", "gold", "platinum"][i % 3], "points": 100 + i})
+        events.append(
+            {
+                "event_id": f"evt-{i:05d}",
+                "line_user_id": user,
+                "first_name": f"Customer {i}",
+                "tier": ["silver", "gold", "platinum"][i % 3],
+                "points": 100 + i,
+            }
+        )
     if count >= 10:
-        events[3] = {**events[3], "line_user_id": "not-a-line-user"}        # fails: invalid recipient
-        del events[5]["first_name"]                                          # fails: Variable not found
-        events.append(dict(events[1]))                                       # duplicate event_id: not re-sent
+        events[3] = {**events[3], "line_user_id": "not-a-line-user"}  # fails: invalid recipient
+        del events[5]["first_name"]  # fails: Variable not found
+        events.append(dict(events[1]))  # duplicate event_id: not re-sent
     return events
 
 
@@ -53,9 +60,9 @@ def demo_options(events: list[dict[str, Any]]) -> SimulatorOptions:
     if len(events) >= 10:
         # Scripted, so every run shows the same stories in the activation table:
         options.script = {
-            events[7]["line_user_id"]: [503, 503, 503, 503],    # retried 3 times, then stops for good
-            events[8]["line_user_id"]: [400],                   # LINE refuses: fails at once, no retry
-            events[9]["line_user_id"]: ["accept-then-drop"],    # answer lost; the retry gets 409 = delivered
+            events[7]["line_user_id"]: [503, 503, 503, 503],  # retried 3 times, then stops for good
+            events[8]["line_user_id"]: [400],  # LINE refuses: fails at once, no retry
+            events[9]["line_user_id"]: ["accept-then-drop"],  # answer lost; the retry gets 409 = delivered
         }
     return options
 
@@ -76,17 +83,27 @@ async def _demo(ctx: Context, count: int, console: Console) -> None:
         console.print(f"[bold]LINE simulator[/bold] at {sim.url} (5% 503, 3% 500, 3% rate-limit 429, 1% dropped)")
         creds = authentications.Credentials.from_options(DEFAULT_ACCESS_TOKEN, None, None)
         bot = await authentications.test_credentials_at(sim.url, creds, ctx.clock, ctx.timeouts)
-        authentications.create(ctx.db, ctx.vault, name="demo-line-oa", credentials=creds, api_url=sim.url,
-                               bot=bot, now=time.time())
-        spec = activations.parse_spec({
-            "name": "welcome-points", "authentication": "demo-line-oa", "recipient": "{{line_user_id}}",
-            "messages": DEMO_MESSAGES, "description": "demo: points reminder",
-            # Short waits so the demo ends in seconds; the product's defaults are 3 retries, 2 s, ×2.
-            "max_retries": 3, "initial_retry_delay": 0.2, "retry_delay_multiple": 2,
-        })
+        authentications.create(
+            ctx.db, ctx.vault, name="demo-line-oa", credentials=creds, api_url=sim.url, bot=bot, now=time.time()
+        )
+        spec = activations.parse_spec(
+            {
+                "name": "welcome-points",
+                "authentication": "demo-line-oa",
+                "recipient": "{{line_user_id}}",
+                "messages": DEMO_MESSAGES,
+                "description": "demo: points reminder",
+                # Short waits so the demo ends in seconds; the product's defaults are 3 retries, 2 s, ×2.
+                "max_retries": 3,
+                "initial_retry_delay": 0.2,
+                "retry_delay_multiple": 2,
+            }
+        )
         activations.create(ctx.db, spec, now=time.time())
-        console.print(f"authentication [bold]demo-line-oa[/bold] tested: {bot.display_name}; activation "
-                      f"[bold]welcome-points[/bold]: retries 3, waits 0.2 s × 2ⁿ")
+        console.print(
+            f"authentication [bold]demo-line-oa[/bold] tested: {bot.display_name}; activation "
+            f"[bold]welcome-points[/bold]: retries 3, waits 0.2 s × 2ⁿ"
+        )
         results = triggers.accept(ctx.db, "welcome-points", events, now=time.time())
         by_status: dict[str, int] = {}
         for r in results:

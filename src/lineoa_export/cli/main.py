@@ -293,8 +293,16 @@ def activation_list() -> None:
         status = f"[yellow]paused: {a.pause_reason}[/yellow]" if a.pause_reason else "[green]active[/green]"
         s = a.spec
         retry = f"{s.max_retries}× from {s.initial_retry_delay:g}s ×{s.retry_delay_multiple:g}"
-        table.add_row(a.name, s.authentication, s.recipient, retry, str(waiting), str(c.get("delivered", 0)),
-                      str(c.get("failed", 0)), status)
+        table.add_row(
+            a.name,
+            s.authentication,
+            s.recipient,
+            retry,
+            str(waiting),
+            str(c.get("delivered", 0)),
+            str(c.get("failed", 0)),
+            status,
+        )
     out.print(table)
 
 

@@ -26,8 +26,14 @@ def run_worker_with_progress(ctx: Context, *, until_idle: bool, console: Console
 
 async def _run(ctx: Context, *, until_idle: bool, console: Console) -> WorkerStats:
     pending = outbox.pending(ctx.db, now=ctx.clock.now()).count
-    columns: list[Any] = [SpinnerColumn(), TextColumn("delivering"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("{task.fields[summary]}"), TimeElapsedColumn()]
+    columns: list[Any] = [
+        SpinnerColumn(),
+        TextColumn("delivering"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[summary]}"),
+        TimeElapsedColumn(),
+    ]
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("worker", total=pending if until_idle else None, summary="")
         counts: dict[str, int] = {}
@@ -36,9 +42,12 @@ async def _run(ctx: Context, *, until_idle: bool, console: Console) -> WorkerSta
             counts[result.state] = counts.get(result.state, 0) + 1
             if result.state.is_final:
                 progress.advance(task)
-            progress.update(task, summary=" ".join(
-                f"[{STATE_STYLE.get(k, '')}]{RESULT_WORDS.get(k, k)} {v}[/]" for k, v in sorted(counts.items())
-            ))
+            progress.update(
+                task,
+                summary=" ".join(
+                    f"[{STATE_STYLE.get(k, '')}]{RESULT_WORDS.get(k, k)} {v}[/]" for k, v in sorted(counts.items())
+                ),
+            )
 
         worker = Worker(ctx.db, ctx.vault, ctx.settings, clock=ctx.clock, listener=on_result)
         loop = asyncio.get_running_loop()
@@ -49,8 +58,13 @@ async def _run(ctx: Context, *, until_idle: bool, console: Console) -> WorkerSta
 
 
 # What a result says, in words: a "retrying" result is one more retry scheduled, not an event.
-RESULT_WORDS = {"delivered": "delivered", "failed": "failed", "retrying": "retries scheduled",
-                "paused": "paused", "queued": "released"}
+RESULT_WORDS = {
+    "delivered": "delivered",
+    "failed": "failed",
+    "retrying": "retries scheduled",
+    "paused": "paused",
+    "queued": "released",
+}
 
 
 def describe_results(stats: WorkerStats) -> str:
@@ -82,7 +96,12 @@ def activation_table_view(activation: str, entries: list[dict[str, Any]]) -> Tab
             str(a["status_code"]) if a["status_code"] is not None else "no answer" for a in e["attempt_log"]
         )
         table.add_row(
-            e["event_id"], short_id(e["recipient"]), f"[{style}]{e['state']}[/]",
-            "" if e["status_code"] is None else str(e["status_code"]), str(e["attempts"]), history, e["error"] or "",
+            e["event_id"],
+            short_id(e["recipient"]),
+            f"[{style}]{e['state']}[/]",
+            "" if e["status_code"] is None else str(e["status_code"]),
+            str(e["attempts"]),
+            history,
+            e["error"] or "",
         )
     return table

@@ -60,9 +60,7 @@ class AiohttpTransport:
             )
         return self._session
 
-    async def request(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None
-    ) -> Answer | NoAnswer:
+    async def request(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> Answer | NoAnswer:
         try:
             async with self._get_session().request(method, url, data=body, headers=headers) as resp:
                 content = await resp.read()

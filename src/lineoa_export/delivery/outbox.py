@@ -27,7 +27,7 @@ class NewEvent:
     recipient: str | None
     body: bytes | None
     retry_key: str
-    error: str | None = None     # set when rendering failed: stored as failed at once
+    error: str | None = None  # set when rendering failed: stored as failed at once
 
     def params(self, now: float) -> dict[str, Any]:
         failed = self.error is not None
@@ -86,8 +86,10 @@ def claim(db: Database, *, worker: str, now: float, lease_seconds: float, limit:
         if not rows:
             return []
         routes = {
-            r["name"]: (r["authentication"], RetryPolicy(r["max_retries"], r["initial_retry_delay"],
-                                                         r["retry_delay_multiple"]))
+            r["name"]: (
+                r["authentication"],
+                RetryPolicy(r["max_retries"], r["initial_retry_delay"], r["retry_delay_multiple"]),
+            )
             for r in tx.run("activation_routes")
         }
     claimed = []
@@ -95,20 +97,22 @@ def claim(db: Database, *, worker: str, now: float, lease_seconds: float, limit:
         route = routes.get(r["activation"])
         if route is None:
             continue  # the activation was deleted meanwhile, and its events with it
-        claimed.append(Claimed(
-            id=r["id"],
-            activation=r["activation"],
-            authentication=route[0],
-            channel_key=r["channel_key"],
-            body=bytes(r["body"]),
-            retry_key=r["retry_key"],
-            attempts=r["attempts"],
-            retries=r["retries"],
-            first_attempt_at=r["first_attempt_at"],
-            accepted_at=r["accepted_at"],
-            policy=route[1],
-            leased_until=until,
-        ))
+        claimed.append(
+            Claimed(
+                id=r["id"],
+                activation=r["activation"],
+                authentication=route[0],
+                channel_key=r["channel_key"],
+                body=bytes(r["body"]),
+                retry_key=r["retry_key"],
+                attempts=r["attempts"],
+                retries=r["retries"],
+                first_attempt_at=r["first_attempt_at"],
+                accepted_at=r["accepted_at"],
+                policy=route[1],
+                leased_until=until,
+            )
+        )
     return claimed
 
 
@@ -118,7 +122,7 @@ class Result:
 
     event_id: int
     state: EventState
-    attempt: int                      # attempt number recorded (the event's total attempts)
+    attempt: int  # attempt number recorded (the event's total attempts)
     retries: int
     started_at: float
     duration_ms: float | None
@@ -126,10 +130,10 @@ class Result:
     error: str | None
     line_request_id: str | None
     accepted_request_id: str | None
-    sent_message_ids: str | None      # JSON array text
+    sent_message_ids: str | None  # JSON array text
     next_attempt_at: float | None
     finished_at: float | None
-    attempted: bool = True            # False when the event was settled without sending
+    attempted: bool = True  # False when the event was settled without sending
 
     def params(self, worker: str) -> dict[str, Any]:
         return {
@@ -196,12 +200,10 @@ def paused_channels(db: Database, kind: str) -> list[dict[str, Any]]:
 @dataclass(frozen=True, slots=True)
 class Replay:
     replayed: list[str]
-    not_replayable: list[str]   # unknown, not failed, never rendered, or retry key older than 24 h
+    not_replayable: list[str]  # unknown, not failed, never rendered, or retry key older than 24 h
 
 
-def replay_failed(
-    db: Database, activation: str, event_ids: Sequence[str] | None, *, now: float
-) -> Replay:
+def replay_failed(db: Database, activation: str, event_ids: Sequence[str] | None, *, now: float) -> Replay:
     """Queue failed events again with a fresh retry budget and the same retry key.
 
     Only while the key is under 24 hours old: after that LINE has forgotten it, and a

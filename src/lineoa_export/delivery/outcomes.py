@@ -19,14 +19,14 @@ TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 
 
 class OutcomeKind(StrEnum):
-    DELIVERED = "delivered"              # 2xx
-    DUPLICATE = "duplicate"              # 409 + x-line-accepted-request-id: delivered earlier
-    RATE_LIMITED = "rate_limited"        # 429 rate limit: retry, and slow the channel down
-    MONTHLY_LIMIT = "monthly_limit"      # 429 monthly limit: pause the channel
-    TRANSIENT = "transient"              # 5xx, timeout, connection error: retry
-    UNAUTHORIZED = "unauthorized"        # 401: re-mint once, else pause the channel
-    FORBIDDEN = "forbidden"              # 403: pause the channel
-    REJECTED = "rejected"                # other 4xx: fail, no retry
+    DELIVERED = "delivered"  # 2xx
+    DUPLICATE = "duplicate"  # 409 + x-line-accepted-request-id: delivered earlier
+    RATE_LIMITED = "rate_limited"  # 429 rate limit: retry, and slow the channel down
+    MONTHLY_LIMIT = "monthly_limit"  # 429 monthly limit: pause the channel
+    TRANSIENT = "transient"  # 5xx, timeout, connection error: retry
+    UNAUTHORIZED = "unauthorized"  # 401: re-mint once, else pause the channel
+    FORBIDDEN = "forbidden"  # 403: pause the channel
+    REJECTED = "rejected"  # other 4xx: fail, no retry
 
     @property
     def delivered(self) -> bool:

@@ -83,9 +83,7 @@ class ChannelLimiter:
         now = asyncio.get_running_loop().time()
         tat = max(self._tat, now)
         window = self._departures
-        if tat - (burst - 1) * interval - now > 1e-9 or (
-            len(window) == window.maxlen and now - window[0] < 1.0
-        ):
+        if tat - (burst - 1) * interval - now > 1e-9 or (len(window) == window.maxlen and now - window[0] < 1.0):
             return False
         self._tat = tat + interval
         window.append(now)

@@ -57,10 +57,10 @@ class RetryPolicy:
 @dataclass(frozen=True, slots=True)
 class Decision:
     verdict: Verdict
-    retries: int                  # retries used of the budget after this decision
+    retries: int  # retries used of the budget after this decision
     next_attempt_at: float | None = None
     pause_kind: str | None = None  # 'quota' or 'credentials' when pausing
-    error: str | None = None       # overrides the outcome's error (e.g. key expiry)
+    error: str | None = None  # overrides the outcome's error (e.g. key expiry)
 
 
 def key_expired(first_attempt_at: float | None, now: float) -> bool:

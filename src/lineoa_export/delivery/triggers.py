@@ -49,23 +49,36 @@ def prepare(activation: activations.Activation, compiled: activations.Compiled, 
     retry_key = str(uuid.uuid4())
     if not is_valid_unicode(event_id):
         # Stored under a readable form of the id, so the event is recorded rather than lost.
-        return NewEvent(activation.name, storable(event_id), activation.channel_key, None, None, retry_key,
-                        "event_id: text that cannot be stored (a lone surrogate or a NUL character)")
+        return NewEvent(
+            activation.name,
+            storable(event_id),
+            activation.channel_key,
+            None,
+            None,
+            retry_key,
+            "event_id: text that cannot be stored (a lone surrogate or a NUL character)",
+        )
     try:
         recipient, body = compiled.render(event)
     except activations.RenderError as exc:
         recipient_shown = storable(exc.recipient) if exc.recipient is not None else None
-        return NewEvent(activation.name, event_id, activation.channel_key, recipient_shown, None, retry_key,
-                        storable(str(exc)))
+        return NewEvent(
+            activation.name, event_id, activation.channel_key, recipient_shown, None, retry_key, storable(str(exc))
+        )
     except RecursionError:
-        return NewEvent(activation.name, event_id, activation.channel_key, None, None, retry_key,
-                        "event: a value is nested too deeply to render")
+        return NewEvent(
+            activation.name,
+            event_id,
+            activation.channel_key,
+            None,
+            None,
+            retry_key,
+            "event: a value is nested too deeply to render",
+        )
     return NewEvent(activation.name, event_id, activation.channel_key, recipient, body, retry_key)
 
 
-def accept(
-    db: Database, activation_name: str, events: Iterable[dict[str, Any]], *, now: float
-) -> list[TriggerResult]:
+def accept(db: Database, activation_name: str, events: Iterable[dict[str, Any]], *, now: float) -> list[TriggerResult]:
     """Render and store ``events`` durably; returns one result per event, in order."""
     activation = activations.get(db, activation_name)
     compiled = activations.compile_spec(activation.spec)

@@ -119,8 +119,8 @@ class Worker:
         self._queue: asyncio.Queue[tuple[int, Claimed] | None] = asyncio.Queue()
         self._results: list[Result] = []
         self._results_ready = asyncio.Event()
-        self._in_flight = 0             # claimed and not yet recorded
-        self._sending = 0               # claimed and not yet answered: what claims are sized by
+        self._in_flight = 0  # claimed and not yet recorded
+        self._sending = 0  # claimed and not yet answered: what claims are sized by
         self._settled = asyncio.Event()  # set whenever in-flight work drops
         self._channel_lookups: dict[str, asyncio.Future[LineChannel]] = {}
         self._last_claimed = float("-inf")
@@ -198,8 +198,12 @@ class Worker:
             limit = min(room, self.settings.batch_size, self._claim_cap)
             try:
                 batch = await self._db(
-                    outbox.claim, self.db, worker=self.id, now=self.clock.now(),
-                    lease_seconds=self.settings.lease_seconds, limit=limit,
+                    outbox.claim,
+                    self.db,
+                    worker=self.id,
+                    now=self.clock.now(),
+                    lease_seconds=self.settings.lease_seconds,
+                    limit=limit,
                 )
             except Exception:
                 # The database is away (locked, restarting): keep the worker alive and ask again.
@@ -300,13 +304,17 @@ class Worker:
         if started > c.leased_until - 2 * self.settings.timeout:
             # Too long in line: the lease could run out mid-request and another worker send the
             # same key at the same time. Give the event back, untouched, to be claimed afresh.
-            return self._settle(c, EventState.RETRYING if c.retries else EventState.QUEUED, error=None,
-                                now=started), None
+            return self._settle(
+                c, EventState.RETRYING if c.retries else EventState.QUEUED, error=None, now=started
+            ), None
         t0 = time.perf_counter()
         outcome = await self._push(c)
         duration_ms = (time.perf_counter() - t0) * 1000
         decision = decide(
-            outcome, c.policy, retries_used=c.retries, first_attempt_at=c.first_attempt_at or started,
+            outcome,
+            c.policy,
+            retries_used=c.retries,
+            first_attempt_at=c.first_attempt_at or started,
             now=self.clock.now(),
         )
         if outcome.kind is OutcomeKind.RATE_LIMITED:
@@ -348,11 +356,20 @@ class Worker:
     def _settle(self, c: Claimed, state: EventState, *, error: str | None, now: float) -> Result:
         """An event decided without sending (expired key, channel paused meanwhile, given back)."""
         return Result(
-            event_id=c.id, state=state, attempt=c.attempts, retries=c.retries, started_at=now,
-            duration_ms=None, status_code=None, error=error, line_request_id=None,
-            accepted_request_id=None, sent_message_ids=None,
+            event_id=c.id,
+            state=state,
+            attempt=c.attempts,
+            retries=c.retries,
+            started_at=now,
+            duration_ms=None,
+            status_code=None,
+            error=error,
+            line_request_id=None,
+            accepted_request_id=None,
+            sent_message_ids=None,
             next_attempt_at=None if state.is_final else now,
-            finished_at=now if state.is_final else None, attempted=False,
+            finished_at=now if state.is_final else None,
+            attempted=False,
         )
 
     async def _channel(self, auth_name: str) -> LineChannel:
@@ -382,7 +399,11 @@ class Worker:
         reason = f"{_PAUSE_REASON[outcome.kind]}: {outcome.error}" if outcome.error else _PAUSE_REASON[outcome.kind]
         log.warning("pausing channel %s: %s", channel_key, reason)
         await self._db(
-            outbox.pause_channel, self.db, channel_key, reason=reason, kind=decision.pause_kind or "credentials",
+            outbox.pause_channel,
+            self.db,
+            channel_key,
+            reason=reason,
+            kind=decision.pause_kind or "credentials",
             now=self.clock.now(),
         )
 

@@ -161,8 +161,11 @@ class LogPage(BaseModel):
 
 
 def _error(status: int, error: str, message: str, problems: list[FieldProblem] | None = None) -> JSONResponse:
-    body = {"error": error, "message": message,
-            "problems": [{"field": p.path, "reason": p.reason} for p in problems or []]}
+    body = {
+        "error": error,
+        "message": message,
+        "problems": [{"field": p.path, "reason": p.reason} for p in problems or []],
+    }
     return JSONResponse(body, status_code=status)
 
 
@@ -209,17 +212,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 404, 409, 422)
-}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 422)}
 
 
 def api_key(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
     """The name of the caller's API key; 401 without a valid one."""
     name = apikeys.verify(request.app.state.ctx.db, credentials.credentials) if credentials else None
     if name is None:
-        raise StarletteHTTPException(401, "a valid API key is required (Authorization: Bearer KEY)",
-                                     headers={"WWW-Authenticate": "Bearer"})
+        raise StarletteHTTPException(
+            401, "a valid API key is required (Authorization: Bearer KEY)", headers={"WWW-Authenticate": "Bearer"}
+        )
     return name
 
 
@@ -247,6 +249,7 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
             return _error(413, "too_large", f"the request body is over {MAX_BODY_BYTES // (1024 * 1024)} MB")
         response: Response = await call_next(request)
         return response
+
     db = ctx.db
 
     def now() -> float:
@@ -283,8 +286,9 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
         if not body.skip_test:
             bot = await authentications.test_credentials_at(body.api_url, creds, ctx.clock, ctx.timeouts)
         auth = await run_in_threadpool(
-            lambda: authentications.create(db, ctx.vault, name=body.name, credentials=creds,
-                                           api_url=body.api_url, bot=bot, now=now())
+            lambda: authentications.create(
+                db, ctx.vault, name=body.name, credentials=creds, api_url=body.api_url, bot=bot, now=now()
+            )
         )
         return AuthenticationOut(**auth.public())
 
@@ -381,8 +385,11 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
             "request": {
                 "method": "POST",
                 "url": auth.api_url + PUSH_PATH,
-                "headers": {"Content-Type": "application/json", "Authorization": "Bearer <stored token>",
-                            "X-Line-Retry-Key": "<a UUID fixed when the event is accepted>"},
+                "headers": {
+                    "Content-Type": "application/json",
+                    "Authorization": "Bearer <stored token>",
+                    "X-Line-Retry-Key": "<a UUID fixed when the event is accepted>",
+                },
                 "body": orjson.loads(request_body),
             },
         }
@@ -424,8 +431,11 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
     ) -> Response:
         activations.get(db, name)
         filters = activation_table.Filters(
-            state=state, delivered=delivered, status_code=status_code,
-            since=_timestamp(since, "since"), until=_timestamp(until, "until"),
+            state=state,
+            delivered=delivered,
+            status_code=status_code,
+            since=_timestamp(since, "since"),
+            until=_timestamp(until, "until"),
         )
         if format == "json":
             entries, next_before = activation_table.page(
@@ -435,8 +445,11 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
             return Response(orjson.dumps(body), media_type="application/json")
         rows = activation_table.iterate(db, name, filters=filters)
         if format == "csv":
-            return StreamingResponse(activation_table.csv_chunks(rows), media_type="text/csv",
-                                     headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+            return StreamingResponse(
+                activation_table.csv_chunks(rows),
+                media_type="text/csv",
+                headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+            )
         return StreamingResponse((orjson.dumps(e) + b"\n" for e in rows), media_type="application/x-ndjson")
 
     @app.get("/v1/activations/{name}/events/{event_id}", tags=["activation table"])

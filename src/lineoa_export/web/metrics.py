@@ -44,18 +44,24 @@ class Metrics:
     def __init__(self, db: Database, *, rate_limit: float) -> None:
         self.registry = CollectorRegistry()
         self.accepted = Counter(
-            "lineoa_export_events_accepted", "Events accepted by trigger", ["activation", "status"],
+            "lineoa_export_events_accepted",
+            "Events accepted by trigger",
+            ["activation", "status"],
             registry=self.registry,
         )
         self.attempts = Counter(
-            "lineoa_export_push_attempts", "Push attempts by HTTP status ('none': no answer)",
-            ["activation", "status_code"], registry=self.registry,
+            "lineoa_export_push_attempts",
+            "Push attempts by HTTP status ('none': no answer)",
+            ["activation", "status_code"],
+            registry=self.registry,
         )
         self.delivered = Counter(
             "lineoa_export_events_delivered", "Events delivered", ["activation"], registry=self.registry
         )
         self.failed = Counter(
-            "lineoa_export_events_failed", "Events failed for good", ["activation", "status_code"],
+            "lineoa_export_events_failed",
+            "Events failed for good",
+            ["activation", "status_code"],
             registry=self.registry,
         )
         self.retried = Counter(

@@ -27,8 +27,7 @@ async def serve(ctx: Context, *, host: str, port: int, log_level: str = "info") 
     metrics = Metrics(ctx.db, rate_limit=ctx.settings.rate_limit)
     # The API's own database work runs on the thread pool; the worker's goes to its database
     # thread too, so a trigger holding SQLite's write lock never stalls the event loop.
-    worker = Worker(ctx.db, ctx.vault, ctx.settings, clock=ctx.clock, listener=metrics.on_result,
-                    inline_sqlite=False)
+    worker = Worker(ctx.db, ctx.vault, ctx.settings, clock=ctx.clock, listener=metrics.on_result, inline_sqlite=False)
     app = create_api(ctx, worker=worker, metrics=metrics)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off"))
 

@@ -29,11 +29,19 @@ MAX_FIELDS = 100
 STATES = ("queued", "retrying", "paused", "delivered", "failed")
 SAMPLE_EVENT = '{"line_user_id": "U0123456789abcdef0123456789abcdef", "name": "Ann"}'
 ACTIVATION_FIELDS = (
-    "name", "description", "authentication", "recipient", "messages",
-    "max_retries", "initial_retry_delay", "retry_delay_multiple",
+    "name",
+    "description",
+    "authentication",
+    "recipient",
+    "messages",
+    "max_retries",
+    "initial_retry_delay",
+    "retry_delay_multiple",
 )
 NUMBERS: tuple[tuple[str, type[int] | type[float]], ...] = (
-    ("max_retries", int), ("initial_retry_delay", float), ("retry_delay_multiple", float),
+    ("max_retries", int),
+    ("initial_retry_delay", float),
+    ("retry_delay_multiple", float),
 )
 
 Form = dict[str, str]
@@ -101,14 +109,14 @@ class AuthenticationForm:
 
     @classmethod
     def of(cls, form: Form, default_api_url: str) -> AuthenticationForm:
-        name, token, channel_id, secret, api_url = (form.get(f, "").strip() for f in (
-            "name", "access_token", "channel_id", "channel_secret", "api_url"))
+        name, token, channel_id, secret, api_url = (
+            form.get(f, "").strip() for f in ("name", "access_token", "channel_id", "channel_secret", "api_url")
+        )
         return cls(name, token, channel_id, secret, api_url or default_api_url, form.get("skip_test") == "on")
 
     def kept(self) -> dict[str, Any]:
         """What the form shows again after an error: never a secret."""
-        return {"name": self.name, "channel_id": self.channel_id, "api_url": self.api_url,
-                "skip_test": self.skip_test}
+        return {"name": self.name, "channel_id": self.channel_id, "api_url": self.api_url, "skip_test": self.skip_test}
 
 
 # -- activations -------------------------------------------------------------------------------
@@ -142,7 +150,11 @@ def default_values() -> dict[str, Any]:
     """A new activation's form: the product's defaults."""
     fields = activations.ActivationSpec.model_fields
     return {
-        "name": "", "description": "", "authentication": "", "recipient": "", "messages": "",
+        "name": "",
+        "description": "",
+        "authentication": "",
+        "recipient": "",
+        "messages": "",
         "max_retries": str(fields["max_retries"].default),
         "initial_retry_delay": number(fields["initial_retry_delay"].default),
         "retry_delay_multiple": number(fields["retry_delay_multiple"].default),
@@ -238,8 +250,11 @@ def table_query(q: Any) -> TableQuery:
             status_code = int(raw_code)
         else:
             notes.append(f"status code {raw_code[:20]!r} ignored: give 100-599")
-    shown = {"state": state or "", "delivered": q.get("delivered", "") if delivered is not None else "",
-             "status_code": str(status_code) if status_code else ""}
+    shown = {
+        "state": state or "",
+        "delivered": q.get("delivered", "") if delivered is not None else "",
+        "status_code": str(status_code) if status_code else "",
+    }
     raw_before = q.get("before", "")
     before = int(raw_before) if raw_before.isascii() and raw_before.isdigit() and len(raw_before) <= 18 else None
     filters = activation_table.Filters(state=state, delivered=delivered, status_code=status_code)

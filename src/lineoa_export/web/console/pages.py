@@ -74,8 +74,13 @@ class Console:
         self.signer = Signer()
         self.sessions = Sessions(ctx.db, ctx.clock)
         self.throttle = LoginThrottle(ctx.clock)
-        self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True,
-                               undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        self.env = Environment(
+            loader=FileSystemLoader(HERE / "templates"),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
         self.env.filters["q"] = lambda v: quote(str(v), safe="")
 
     def now(self) -> float:
@@ -86,11 +91,13 @@ class Console:
     def base(self, request: Request) -> str:
         return str(request.scope.get("root_path", "")) + PREFIX
 
-    def render(self, request: Request, template: str, session: Session | None, *, status: int = 200,
-               **values: Any) -> HTMLResponse:
+    def render(
+        self, request: Request, template: str, session: Session | None, *, status: int = 200, **values: Any
+    ) -> HTMLResponse:
         flash = self.signer.unsign("flash", request.cookies.get(FLASH_COOKIE))
         html = self.env.get_template(template).render(
-            base=self.base(request), session=session, csrf=session.csrf if session else "", flash=flash, **values)
+            base=self.base(request), session=session, csrf=session.csrf if session else "", flash=flash, **values
+        )
         response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
         if flash is not None:
             response.delete_cookie(FLASH_COOKIE, path=PREFIX, httponly=True, samesite="strict")
@@ -99,9 +106,15 @@ class Console:
     def redirect(self, request: Request, path: str, flash: str | None = None, kind: str = "ok") -> Response:
         response = RedirectResponse(self.base(request) + path, status_code=303, headers=SECURITY_HEADERS)
         if flash is not None:
-            response.set_cookie(FLASH_COOKIE, self.signer.sign("flash", {"message": flash[:500], "kind": kind}),
-                                max_age=60, path=PREFIX, httponly=True, samesite="strict",
-                                secure=request.url.scheme == "https")
+            response.set_cookie(
+                FLASH_COOKIE,
+                self.signer.sign("flash", {"message": flash[:500], "kind": kind}),
+                max_age=60,
+                path=PREFIX,
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+            )
         return response
 
     def error(self, request: Request, status: int, title: str, message: str) -> Bail:
@@ -123,9 +136,13 @@ class Console:
             raise self.to_login(request)
         request.state.console_session = session
         if not session.can(need):
-            raise self.error(request, 403, "Not allowed",
-                             f"This needs a key with the role {ROLE_NEEDS[need]}; "
-                             f"the key {session.key!r} has the role {session.role!r}.")
+            raise self.error(
+                request,
+                403,
+                "Not allowed",
+                f"This needs a key with the role {ROLE_NEEDS[need]}; "
+                f"the key {session.key!r} has the role {session.role!r}.",
+            )
         return session
 
     # -- lookups -----------------------------------------------------------------------------
@@ -145,9 +162,13 @@ def console_of(request: Request) -> Console:
     return console
 
 
-_STATUS = ((InvalidInput, 422, "Invalid input"), (NotFound, 404, "Not found"),
-           (AlreadyExists, 409, "Already exists"), (ConfigurationError, 503, "Server configuration"),
-           (LineoaExportError, 400, "Not possible"))
+_STATUS = (
+    (InvalidInput, 422, "Invalid input"),
+    (NotFound, 404, "Not found"),
+    (AlreadyExists, 409, "Already exists"),
+    (ConfigurationError, 503, "Server configuration"),
+    (LineoaExportError, 400, "Not possible"),
+)
 
 
 def _error_page(request: Request, exc: Exception) -> Response:

@@ -70,8 +70,9 @@ def _poster(need: Role) -> Callable[[Request], Awaitable[Posted]]:
         session = await run_in_threadpool(console.require, request, need)
         form = await forms.read_form(request)
         if not hmac.compare_digest(form.get("csrf", ""), session.csrf):
-            raise console.error(request, 403, "Forbidden",
-                                "The form's CSRF token is missing or stale: reload the page and retry.")
+            raise console.error(
+                request, 403, "Forbidden", "The form's CSRF token is missing or stale: reload the page and retry."
+            )
         return Posted(session, form)
 
     return dependency
@@ -108,11 +109,25 @@ def home(request: Request, console: C) -> Response:
 
 def _login_page(request: Request, console: Console, *, error: str | None = None, status: int = 200) -> Response:
     token, cookie = console.signer.login_token(request.cookies.get(LOGIN_COOKIE))
-    response = console.render(request, "login.html", None, status=status, login_csrf=token, error=error,
-                              next=request.query_params.get("next", "")[:2000])
+    response = console.render(
+        request,
+        "login.html",
+        None,
+        status=status,
+        login_csrf=token,
+        error=error,
+        next=request.query_params.get("next", "")[:2000],
+    )
     if cookie:
-        response.set_cookie(LOGIN_COOKIE, cookie, max_age=3600, path=PREFIX, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
+        response.set_cookie(
+            LOGIN_COOKIE,
+            cookie,
+            max_age=3600,
+            path=PREFIX,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+        )
     return response
 
 
@@ -135,8 +150,9 @@ def _check_login(console: Console, request: Request, form: Form) -> Response | s
         return _login_page(request, console, error="The login form expired: please try again.", status=403)
     wait = console.throttle.wait(_client(request))
     if wait:
-        page = _login_page(request, console, status=429,
-                           error=f"Too many failed logins from your address: try again in {wait} s.")
+        page = _login_page(
+            request, console, status=429, error=f"Too many failed logins from your address: try again in {wait} s."
+        )
         page.headers["Retry-After"] = str(wait)
         return page
     presented = form.get("api_key", "").strip()
@@ -146,9 +162,15 @@ def _check_login(console: Console, request: Request, form: Form) -> Response | s
         console.throttle.failed(_client(request))
         return _login_page(request, console, error="That API key is not valid (or was revoked).", status=401)
     if not allows(role_of(key), "read"):
-        return _login_page(request, console, status=403, error=(
-            f"The key {key.name!r} has the role {role_of(key)!r}, which cannot use the console: "
-            f"log in with a key of role {', '.join(CONSOLE_ROLES)}."))
+        return _login_page(
+            request,
+            console,
+            status=403,
+            error=(
+                f"The key {key.name!r} has the role {role_of(key)!r}, which cannot use the console: "
+                f"log in with a key of role {', '.join(CONSOLE_ROLES)}."
+            ),
+        )
     console.throttle.succeeded(_client(request))
     return key.name
 
@@ -161,10 +183,18 @@ async def login(request: Request, console: C) -> Response:
         return checked
     cookie = await run_in_threadpool(console.sessions.start, checked)
     target = forms.safe_next(form.get("next"), PREFIX + "/activations")
-    response = RedirectResponse(str(request.scope.get("root_path", "")) + target, status_code=303,
-                                headers=SECURITY_HEADERS)
-    response.set_cookie(SESSION_COOKIE, cookie, max_age=int(console.sessions.seconds), path=PREFIX,
-                        httponly=True, samesite="strict", secure=request.url.scheme == "https")
+    response = RedirectResponse(
+        str(request.scope.get("root_path", "")) + target, status_code=303, headers=SECURITY_HEADERS
+    )
+    response.set_cookie(
+        SESSION_COOKIE,
+        cookie,
+        max_age=int(console.sessions.seconds),
+        path=PREFIX,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     response.delete_cookie(LOGIN_COOKIE, path=PREFIX, httponly=True, samesite="strict")
     return response
 
@@ -180,12 +210,23 @@ def logout(request: Request, console: C, _: ReaderPost) -> Response:
 # -- authentications (admin) -------------------------------------------------------------------
 
 
-def _authentications_page(request: Request, console: Console, session: Session, *,
-                          form: dict[str, Any] | None = None, errors: dict[str, list[str]] | None = None,
-                          status: int = 200) -> Response:
+def _authentications_page(
+    request: Request,
+    console: Console,
+    session: Session,
+    *,
+    form: dict[str, Any] | None = None,
+    errors: dict[str, list[str]] | None = None,
+    status: int = 200,
+) -> Response:
     return console.render(
-        request, "authentications.html", session, status=status, section="authentications",
-        auths=authentications.list_all(console.db), iso=activation_table.iso,
+        request,
+        "authentications.html",
+        session,
+        status=status,
+        section="authentications",
+        auths=authentications.list_all(console.db),
+        iso=activation_table.iso,
         form=form or {"name": "", "channel_id": "", "api_url": DEFAULT_API_URL, "skip_test": False},
         errors=errors or {},
     )
@@ -205,13 +246,17 @@ async def _create_authentication(console: Console, f: forms.AuthenticationForm) 
     authentications.check_api_url(f.api_url)
     if any(c in value for value in (f.access_token, f.channel_id, f.channel_secret) for c in "\r\n"):
         raise InvalidInput.single("credentials", "a token, channel ID or secret is one line: no line breaks")
-    creds = authentications.Credentials.from_options(f.access_token or None, f.channel_id or None,
-                                                     f.channel_secret or None)
+    creds = authentications.Credentials.from_options(
+        f.access_token or None, f.channel_id or None, f.channel_secret or None
+    )
     bot = None
     if not f.skip_test:
         bot = await authentications.test_credentials_at(f.api_url, creds, ctx.clock, ctx.timeouts)
-    await run_in_threadpool(lambda: authentications.create(
-        db, ctx.vault, name=f.name, credentials=creds, api_url=f.api_url, bot=bot, now=console.now()))
+    await run_in_threadpool(
+        lambda: authentications.create(
+            db, ctx.vault, name=f.name, credentials=creds, api_url=f.api_url, bot=bot, now=console.now()
+        )
+    )
 
 
 @router.post("/authentications")
@@ -228,8 +273,9 @@ async def authentication_create(request: Request, console: C, post: AdminPost) -
     else:
         tested = "stored without a test" if f.skip_test else "LINE accepted the credentials"
         return console.redirect(request, "/authentications", f"Authentication {f.name!r} created ({tested}).")
-    return await run_in_threadpool(lambda: _authentications_page(
-        request, console, post.session, form=f.kept(), errors=errors, status=422))
+    return await run_in_threadpool(
+        lambda: _authentications_page(request, console, post.session, form=f.kept(), errors=errors, status=422)
+    )
 
 
 async def _test_authentication(console: Console, name: str) -> str:
@@ -242,12 +288,15 @@ async def _test_authentication(console: Console, name: str) -> str:
     except (NotFound, CredentialsRejected) as exc:
         raise _Failed(f"Test of {name!r} failed: {exc}") from None
     except ConfigurationError:
-        raise _Failed(f"Test of {name!r} failed: its stored credentials cannot be decrypted with this "
-                      "server's secret key (LINEOA_EXPORT_SECRET_KEY or the key file changed since they were "
-                      "stored). Restore that key, or delete this authentication and create it again.") from None
+        raise _Failed(
+            f"Test of {name!r} failed: its stored credentials cannot be decrypted with this "
+            "server's secret key (LINEOA_EXPORT_SECRET_KEY or the key file changed since they were "
+            "stored). Restore that key, or delete this authentication and create it again."
+        ) from None
     except ValueError:  # aiohttp's guard against a line break in a header (never echo the value)
-        raise _Failed(f"Test of {name!r} failed: the stored credentials cannot be sent as an HTTP header "
-                      "(a line break?)") from None
+        raise _Failed(
+            f"Test of {name!r} failed: the stored credentials cannot be sent as an HTTP header (a line break?)"
+        ) from None
     return f"LINE accepted {name!r}: {bot.display_name or bot.user_id or 'unknown bot'}."
 
 
@@ -268,9 +317,15 @@ async def authentication_test(request: Request, name: str, console: C, _: AdminP
 def authentication_delete(request: Request, name: str, console: C, post: AdminPost) -> Response:
     name = _plain(console, request, name)
     if post.form.get("confirm") != "yes":
-        return console.render(request, "confirm.html", post.session, section="authentications",
-                              message=f"Delete the authentication {name!r}? Its stored credentials are erased.",
-                              action=f"/authentications/{_q(name)}/delete", back="/authentications")
+        return console.render(
+            request,
+            "confirm.html",
+            post.session,
+            section="authentications",
+            message=f"Delete the authentication {name!r}? Its stored credentials are erased.",
+            action=f"/authentications/{_q(name)}/delete",
+            back="/authentications",
+        )
     try:
         authentications.delete(console.db, name)
     except (NotFound, InvalidInput) as exc:
@@ -281,14 +336,30 @@ def authentication_delete(request: Request, name: str, console: C, post: AdminPo
 # -- activations -------------------------------------------------------------------------------
 
 
-def _activation_form(request: Request, console: Console, session: Session, values: dict[str, Any], *,
-                     editing: str | None, problems: list[FieldProblem] | None = None,
-                     preview: dict[str, Any] | None = None, status: int = 200) -> Response:
+def _activation_form(
+    request: Request,
+    console: Console,
+    session: Session,
+    values: dict[str, Any],
+    *,
+    editing: str | None,
+    problems: list[FieldProblem] | None = None,
+    preview: dict[str, Any] | None = None,
+    status: int = 200,
+) -> Response:
     return console.render(
-        request, "activation_form.html", session, status=status, section="activations",
-        values=values, editing=editing, problems=[str(p) for p in problems or []],
-        errors=forms.group(problems or []), preview=preview,
-        auths=authentications.list_all(console.db), others=[a.name for a in activations.list_all(console.db)],
+        request,
+        "activation_form.html",
+        session,
+        status=status,
+        section="activations",
+        values=values,
+        editing=editing,
+        problems=[str(p) for p in problems or []],
+        errors=forms.group(problems or []),
+        preview=preview,
+        auths=authentications.list_all(console.db),
+        others=[a.name for a in activations.list_all(console.db)],
     )
 
 
@@ -315,9 +386,15 @@ def _rows(console: Console) -> list[dict[str, Any]]:
     out = []
     for a in activations.list_all(console.db):
         counts = activations.counts(console.db, a.name)
-        out.append({"a": a, "queued": counts.get("queued", 0) + counts.get("retrying", 0),
-                    "paused_events": counts.get("paused", 0), "delivered": counts.get("delivered", 0),
-                    "failed": counts.get("failed", 0)})
+        out.append(
+            {
+                "a": a,
+                "queued": counts.get("queued", 0) + counts.get("retrying", 0),
+                "paused_events": counts.get("paused", 0),
+                "delivered": counts.get("delivered", 0),
+                "failed": counts.get("failed", 0),
+            }
+        )
     return out
 
 
@@ -342,8 +419,15 @@ def activation_new(request: Request, console: C, session: Operator, copy_from: s
 def _copy(request: Request, console: Console, post: Posted) -> Response:
     source_name = post.form.get("copy_from", "")
     if not source_name:
-        return _activation_form(request, console, post.session, forms.posted_values(post.form), editing=None,
-                                status=422, problems=[FieldProblem("copy_from", "choose an activation to copy")])
+        return _activation_form(
+            request,
+            console,
+            post.session,
+            forms.posted_values(post.form),
+            editing=None,
+            status=422,
+            problems=[FieldProblem("copy_from", "choose an activation to copy")],
+        )
     source = console.activation(request, source_name)
     values = forms.copied_values(source.spec, post.form) | {"copy_from": source_name}
     return _activation_form(request, console, post.session, values, editing=None)
@@ -373,12 +457,10 @@ def activation_create(request: Request, console: C, post: OperatorPost) -> Respo
         return _copy(request, console, post)
     values = forms.posted_values(post.form) | {"copy_from": post.form.get("copy_from", "")}
     if action == "preview":
-        return _activation_form(request, console, post.session, values, editing=None,
-                                preview=_preview(console, values))
+        return _activation_form(request, console, post.session, values, editing=None, preview=_preview(console, values))
     problems = _saved(console, values, editing=None)
     if problems:
-        return _activation_form(request, console, post.session, values, editing=None, problems=problems,
-                                status=422)
+        return _activation_form(request, console, post.session, values, editing=None, problems=problems, status=422)
     name = values["name"].strip()
     return console.redirect(request, f"/activations/{_q(name)}", f"Triggered activation {name!r} created.")
 
@@ -394,12 +476,10 @@ def activation_update(request: Request, name: str, console: C, post: OperatorPos
     console.activation(request, name)
     values = forms.posted_values(post.form) | {"name": name}
     if post.form.get("action") == "preview":
-        return _activation_form(request, console, post.session, values, editing=name,
-                                preview=_preview(console, values))
+        return _activation_form(request, console, post.session, values, editing=name, preview=_preview(console, values))
     problems = _saved(console, values, editing=name)
     if problems:
-        return _activation_form(request, console, post.session, values, editing=name, problems=problems,
-                                status=422)
+        return _activation_form(request, console, post.session, values, editing=name, problems=problems, status=422)
     return console.redirect(request, f"/activations/{_q(name)}", f"Triggered activation {name!r} updated.")
 
 
@@ -431,9 +511,15 @@ async def activation_resume(request: Request, name: str, console: C, _: Operator
 def activation_delete(request: Request, name: str, console: C, post: OperatorPost) -> Response:
     console.activation(request, name)
     if post.form.get("confirm") != "yes":
-        return console.render(request, "confirm.html", post.session, section="activations",
-                              message=f"Delete the triggered activation {name!r} and its activation table?",
-                              action=f"/activations/{_q(name)}/delete", back=f"/activations/{_q(name)}")
+        return console.render(
+            request,
+            "confirm.html",
+            post.session,
+            section="activations",
+            message=f"Delete the triggered activation {name!r} and its activation table?",
+            action=f"/activations/{_q(name)}/delete",
+            back=f"/activations/{_q(name)}",
+        )
     activations.delete(console.db, name)
     return console.redirect(request, "/activations", f"Triggered activation {name!r} deleted.")
 
@@ -451,10 +537,16 @@ async def activation_replay(request: Request, name: str, console: C, post: Opera
         console.worker.wake()
     back = f"/activations/{_q(name)}" + (f"/events/{_q(event_id)}" if event_id else "")
     if result.not_replayable:
-        return console.redirect(request, back, "Not replayed: the event is not failed, or its retry key is "
-                                "older than 24 hours (LINE has forgotten it, a resend could deliver twice).", "error")
-    return console.redirect(request, back, f"{len(result.replayed)} failed event(s) queued again "
-                            "with their retry keys.")
+        return console.redirect(
+            request,
+            back,
+            "Not replayed: the event is not failed, or its retry key is "
+            "older than 24 hours (LINE has forgotten it, a resend could deliver twice).",
+            "error",
+        )
+    return console.redirect(
+        request, back, f"{len(result.replayed)} failed event(s) queued again with their retry keys."
+    )
 
 
 # -- the activation table (read) ---------------------------------------------------------------
@@ -464,15 +556,25 @@ async def activation_replay(request: Request, name: str, console: C, post: Opera
 def activation_page(request: Request, name: str, console: C, session: Reader) -> Response:
     activation = console.activation(request, name)
     table = forms.table_query(request.query_params)
-    entries, next_before = activation_table.page(console.db, name, filters=table.filters, limit=PAGE_SIZE,
-                                                 before=table.before)
+    entries, next_before = activation_table.page(
+        console.db, name, filters=table.filters, limit=PAGE_SIZE, before=table.before
+    )
     query = {k: v for k, v in table.shown.items() if v}
     return console.render(
-        request, "activation_table.html", session, section="activations", activation=activation,
-        entries=entries, counts=activations.counts(console.db, name), filters=table.shown, notes=table.notes,
-        states=forms.STATES, paged=table.before is not None,
+        request,
+        "activation_table.html",
+        session,
+        section="activations",
+        activation=activation,
+        entries=entries,
+        counts=activations.counts(console.db, name),
+        filters=table.shown,
+        notes=table.notes,
+        states=forms.STATES,
+        paged=table.before is not None,
         older=urlencode({**query, "before": next_before}) if next_before else None,
-        newest=urlencode(query), csv_query=urlencode(query),
+        newest=urlencode(query),
+        csv_query=urlencode(query),
     )
 
 
@@ -480,9 +582,15 @@ def activation_page(request: Request, name: str, console: C, session: Reader) ->
 def activation_csv(request: Request, name: str, console: C, _: Reader) -> Response:
     console.activation(request, name)
     rows = activation_table.iterate(console.db, name, filters=forms.table_query(request.query_params).filters)
-    return StreamingResponse(activation_table.csv_chunks(rows), media_type="text/csv",
-                             headers={"Content-Disposition": f'attachment; filename="{_q(name)}.csv"',
-                                      "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+    return StreamingResponse(
+        activation_table.csv_chunks(rows),
+        media_type="text/csv",
+        headers={
+            "Content-Disposition": f'attachment; filename="{_q(name)}.csv"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 @router.get("/activations/{name}/events/{event_id:path}")
@@ -493,8 +601,9 @@ def event_page(request: Request, name: str, event_id: str, console: C, session: 
     except NotFound as exc:
         raise console.error(request, 404, "Not found", str(exc)) from None
     body = forms.pretty(entry["request_body"]) if entry.get("request_body") is not None else None
-    return console.render(request, "event.html", session, section="activations", activation=activation,
-                          e=entry, body=body)
+    return console.render(
+        request, "event.html", session, section="activations", activation=activation, e=entry, body=body
+    )
 
 
 @router.api_route("/{path:path}", methods=["GET", "POST"])

@@ -104,8 +104,9 @@ def _hash(cookie: str) -> str:
 class Sessions:
     """Start, look up and end console sessions for the API keys of ``db``."""
 
-    def __init__(self, db: Database, clock: Clock, store: SessionStore | None = None,
-                 seconds: float = SESSION_SECONDS) -> None:
+    def __init__(
+        self, db: Database, clock: Clock, store: SessionStore | None = None, seconds: float = SESSION_SECONDS
+    ) -> None:
         self.db = db
         self.clock = clock
         self.store = store or MemorySessions()
