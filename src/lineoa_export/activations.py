@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import line_messages as line_messages
+from .delivery import pauses
 from .delivery.retry_policy import RetryPolicy
 from .errors import AlreadyExists, FieldProblem, InvalidInput, NotFound
 from .naming import check_name, is_valid_unicode
@@ -188,9 +190,11 @@ class Activation:
     spec: ActivationSpec
     channel_key: str
     paused_reason: str | None  # paused by hand
-    channel_paused_reason: str | None  # the channel is paused (quota, credentials)
+    channel_paused_reason: str | None  # the channel is held (quota, credentials, breaker)
     created_at: float
     updated_at: float
+    channel_pause_kind: str | None = None
+    channel_paused_since: float | None = None
 
     @property
     def name(self) -> str:
@@ -199,7 +203,9 @@ class Activation:
     @property
     def pause_reason(self) -> str | None:
         if self.channel_paused_reason:
-            return f"channel paused: {self.channel_paused_reason}"
+            since = datetime.fromtimestamp(self.channel_paused_since or 0, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            held = "tripped" if self.channel_pause_kind == pauses.PauseKind.BREAKER else "paused"
+            return f"channel {held} since {since}: {self.channel_paused_reason}"
         return self.paused_reason
 
     @classmethod
@@ -222,6 +228,8 @@ class Activation:
             row["channel_paused_reason"],
             row["created_at"],
             row["updated_at"],
+            row.get("channel_pause_kind"),
+            row.get("channel_paused_since"),
         )
 
     def public(self) -> dict[str, Any]:
@@ -289,18 +297,12 @@ def counts(db: Database, name: str) -> dict[str, int]:
 
 
 def pause(db: Database, name: str, reason: str, *, now: float) -> None:
-    with db.transaction() as tx:
-        if not tx.run("activation_set_paused", {"name": name, "reason": reason, "now": now}):
-            raise NotFound(f"activation {name!r} not found")
-        tx.run("activation_hold_events", {"name": name})
+    if not pauses.pause_activation(db, name, reason, now=now):
+        raise NotFound(f"activation {name!r} not found")
 
 
 def resume(db: Database, name: str, *, now: float) -> None:
-    """Resume an activation, and its channel if the channel was paused: its events go back in line."""
+    """Resume an activation, and its channel if LINE had paused the channel: its events go back in line."""
     activation = get(db, name)
-    with db.transaction() as tx:
-        tx.run("activation_set_paused", {"name": name, "reason": None, "now": now})
-        if activation.channel_paused_reason:
-            tx.run("channel_unpause", {"channel_key": activation.channel_key})
-            tx.run("channel_release_events", {"channel_key": activation.channel_key, "now": now})
-        tx.run("activation_release_events", {"name": name, "now": now})
+    held = activation.channel_paused_reason is not None
+    pauses.resume_activation(db, name, activation.channel_key, channel_held=held, now=now)

@@ -14,7 +14,10 @@ LINEOA_EXPORT_RATE_LIMIT               2000                        pushes per se
 LINEOA_EXPORT_RATE_BURST               20                          pushes a channel may send back to back
 LINEOA_EXPORT_CONNECT_TIMEOUT          3                           seconds to open a connection to LINE
 LINEOA_EXPORT_TIMEOUT                  10                          seconds for one whole LINE request
-LINEOA_EXPORT_CONCURRENCY              128                         pushes in flight per worker process
+LINEOA_EXPORT_CONCURRENCY              1024                        upper bound of pushes in flight per
+                                                                   worker process (all channels)
+LINEOA_EXPORT_CHANNEL_CONNECTIONS      1000                        upper bound of pushes in flight per
+                                                                   LINE channel (its lane)
 LINEOA_EXPORT_BATCH_SIZE               200                         events claimed per database round trip
 LINEOA_EXPORT_POLL_INTERVAL            0.05                        seconds between polls when idle
 LINEOA_EXPORT_REDIS_URL                (none)                      share each channel's rate limit among
@@ -47,7 +50,8 @@ class Settings(BaseModel):
     rate_burst: int = Field(default=20, ge=1)
     connect_timeout: float = Field(default=3.0, gt=0)
     timeout: float = Field(default=10.0, gt=0)
-    concurrency: int = Field(default=128, ge=1, le=10_000)
+    concurrency: int = Field(default=1024, ge=1, le=10_000)
+    channel_connections: int = Field(default=1000, ge=1, le=10_000)
     batch_size: int = Field(default=200, ge=1, le=10_000)
     poll_interval: float = Field(default=0.05, gt=0)
     quota_check_interval: float = Field(default=300.0, gt=0)

@@ -8,6 +8,7 @@ import orjson
 
 from lineoa_export import activations
 from lineoa_export.delivery import outbox
+from lineoa_export.delivery.liveness import DEAD_AFTER
 from lineoa_export.delivery.retry_policy import KEY_EXPIRED_ERROR
 from lineoa_export.simulator import SimulatorOptions
 from lineoa_export.testing import pipeline, user_id
@@ -257,8 +258,14 @@ def test_a_worker_that_dies_mid_send_loses_nothing_and_sends_nothing_twice(tmp_p
             p.trigger([{"event_id": f"e{i}", "line_user_id": user_id(i), "name": "Q"} for i in range(5)])
             # A worker claims everything, LINE accepts two of the pushes, then the worker dies
             # before recording anything.
+            lane = activations.get(p.ctx.db, "welcome").channel_key
             claimed = outbox.claim(
-                p.ctx.db, worker="dead", now=p.clock.now(), lease_seconds=p.ctx.settings.lease_seconds, limit=10
+                p.ctx.db,
+                worker="dead",
+                now=p.clock.now(),
+                lease_seconds=p.ctx.settings.lease_seconds,
+                wants=[(lane, 10)],
+                alive_since=p.clock.now() - DEAD_AFTER,
             )
             assert len(claimed) == 5
             import aiohttp
@@ -415,12 +422,21 @@ def test_pausing_an_activation_holds_the_events_a_running_worker_already_claimed
             p.create_activation()
             p.trigger([{"event_id": "e", "line_user_id": user_id(1), "name": "W"}])
             worker = p.worker()
-            [claimed] = outbox.claim(p.ctx.db, worker=worker.id, now=p.clock.now(), lease_seconds=30, limit=5)
+            key = activations.get(p.ctx.db, "welcome").channel_key
+            [claimed] = outbox.claim(
+                p.ctx.db,
+                worker=worker.id,
+                now=p.clock.now(),
+                lease_seconds=30,
+                wants=[(key, 5)],
+                alive_since=p.clock.now() - DEAD_AFTER,
+            )
             worker.hold_activation("welcome")  # what `serve` does when the API or console pauses it
-            held, outcome = await worker._deliver(claimed, generation=0)
+            lane = worker._lane(key)
+            held, outcome = await worker._deliver(lane, claimed, generation=0)
             assert held.state is EventState.PAUSED and outcome is None
             assert p.sim.record.stats()["accepted_pushes"] == 0
-            sent, outcome = await worker._deliver(claimed, generation=1)  # claimed after a resume
+            sent, outcome = await worker._deliver(lane, claimed, generation=1)  # claimed after a resume
             assert sent.state is EventState.DELIVERED and p.sim.record.stats()["accepted_pushes"] == 1
             await worker._transport.close()
 

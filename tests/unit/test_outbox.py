@@ -13,8 +13,10 @@ from cryptography.fernet import Fernet
 from lineoa_export import activations, authentications
 from lineoa_export.activations import parse_spec
 from lineoa_export.authentications import Credentials
-from lineoa_export.delivery import outbox
+from lineoa_export.delivery import outbox, pauses
+from lineoa_export.delivery.liveness import DEAD_AFTER
 from lineoa_export.delivery.outbox import NewEvent, Result
+from lineoa_export.delivery.pauses import PauseKind
 from lineoa_export.delivery.states import EventState
 from lineoa_export.store.database import Database, open_database
 from lineoa_export.vault import Vault
@@ -95,7 +97,8 @@ def result(claimed: outbox.Claimed, state: EventState, *, now: float, **over: An
 
 
 def claim(db: Database, now: float, worker: str = "w1", limit: int = 100) -> list[outbox.Claimed]:
-    return outbox.claim(db, worker=worker, now=now, lease_seconds=LEASE, limit=limit)
+    wants = [(CHANNEL, limit), (OTHER_CHANNEL, limit)]
+    return outbox.claim(db, worker=worker, now=now, lease_seconds=LEASE, wants=wants, alive_since=now - DEAD_AFTER)
 
 
 # -- enqueue -----------------------------------------------------------------------------------
@@ -337,7 +340,7 @@ def test_an_event_settled_without_sending_keeps_no_first_attempt_time(db: Databa
     # longer than 24 h it failed as "retry key expired" though LINE never saw its key.
     outbox.enqueue(db, [event("e1")], now=T0)
     (c,) = claim(db, T0)
-    outbox.pause_channel(db, CHANNEL, reason="monthly limit", kind="quota", now=T0)
+    pauses.pause_channel(db, CHANNEL, reason="monthly limit", kind=PauseKind.QUOTA, now=T0)
     held = result(
         c,
         EventState.PAUSED,
@@ -351,7 +354,7 @@ def test_an_event_settled_without_sending_keeps_no_first_attempt_time(db: Databa
     )
     outbox.record(db, [held], worker="w1")
 
-    outbox.resume_channel(db, CHANNEL, now=T0 + 3 * 86400)
+    pauses.resume_channel(db, CHANNEL, now=T0 + 3 * 86400)
     (again,) = claim(db, T0 + 3 * 86400)
 
     assert again.attempts == 0
@@ -381,22 +384,23 @@ def test_pause_channel_holds_queued_and_retrying_events_of_every_activation_on_i
     )
     outbox.release(db, [by_key[k].id for k in ("key-welcome-q1", "key-promo-p1", "key-elsewhere-o1")], worker="w1")
 
-    outbox.pause_channel(db, CHANNEL, reason="monthly limit reached", kind="quota", now=T0 + 1)
+    pauses.pause_channel(db, CHANNEL, reason="monthly limit reached", kind=PauseKind.QUOTA, now=T0 + 1)
 
     assert states(db, "welcome") == {"paused": 2, "delivered": 1}
     assert states(db, "promo") == {"paused": 1}
     assert states(db, "elsewhere") == {"queued": 1}  # another channel is not touched
     assert [c.retry_key for c in claim(db, T0 + 100)] == ["key-elsewhere-o1"]
-    assert outbox.paused_channels(db, "quota") == [
+    assert pauses.channels_paused_for(db, PauseKind.QUOTA) == [
         {"channel_key": CHANNEL, "reason": "monthly limit reached", "since": T0 + 1, "authentication": "main"}
     ]
-    assert outbox.paused_channels(db, "credentials") == []
+    assert pauses.channels_paused_for(db, PauseKind.CREDENTIALS) == []
     assert authentications.get(db, "main").paused_reason == "monthly limit reached"
-    assert activations.get(db, "welcome").pause_reason == "channel paused: monthly limit reached"
+    reason = activations.get(db, "welcome").pause_reason
+    assert reason == "channel paused since 2027-01-15T08:00:01Z: monthly limit reached"
 
 
 def test_events_enqueued_while_the_channel_is_paused_are_stored_paused(db: Database) -> None:
-    outbox.pause_channel(db, CHANNEL, reason="token refused", kind="credentials", now=T0)
+    pauses.pause_channel(db, CHANNEL, reason="token refused", kind=PauseKind.CREDENTIALS, now=T0)
 
     got = outbox.enqueue(db, [event("n1"), event("n2", "promo"), event("n3", "elsewhere")], now=T0 + 1)
 
@@ -407,7 +411,7 @@ def test_events_enqueued_while_the_channel_is_paused_are_stored_paused(db: Datab
 def test_a_retry_recorded_while_the_channel_is_paused_is_held(db: Database) -> None:
     outbox.enqueue(db, [event("e1")], now=T0)
     (c,) = claim(db, T0)
-    outbox.pause_channel(db, CHANNEL, reason="monthly limit", kind="quota", now=T0)
+    pauses.pause_channel(db, CHANNEL, reason="monthly limit", kind=PauseKind.QUOTA, now=T0)
 
     outbox.record(
         db, [result(c, EventState.RETRYING, now=T0, retries=1, status_code=429, next_attempt_at=T0 + 0.5)], worker="w1"
@@ -435,15 +439,15 @@ def test_resume_channel_releases_held_events_keeping_their_retries_and_due_times
         worker="w1",
     )
     outbox.release(db, [by_key["key-welcome-q1"].id], worker="w1")
-    outbox.pause_channel(db, CHANNEL, reason="quota", kind="quota", now=T0 + 1)
+    pauses.pause_channel(db, CHANNEL, reason="quota", kind=PauseKind.QUOTA, now=T0 + 1)
 
-    outbox.resume_channel(db, CHANNEL, now=T0 + 100)
+    pauses.resume_channel(db, CHANNEL, now=T0 + 100)
 
     assert stored(db, "q1")["state"] == "queued"
     assert stored(db, "q1")["next_attempt_at"] == T0 + 100
     assert stored(db, "r1")["state"] == "retrying"
     assert stored(db, "r1")["next_attempt_at"] == T0 + 500  # a later due time is kept
-    assert outbox.paused_channels(db, "quota") == []
+    assert pauses.channels_paused_for(db, PauseKind.QUOTA) == []
     assert [c.retry_key for c in claim(db, T0 + 100)] == ["key-welcome-q1"]
     (r1,) = [c for c in claim(db, T0 + 500) if c.retry_key == "key-welcome-r1"]
     assert (r1.retry_key, r1.retries, r1.body) == ("key-welcome-r1", 2, by_key["key-welcome-r1"].body)
@@ -452,21 +456,21 @@ def test_resume_channel_releases_held_events_keeping_their_retries_and_due_times
 
 def test_resume_channel_leaves_a_hand_paused_activation_paused(db: Database) -> None:
     outbox.enqueue(db, [event("w1"), event("p1", "promo")], now=T0)
-    outbox.pause_channel(db, CHANNEL, reason="quota", kind="quota", now=T0)
+    pauses.pause_channel(db, CHANNEL, reason="quota", kind=PauseKind.QUOTA, now=T0)
     activations.pause(db, "promo", "by hand", now=T0)
 
-    outbox.resume_channel(db, CHANNEL, now=T0 + 10)
+    pauses.resume_channel(db, CHANNEL, now=T0 + 10)
 
     assert states(db, "welcome") == {"queued": 1}
     assert states(db, "promo") == {"paused": 1}
 
 
 def test_pausing_twice_updates_the_reason(db: Database) -> None:
-    outbox.pause_channel(db, CHANNEL, reason="first", kind="quota", now=T0)
-    outbox.pause_channel(db, CHANNEL, reason="second", kind="credentials", now=T0 + 5)
+    pauses.pause_channel(db, CHANNEL, reason="first", kind=PauseKind.QUOTA, now=T0)
+    pauses.pause_channel(db, CHANNEL, reason="second", kind=PauseKind.CREDENTIALS, now=T0 + 5)
 
-    assert outbox.paused_channels(db, "quota") == []
-    (row,) = outbox.paused_channels(db, "credentials")
+    assert pauses.channels_paused_for(db, PauseKind.QUOTA) == []
+    (row,) = pauses.channels_paused_for(db, PauseKind.CREDENTIALS)
     assert row["reason"] == "second"
 
 
@@ -498,6 +502,6 @@ def test_pending_leaves_out_paused_and_finished_events(db: Database) -> None:
     by_key = {c.retry_key: c for c in claim(db, T0)}
     outbox.record(db, [result(by_key["key-welcome-a"], EventState.DELIVERED, now=T0)], worker="w1")
     outbox.release(db, [by_key["key-welcome-b"].id, by_key["key-elsewhere-c"].id], worker="w1")
-    outbox.pause_channel(db, CHANNEL, reason="quota", kind="quota", now=T0)
+    pauses.pause_channel(db, CHANNEL, reason="quota", kind=PauseKind.QUOTA, now=T0)
 
     assert outbox.pending(db, now=T0) == outbox.Pending(1, T0)

@@ -19,7 +19,8 @@ def test_defaults() -> None:
     assert s.rate_burst == 20
     assert s.connect_timeout == 3
     assert s.timeout == 10
-    assert s.concurrency == 128
+    assert s.concurrency == 1024
+    assert s.channel_connections == 1000
     assert s.batch_size == 200
     assert s.poll_interval == 0.05
     assert s.quota_check_interval == 300

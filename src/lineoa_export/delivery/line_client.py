@@ -3,7 +3,12 @@
 The transport is a seam (as in httpx): :class:`AiohttpTransport` is the real one, and
 tests may pass any object with the same ``request`` coroutine. aiohttp's exceptions are
 translated here, once, into :class:`~lineoa_export.delivery.outcomes.NoAnswer`; nothing above this
-module sees them.
+module sees them. No exception of any kind escapes :meth:`AiohttpTransport.request`: whatever
+goes wrong becomes an outcome, never a loop of tracebacks.
+
+Two bounds protect the caller from whatever answers at ``api_url``: redirects are never
+followed (a bearer token must not travel to another host), and at most
+:data:`MAX_ANSWER_BYTES` of an answer are read (LINE's answers are small).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from .outcomes import Answer, NoAnswer
 
 DEFAULT_API_URL = "https://api.line.me"
 PUSH_PATH = "/v2/bot/message/push"
+#: LINE's answers are a few hundred bytes (statistics a few kB): anything larger is not LINE.
+MAX_ANSWER_BYTES = 1 << 20
 
 
 class Transport(Protocol):
@@ -62,8 +69,12 @@ class AiohttpTransport:
 
     async def request(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> Answer | NoAnswer:
         try:
-            async with self._get_session().request(method, url, data=body, headers=headers) as resp:
-                content = await resp.read()
+            async with self._get_session().request(
+                method, url, data=body, headers=headers, allow_redirects=False
+            ) as resp:
+                content = await _read_bounded(resp.content)
+                if content is None:
+                    return NoAnswer(f"answer larger than {MAX_ANSWER_BYTES} bytes (not LINE's)")
                 h = resp.headers
                 return Answer(
                     resp.status,
@@ -77,12 +88,28 @@ class AiohttpTransport:
             return NoAnswer(f"connection error: {type(exc).__name__}: {exc}".rstrip(": "))
         except OSError as exc:
             return NoAnswer(f"connection error: {exc.strerror or exc}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # e.g. ValueError or UnicodeError from a URL aiohttp cannot use
+            return NoAnswer(f"request could not be sent: {type(exc).__name__}")
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             # Let the connector's transports finish closing (aiohttp's documented advice).
             await asyncio.sleep(0)
+
+
+async def _read_bounded(stream: aiohttp.StreamReader) -> bytes | None:
+    """The whole body, or None as soon as it passes :data:`MAX_ANSWER_BYTES`."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(64 * 1024):
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class LineClient:

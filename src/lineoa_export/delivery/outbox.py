@@ -78,11 +78,25 @@ class Claimed:
     leased_until: float = float("inf")
 
 
-def claim(db: Database, *, worker: str, now: float, lease_seconds: float, limit: int) -> list[Claimed]:
-    """Lease up to ``limit`` due events to ``worker`` until ``now + lease_seconds``."""
+def claim(
+    db: Database,
+    *,
+    worker: str,
+    now: float,
+    lease_seconds: float,
+    wants: Sequence[tuple[str, int]],
+    alive_since: float,
+) -> list[Claimed]:
+    """Lease due events to ``worker`` until ``now + lease_seconds``: up to ``limit`` of each channel.
+
+    ``wants`` holds ``(channel_key, limit)`` per lane with room, so every channel with work due
+    gets its share in the same transaction. An event leased by a worker whose heartbeat is older
+    than ``alive_since`` is taken over (see liveness.py).
+    """
     until = now + lease_seconds
+    params = {"now": now, "until": until, "worker": worker, "alive_since": alive_since}
     with db.transaction() as tx:
-        rows = tx.run("claim_due", {"now": now, "until": until, "worker": worker, "limit": limit})
+        rows = [r for key, limit in wants for r in tx.run("claim_due", {**params, "channel_key": key, "limit": limit})]
         if not rows:
             return []
         routes = {
@@ -92,28 +106,25 @@ def claim(db: Database, *, worker: str, now: float, lease_seconds: float, limit:
             )
             for r in tx.run("activation_routes")
         }
-    claimed = []
-    for r in rows:
-        route = routes.get(r["activation"])
-        if route is None:
-            continue  # the activation was deleted meanwhile, and its events with it
-        claimed.append(
-            Claimed(
-                id=r["id"],
-                activation=r["activation"],
-                authentication=route[0],
-                channel_key=r["channel_key"],
-                body=bytes(r["body"]),
-                retry_key=r["retry_key"],
-                attempts=r["attempts"],
-                retries=r["retries"],
-                first_attempt_at=r["first_attempt_at"],
-                accepted_at=r["accepted_at"],
-                policy=route[1],
-                leased_until=until,
-            )
-        )
-    return claimed
+    return [_claimed(r, routes[r["activation"]], until) for r in rows if r["activation"] in routes]
+
+
+def _claimed(r: dict[str, Any], route: tuple[str, RetryPolicy], until: float) -> Claimed:
+    # An event whose activation was deleted meanwhile went with it (the caller skips it).
+    return Claimed(
+        id=r["id"],
+        activation=r["activation"],
+        authentication=route[0],
+        channel_key=r["channel_key"],
+        body=bytes(r["body"]),
+        retry_key=r["retry_key"],
+        attempts=r["attempts"],
+        retries=r["retries"],
+        first_attempt_at=r["first_attempt_at"],
+        accepted_at=r["accepted_at"],
+        policy=route[1],
+        leased_until=until,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,10 +175,13 @@ def record(db: Database, results: Sequence[Result], *, worker: str) -> None:
         tx.run_many("record_outcome", params)
 
 
-def release(db: Database, event_ids: Sequence[int], *, worker: str) -> None:
-    """Give leases back unsent (shutdown): the events are claimable at once, keys intact."""
+def release(db: Database, event_ids: Sequence[int] | None, *, worker: str) -> None:
+    """Give leases back unsent (shutdown; None: every lease ``worker`` holds): claimable at once, keys intact."""
     with db.transaction() as tx:
-        tx.run_many("release_lease", ({"id": i, "worker": worker} for i in event_ids))
+        if event_ids is None:
+            tx.run("release_leases_of", {"worker": worker})
+        else:
+            tx.run_many("release_lease", ({"id": i, "worker": worker} for i in event_ids))
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,22 +193,6 @@ class Pending:
 def pending(db: Database, *, now: float) -> Pending:
     row = db.run("pending_summary", {"now": now})[0]
     return Pending(row["pending"], row["next_due"])
-
-
-def pause_channel(db: Database, channel_key: str, *, reason: str, kind: str, now: float) -> None:
-    with db.transaction() as tx:
-        tx.run("channel_pause", {"channel_key": channel_key, "reason": reason, "kind": kind, "now": now})
-        tx.run("channel_hold_events", {"channel_key": channel_key})
-
-
-def resume_channel(db: Database, channel_key: str, *, now: float) -> None:
-    with db.transaction() as tx:
-        tx.run("channel_unpause", {"channel_key": channel_key})
-        tx.run("channel_release_events", {"channel_key": channel_key, "now": now})
-
-
-def paused_channels(db: Database, kind: str) -> list[dict[str, Any]]:
-    return db.run("channel_pauses_by_kind", {"kind": kind})
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,11 @@ class Limiter(Protocol):
     @property
     def slowed(self) -> bool: ...
 
+    @property
+    def degraded(self) -> bool:
+        """True while a shared bucket is out of reach and a safe local share is used instead."""
+        ...
+
     def try_acquire(self) -> bool: ...
 
     async def acquire(self) -> None: ...
@@ -63,19 +68,28 @@ class ChannelLimiter:
         cooldown: float = 10.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.rate = rate
         self.burst = burst
         self.cooldown = cooldown
         self._monotonic = monotonic
-        self._normal = pacing(rate, burst)
-        self._slow = pacing(max(1.0, rate / 2), max(1, burst // 2))
         self._slow_until = float("-inf")
         self._tat = float("-inf")  # theoretical arrival time of the next push
-        self._departures: deque[float] = deque(maxlen=max(1, int(rate * HEADROOM)))
+        self.set_rate(rate)
+
+    def set_rate(self, rate: float) -> None:
+        """Pace at ``rate`` from now on (a share of the channel's limit changed)."""
+        self.rate = rate
+        self._normal = pacing(rate, self.burst)
+        self._slow = pacing(max(1.0, rate / 2), max(1, self.burst // 2))
+        old = list(getattr(self, "_departures", ()))
+        self._departures: deque[float] = deque(old, maxlen=max(1, int(rate * HEADROOM)))
 
     @property
     def slowed(self) -> bool:
         return self._monotonic() < self._slow_until
+
+    @property
+    def degraded(self) -> bool:
+        return False
 
     def try_acquire(self) -> bool:
         """Take a departure slot if one is free right now (the common case, no coroutine)."""
@@ -132,18 +146,40 @@ class RateLimits:
     """The limiters of one process, by channel key.
 
     With ``redis_url`` the buckets live in Redis and are shared by every worker process
-    (see shared_rate_limit.py); without it they are local to this process.
+    (see rate_limit_redis.py); without it they are local to this process. Local buckets
+    pace at ``rate / share`` where ``share`` is the number of live workers when the store
+    is shared (PostgreSQL) and Redis is not: several processes must never spend the whole
+    channel limit each. The same share is the fallback while Redis is unreachable.
     """
 
-    def __init__(self, rate: float, burst: int, redis_url: str | None = None) -> None:
+    def __init__(self, rate: float, burst: int, redis_url: str | None = None, *, shared_store: bool = False) -> None:
         self._rate = rate
         self._burst = burst
         self._redis: Any = None
+        self._share = 1
+        self._divide_local = shared_store and not redis_url
         if redis_url:
             import redis.asyncio
 
-            self._redis = redis.asyncio.from_url(redis_url)
+            self._redis = redis.asyncio.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self._by_channel: dict[str, Limiter] = {}
+
+    @property
+    def local_rate(self) -> float:
+        """What one process may spend on its own: the limit divided among the live workers."""
+        return self._rate / self._share
+
+    def rescale(self, live_workers: int) -> None:
+        """The number of live workers changed: local shares follow it."""
+        share = max(1, live_workers)
+        if share == self._share:
+            return
+        self._share = share
+        for limiter in self._by_channel.values():
+            if isinstance(limiter, ChannelLimiter) and self._divide_local:
+                limiter.set_rate(self.local_rate)
+            elif hasattr(limiter, "set_fallback_rate"):
+                limiter.set_fallback_rate(self.local_rate)
 
     def for_channel(self, channel_key: str) -> Limiter:
         limiter = self._by_channel.get(channel_key)
@@ -151,12 +187,17 @@ class RateLimits:
             limiter = self._by_channel[channel_key] = self._make(channel_key)
         return limiter
 
+    def degraded(self) -> list[str]:
+        """Channels whose shared bucket is out of reach right now."""
+        return [key for key, limiter in self._by_channel.items() if limiter.degraded]
+
     def _make(self, channel_key: str) -> Limiter:
         if self._redis is None:
-            return ChannelLimiter(self._rate, self._burst)
+            return ChannelLimiter(self.local_rate if self._divide_local else self._rate, self._burst)
         from .rate_limit_redis import SharedChannelLimiter
 
-        return SharedChannelLimiter(self._redis, channel_key, self._rate)
+        fallback = ChannelLimiter(self.local_rate, self._burst)
+        return SharedChannelLimiter(self._redis, channel_key, self._rate, fallback=fallback)
 
     async def close(self) -> None:
         if self._redis is not None:

@@ -14,14 +14,28 @@ from grants made within ``1 + token_ttl`` seconds. With::
 
 no 1-second window sees more than ``block + refill × (1 + token_ttl) = rate`` pushes.
 The price is a sustained rate a few percent under the configured one.
+
+When Redis cannot be reached the limiter falls back to a local bucket at a safe share of
+the limit (the channel's limit divided by the live workers) and says so in the log and in
+``degraded``; it asks Redis again every few seconds. No event is dropped meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
+
+import redis.exceptions
+
+from .rate_limit import ChannelLimiter
+
+log = logging.getLogger(__name__)
+#: Seconds on the local fallback before Redis is asked again.
+REDIS_RETRY_SECONDS = 5.0
 
 # KEYS[1]: the bucket hash, KEYS[2]: the slow-down flag.
 # ARGV: refill per second, capacity, tokens wanted, now (seconds; "" = Redis TIME).
@@ -62,6 +76,7 @@ class SharedChannelLimiter:
         cooldown: float = 10.0,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        fallback: ChannelLimiter | None = None,
     ) -> None:
         self._redis = redis
         self._keys = [f"lineoa-export:bucket:{channel_key}", f"lineoa-export:slow:{channel_key}"]
@@ -79,6 +94,16 @@ class SharedChannelLimiter:
         self._lock = asyncio.Lock()
         self._script = redis.register_script(_LEASE)
         self._background: set[asyncio.Future[Any]] = set()
+        self._channel_key = channel_key
+        self._fallback = fallback or ChannelLimiter(rate, max(1, self.block))
+        self._redis_retry_at = 0.0  # monotonic; > now while Redis is out of reach
+
+    @property
+    def degraded(self) -> bool:
+        return time.monotonic() < self._redis_retry_at
+
+    def set_fallback_rate(self, rate: float) -> None:
+        self._fallback.set_rate(rate)
 
     @property
     def slowed(self) -> bool:
@@ -93,11 +118,29 @@ class SharedChannelLimiter:
         if self._tokens > 0 and time.monotonic() < self._expires:
             self._tokens -= 1
             return True
+        if self.degraded:
+            return self._fallback.try_acquire()
         return False
 
     async def acquire(self) -> None:
         if self.try_acquire():
             return
+        if self.degraded:
+            await self._fallback.acquire()
+            return
+        try:
+            await self._acquire_shared()
+        except (redis.exceptions.RedisError, OSError) as exc:
+            self._redis_retry_at = time.monotonic() + REDIS_RETRY_SECONDS
+            log.warning(
+                "channel %s: Redis unreachable (%s); pacing locally at %.0f/s until it answers",
+                self._channel_key,
+                type(exc).__name__,
+                self._fallback.rate,
+            )
+            await self._fallback.acquire()
+
+    async def _acquire_shared(self) -> None:
         async with self._lock:
             while not (self._tokens > 0 and time.monotonic() < self._expires):
                 granted = await self.lease()
@@ -110,6 +153,14 @@ class SharedChannelLimiter:
 
     def slow_down(self) -> None:
         """Halve the channel's refill for every process for ``cooldown`` seconds."""
-        task = asyncio.ensure_future(self._redis.set(self._keys[1], "1", ex=max(1, int(self._cooldown))))
+        self._fallback.slow_down()
+        if self.degraded:
+            return
+        task = asyncio.ensure_future(self._slow_down_shared())
         self._background.add(task)  # keep a reference until it is done
         task.add_done_callback(self._background.discard)
+
+    async def _slow_down_shared(self) -> None:
+        # On an outage the local fallback slowed down already, and acquire notices the outage.
+        with contextlib.suppress(redis.exceptions.RedisError, OSError):
+            await self._redis.set(self._keys[1], "1", ex=max(1, int(self._cooldown)))

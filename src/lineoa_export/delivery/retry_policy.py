@@ -74,11 +74,14 @@ def decide(
     retries_used: int,
     first_attempt_at: float,
     now: float,
+    breaker_probe_at: float | None = None,
 ) -> Decision:
     """What to do after an attempt that ended in ``outcome``.
 
     ``retries_used`` counts retries already spent before this attempt's answer;
     ``first_attempt_at`` is when the event was first sent (this attempt, if it was the first).
+    ``breaker_probe_at`` is set when the channel's breaker is tripped: a push that got no
+    answer then waits for the probe without spending a retry (waiting fixes it, not retrying).
     """
     kind = outcome.kind
     if kind.delivered:
@@ -87,6 +90,10 @@ def decide(
         return Decision(Verdict.PAUSE, retries_used, pause_kind=_PAUSING[kind])
     if kind not in _RETRIED:
         return Decision(Verdict.FAIL, retries_used)
+    if breaker_probe_at is not None and outcome.status_code is None:
+        if key_expired(first_attempt_at, breaker_probe_at):
+            return Decision(Verdict.FAIL, retries_used, error=KEY_EXPIRED_ERROR)
+        return Decision(Verdict.RETRY, retries_used, next_attempt_at=breaker_probe_at)
     if retries_used >= policy.max_retries:
         gave_up = f"gave up after {retries_used} {'retry' if retries_used == 1 else 'retries'}"
         return Decision(Verdict.FAIL, retries_used, error=f"{outcome.error} ({gave_up})")

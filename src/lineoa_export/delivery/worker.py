@@ -1,24 +1,29 @@
-"""The delivery worker: claim → rate limit → push → outcome → decision → record.
+"""The delivery worker: claim → lane → rate limit → push → outcome → decision → record.
 
 It wires the steps together and stores what they return; it decides nothing itself
-(``outcomes`` reads LINE's answers, ``retry_policy`` decides what follows).
+(``outcomes`` reads LINE's answers, ``retry_policy`` decides what follows, ``pauses`` says
+what is held, ``lanes`` how much each channel may have in flight).
 
 One asyncio loop per process::
 
-    claimer ──► queue (bounded) ──► N senders ──► recorder (batched writes)
-                                                     │
-    quota checker (every few minutes) ◄── paused channels
+    claimer ──► lane A queue ──► A's senders ─┐
+       │   └──► lane B queue ──► B's senders ─┼──► recorder (batched writes)
+       │                                      │
+    housekeeping (≈1 s): holds, channels, credentials, live workers
+    liveness: heartbeat + fence          quota checker: quota-paused channels
 
-Storage runs on one dedicated thread, so a batch write overlaps with network I/O, and
-each round trip carries a batch (claims of up to ``batch_size``, outcomes of up to as
-many as finished since the last write). Retries are rows with a due time, never a sleep
-in a sender. Bounded everywhere: memory stays flat however deep the outbox is.
+Each channel is a lane (see lanes.py): claims are made per lane with room, so one channel's
+backlog or sickness never takes another's turn. The process as a whole never has more than
+``concurrency`` pushes in flight. Storage runs on a database thread (inline for SQLite in a
+worker process), each round trip carrying a batch. Retries are rows with a due time, never a
+sleep in a sender. Memory stays flat however deep the outbox is.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import socket
@@ -38,12 +43,14 @@ from ..errors import LineoaExportError
 from ..settings import Settings
 from ..store.database import Database
 from ..vault import Vault
-from . import outbox
+from . import outbox, pauses
 from .channel import LineChannel
+from .lanes import Breaker, InFlightBudget, Lane
 from .line_client import AiohttpTransport, LineClient, Timeouts, Transport
+from .liveness import DEAD_AFTER, Liveness
 from .outbox import Claimed, Result
 from .outcomes import Outcome, OutcomeKind
-from .rate_limit import HEADROOM, RateLimits
+from .rate_limit import RateLimits
 from .retry_policy import KEY_EXPIRED_ERROR, Decision, Verdict, decide, key_expired
 from .states import EventState
 
@@ -53,17 +60,13 @@ T = TypeVar("T")
 
 FAST_POLL = 0.005  # seconds between polls while events keep arriving
 CLAIM_RETRY_SECONDS = 1.0  # after a failed claim
+HOUSEKEEPING_EVERY = 1.0  # seconds between reads of holds, channels and credentials
 
 _STATE_OF = {
     Verdict.DELIVERED: EventState.DELIVERED,
     Verdict.RETRY: EventState.RETRYING,
     Verdict.PAUSE: EventState.PAUSED,
     Verdict.FAIL: EventState.FAILED,
-}
-_PAUSE_REASON = {
-    OutcomeKind.MONTHLY_LIMIT: "LINE monthly message limit reached",
-    OutcomeKind.UNAUTHORIZED: "LINE refused the channel credentials (401)",
-    OutcomeKind.FORBIDDEN: "LINE does not allow this channel to push (403)",
 }
 
 
@@ -83,6 +86,10 @@ class WorkerStats:
 
 
 Listener = Callable[[Claimed, Result, Outcome | None], None]
+
+
+class Fenced(Exception):
+    """This worker lost its heartbeat: it must not send (see liveness.py)."""
 
 
 class Worker:
@@ -107,34 +114,42 @@ class Worker:
             Timeouts(settings.connect_timeout, settings.timeout), max_connections=settings.concurrency
         )
         self._listener = listener
-        self._limits = RateLimits(settings.rate_limit, settings.rate_burst, settings.redis_url)
-        self._channels: dict[str, LineChannel] = {}
-        # channel → claim generation at the moment it was paused: events claimed up to then
-        # are held back without sending; events claimed later were released by a resume.
-        self._paused: dict[str, int] = {}
-        self._held_activations: dict[str, int] = {}  # the same, for activations paused by hand
+        self._limits = RateLimits(
+            settings.rate_limit, settings.rate_burst, settings.redis_url, shared_store=db.dialect == "postgres"
+        )
+        self.liveness = Liveness(db, self.id, self.clock.now)
+        self.liveness.on_fence(self._abandon_all)
+        self._lanes: dict[str, Lane] = {}
+        self._channel_keys: list[str] = []
+        self._board = pauses.Board()
+        # key → claim generation when a hold was first seen: events claimed up to then are held
+        # without sending; events claimed later cannot be held (claims skip paused events).
+        self._holds: dict[str, int] = {}
         self._generation = 0
+        self._channels: dict[str, LineChannel] = {}
+        self._auth_versions: dict[str, bytes] = {}
+        self._channel_lookups: dict[str, asyncio.Future[LineChannel]] = {}
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="lineoa-db")
         self._inline_db = db.dialect == "sqlite" and inline_sqlite
-        self._queue: asyncio.Queue[tuple[int, Claimed] | None] = asyncio.Queue()
+        self._gate = asyncio.Semaphore(settings.concurrency)  # the process's pushes in flight
+        self._senders: set[asyncio.Task[None]] = set()
         self._results: list[Result] = []
         self._results_ready = asyncio.Event()
-        self._in_flight = 0  # claimed and not yet recorded
-        self._sending = 0  # claimed and not yet answered: what claims are sized by
-        self._settled = asyncio.Event()  # set whenever in-flight work drops
-        self._channel_lookups: dict[str, asyncio.Future[LineChannel]] = {}
+        self._held = 0  # claimed and not yet recorded
+        self._settled = asyncio.Event()  # set whenever held work drops
         self._last_claimed = float("-inf")
-        # Never claim more than a quarter of a lease's worth of sending at the channel's rate:
-        # an event must leave well before its lease runs out (see _deliver).
-        self._claim_cap = max(1, int(settings.rate_limit * HEADROOM * settings.lease_seconds / 4))
+        self._next_housekeeping = 0.0
+        self._warned_unshared = False
         self._wake = asyncio.Event()
         self._stopping = False
 
-    # -- outside controls --------------------------------------------------------------------
+    # -- outside controls (call them on the worker's loop; web/handle.py makes them thread-safe) --
 
     def wake(self) -> None:
         """New events were stored: look now instead of at the next poll."""
         self._wake.set()
+        for lane in self._lanes.values():
+            lane.next_claim_at = 0.0
 
     def stop(self) -> None:
         """Drain: stop claiming, finish what is in flight, give back what was not started."""
@@ -143,36 +158,43 @@ class Worker:
         self._settled.set()
 
     def hold_activation(self, name: str) -> None:
-        """The activation was paused: do not send its events this worker already claimed.
-
-        (A pause stored by another process reaches this worker only through what it claims
-        next; events it already holds are then still sent.)
-        """
-        self._held_activations[name] = self._generation
+        """The activation was paused: do not send its events this worker already claimed."""
+        self._holds["activation:" + name] = self._generation
 
     @property
     def in_flight(self) -> int:
-        return self._in_flight
+        return self._held
+
+    def lanes(self) -> dict[str, Lane]:
+        """The lanes of this worker by channel key (for metrics and status)."""
+        return dict(self._lanes)
+
+    def rate_limit_degraded(self) -> list[str]:
+        return self._limits.degraded()
 
     # -- run ---------------------------------------------------------------------------------
 
     async def run(self, *, until_idle: bool = False) -> WorkerStats:
-        senders = [asyncio.create_task(self._send_loop()) for _ in range(self.settings.concurrency)]
+        await self._db(self.liveness.register)
+        beat = asyncio.create_task(self.liveness.run(self._beat_call))
         recorder = asyncio.create_task(self._record_loop())
         checker = None if until_idle else asyncio.create_task(self._quota_loop())
         try:
             await self._claim_loop(until_idle)
         finally:
             self._stopping = True
-            await self._drain(senders)
+            await self._drain()
             # The recorder is told to finish, never cancelled: a cancelled write could drop a
             # batch of outcomes LINE has already accepted.
             self._results_ready.set()
             await asyncio.gather(recorder, return_exceptions=True)
-            if checker:
-                checker.cancel()
-                await asyncio.gather(checker, return_exceptions=True)
+            for task in (checker, beat):
+                if task:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             await self._flush()
+            with contextlib.suppress(Exception):
+                await self._db(self.liveness.forget)
             await self._transport.close()
             await self._limits.close()
             self._executor.shutdown(wait=True)
@@ -186,48 +208,100 @@ class Worker:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
+    async def _beat_call(self, fn: Callable[[], None]) -> None:
+        """Heartbeats on a thread of their own when the store is remote: a slow claim must not delay them."""
+        if self._inline_db:
+            fn()
+            return
+        await asyncio.to_thread(fn)
+
     # -- claimer -----------------------------------------------------------------------------
 
     async def _claim_loop(self, until_idle: bool) -> None:
-        capacity = self.settings.concurrency + self.settings.batch_size
         while not self._stopping:
-            room = capacity - self._sending
-            if room < self.settings.batch_size // 2 + 1 or len(self._results) >= 4 * self.settings.batch_size:
+            if time.monotonic() >= self._next_housekeeping:
+                await self._housekeeping()
+            if self.liveness.fenced:
+                await self._wait_unfenced()
+                continue
+            if len(self._results) >= 4 * self.settings.batch_size:
                 await self._wait_settled()
                 continue
-            limit = min(room, self.settings.batch_size, self._claim_cap)
             try:
-                batch = await self._db(
-                    outbox.claim,
-                    self.db,
-                    worker=self.id,
-                    now=self.clock.now(),
-                    lease_seconds=self.settings.lease_seconds,
-                    limit=limit,
-                )
+                full = await self._claim_round()
             except Exception:
                 # The database is away (locked, restarting): keep the worker alive and ask again.
                 log.exception("claiming events failed; trying again in %g s", CLAIM_RETRY_SECONDS)
-                await self.clock.sleep(CLAIM_RETRY_SECONDS)
+                await asyncio.sleep(CLAIM_RETRY_SECONDS)
                 continue
-            if batch:
-                self._last_claimed = time.monotonic()
-            self._in_flight += len(batch)
-            self._sending += len(batch)
-            self._generation += 1
-            for claimed in batch:
-                self._queue.put_nowait((self._generation, claimed))
-            if len(batch) == limit:
+            if full:
                 continue  # more may be due right now
             if until_idle:
                 if not await self._idle_wait():
                     return
-            elif not batch:
+            else:
                 await self._poll_wait()
+
+    async def _claim_round(self) -> bool:
+        """One claim for every lane with room; True when some lane got all it asked for."""
+        now = self.clock.now()
+        mono = time.monotonic()
+        wants: list[tuple[str, int]] = []
+        for key in self._channel_keys:
+            lane = self._lane(key)
+            if lane.breaker.open and not lane.probing:
+                await self._maybe_probe(lane, now)
+            room = lane.room()
+            wanted = 1 if lane.probing else min(room, self.settings.batch_size)
+            threshold = 1 if lane.probing else max(1, min(self.settings.batch_size, lane.capacity()) // 2)
+            if room >= threshold and mono >= lane.next_claim_at:
+                wants.append((key, wanted))
+        if not wants:
+            return False
+        batch = await self._db(
+            outbox.claim,
+            self.db,
+            worker=self.id,
+            now=now,
+            lease_seconds=self.settings.lease_seconds,
+            wants=wants,
+            alive_since=now - DEAD_AFTER,
+        )
+        self._generation += 1
+        got = Counter(c.channel_key for c in batch)
+        for claimed in batch:
+            self._lane(claimed.channel_key).queue.put_nowait((self._generation, claimed))
+        self._held += len(batch)
+        if batch:
+            self._last_claimed = mono
+        full = False
+        for key, wanted in wants:
+            lane = self._lanes[key]
+            self._start_senders(lane)
+            if got[key] >= wanted:
+                full = full or not lane.probing
+            else:
+                lane.next_claim_at = mono + self._poll_interval()  # caught up: look again at the next poll
+        return full
+
+    async def _maybe_probe(self, lane: Lane, now: float) -> None:
+        """A tripped lane whose probe time came: try to be the one worker that sends the probe."""
+        probe_at = lane.breaker.probe_at
+        if probe_at is None or probe_at > now:
+            return
+        lane.probing = await self._db(
+            pauses.take_probe, self.db, lane.channel_key, now=now, probe_seconds=self.settings.timeout + 5
+        )
+        if not lane.probing:
+            lane.breaker.probe_at = now + self.settings.timeout + 5  # another worker probes; look later
+
+    def _poll_interval(self) -> float:
+        busy = time.monotonic() - self._last_claimed < 1.0
+        return min(FAST_POLL, self.settings.poll_interval) if busy else self.settings.poll_interval
 
     async def _idle_wait(self) -> bool:
         """For ``--until-idle``: wait for what is due next; False once nothing is left to do."""
-        if self._in_flight:
+        if self._held:
             await self._wait_settled()
             return True
         await self._flush()
@@ -235,71 +309,134 @@ class Worker:
         pending = await self._db(outbox.pending, self.db, now=now)
         if pending.count == 0:
             return False
+        for lane in self._lanes.values():
+            lane.next_claim_at = 0.0
         if pending.next_due is not None and pending.next_due > now:
             # Look again at least every second: what is due next may be another worker's lease,
             # and that worker may finish (and free it) long before the lease would run out.
             await self.clock.sleep(min(pending.next_due - now, 1.0))
+        self._next_housekeeping = 0.0  # the clock moved: holds and probes may have changed
         return True
 
     async def _poll_wait(self) -> None:
-        """Wait for a wake-up or the next poll.
+        """Wait for a wake-up, the next poll, or the moment a lane has room again.
 
         While events keep arriving (the last one claimed under a second ago) the outbox is
         polled every few milliseconds, so a trigger from another process leaves within
         that; once traffic stops, polls slow to ``poll_interval``.
         """
         self._wake.clear()
-        busy = time.monotonic() - self._last_claimed < 1.0
-        interval = min(FAST_POLL, self.settings.poll_interval) if busy else self.settings.poll_interval
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), interval)
+        self._settled.clear()
+        waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._settled.wait())]
+        try:
+            await asyncio.wait(waits, timeout=self._poll_interval(), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
 
     async def _wait_settled(self) -> None:
         self._settled.clear()
-        await self._settled.wait()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settled.wait(), HOUSEKEEPING_EVERY)
+
+    async def _wait_unfenced(self) -> None:
+        """Fenced: wait for the heartbeat to come back, then give up every lease still held."""
+        while self.liveness.fenced and not self._stopping:  # noqa: ASYNC110 - the heartbeat task sets no event
+            await asyncio.sleep(0.2)
+        with contextlib.suppress(Exception):
+            await self._flush()
+            await self._db(outbox.release, self.db, None, worker=self.id)
+            log.warning("heartbeat is back: this worker sends again")
+
+    # -- lanes -------------------------------------------------------------------------------
+
+    def _lane(self, channel_key: str) -> Lane:
+        lane = self._lanes.get(channel_key)
+        if lane is None:
+            s = self.settings
+            lane = self._lanes[channel_key] = Lane(
+                channel_key,
+                self._limits.for_channel(channel_key),
+                InFlightBudget(self._limits.local_rate, s.rate_burst, s.channel_connections),
+                Breaker(pauses.TRIP_AFTER),
+            )
+            self._apply_board(lane)
+        return lane
+
+    def _start_senders(self, lane: Lane) -> None:
+        for _ in range(lane.senders_wanted()):
+            lane.senders += 1
+            task = asyncio.create_task(self._send_loop(lane))
+            self._senders.add(task)
+            task.add_done_callback(self._senders.discard)
+
+    def _abandon_all(self) -> None:
+        """Fenced: stop every push now. Leases stay until the others see this worker as dead
+        (or until the heartbeat is back, when they are given back)."""
+        for task in list(self._senders):
+            task.cancel()
+        for lane in self._lanes.values():
+            while not lane.queue.empty():
+                lane.queue.get_nowait()
+        self._held = len(self._results)
+        self._settled.set()
 
     # -- senders -----------------------------------------------------------------------------
 
-    async def _send_loop(self) -> None:
-        while True:
-            item = await self._queue.get()
-            if item is None:
-                return
-            generation, claimed = item
-            try:
-                result, outcome = await self._deliver(claimed, generation)
-            except Exception:  # a bug must not lose the event: its lease runs out, it is retried
-                log.exception("delivery of event %s failed unexpectedly", claimed.id)
-                self._in_flight -= 1
-                self._sending -= 1
-                self._settled.set()
-                continue
-            self._sending -= 1
-            if self._sending < self.settings.concurrency:
-                self._settled.set()  # room to claim more
-            self.stats.add(result, outcome)
-            self._results.append(result)  # first: whatever a listener does, the outcome is kept
-            if self._listener is not None:
+    async def _send_loop(self, lane: Lane) -> None:
+        try:
+            while True:
+                item = await lane.queue.get()
+                if item is None:
+                    return
+                generation, claimed = item
+                lane.in_flight += 1
                 try:
-                    self._listener(claimed, result, outcome)
-                except Exception:
-                    log.exception("a result listener failed")
-            self._results_ready.set()
+                    result, outcome = await self._deliver(lane, claimed, generation)
+                except Fenced:
+                    continue  # the event stays leased; see _abandon_all
+                except Exception:  # a bug must not lose the event: its lease runs out, it is retried
+                    log.exception("delivery of event %s failed unexpectedly", claimed.id)
+                    self._held -= 1
+                    self._settled.set()
+                    continue
+                finally:
+                    lane.in_flight -= 1
+                self._keep(claimed, result, outcome)
+                if lane.should_retire():
+                    return
+        finally:
+            lane.senders -= 1
 
-    def _held(self, channel_key: str, generation: int, activation: str | None = None) -> bool:
-        if activation is not None and generation <= self._held_activations.get(activation, -1):
-            return True
-        return generation <= self._paused.get(channel_key, -1)
+    def _keep(self, claimed: Claimed, result: Result, outcome: Outcome | None) -> None:
+        self.stats.add(result, outcome)
+        self._results.append(result)  # first: whatever a listener does, the outcome is kept
+        self._settled.set()  # a lane has room again
+        if self._listener is not None:
+            try:
+                self._listener(claimed, result, outcome)
+            except Exception:
+                log.exception("a result listener failed")
+        self._results_ready.set()
 
-    async def _deliver(self, c: Claimed, generation: int) -> tuple[Result, Outcome | None]:
+    def _is_held(self, c: Claimed, generation: int) -> bool:
+        for key in ("channel:" + c.channel_key, "activation:" + c.activation):
+            if generation <= self._holds.get(key, -1):
+                return True
+        return False
+
+    async def _deliver(self, lane: Lane, c: Claimed, generation: int) -> tuple[Result, Outcome | None]:
         now = self.clock.now()
         if key_expired(c.first_attempt_at, now):
             return self._settle(c, EventState.FAILED, error=KEY_EXPIRED_ERROR, now=now), None
-        if self._held(c.channel_key, generation, c.activation):
+        if lane.paused or self._is_held(c, generation):
             return self._settle(c, EventState.PAUSED, error=None, now=now), None
-        limiter = self._limits.for_channel(c.channel_key)
-        if not limiter.try_acquire():
-            await limiter.acquire()
+        probe = lane.probing
+        if lane.breaker.open and not probe:
+            return self._settle(c, EventState.RETRYING, error=None, now=now, due=lane.breaker.probe_at), None
+        lane.probing = False
+        if not lane.limiter.try_acquire():
+            await lane.limiter.acquire()
         started = self.clock.now()
         if started > c.leased_until - 2 * self.settings.timeout:
             # Too long in line: the lease could run out mid-request and another worker send the
@@ -307,23 +444,49 @@ class Worker:
             return self._settle(
                 c, EventState.RETRYING if c.retries else EventState.QUEUED, error=None, now=started
             ), None
-        t0 = time.perf_counter()
-        outcome = await self._push(c)
-        duration_ms = (time.perf_counter() - t0) * 1000
+        outcome, duration = await self._push_gated(lane, c)
+        probe_at = await self._after_answer(lane, outcome, duration, probe)
         decision = decide(
             outcome,
             c.policy,
             retries_used=c.retries,
             first_attempt_at=c.first_attempt_at or started,
             now=self.clock.now(),
+            breaker_probe_at=probe_at,
         )
         if outcome.kind is OutcomeKind.RATE_LIMITED:
-            limiter.slow_down()
-        if decision.verdict is Verdict.PAUSE and not self._held(c.channel_key, generation):
-            await self._pause_channel(c.channel_key, outcome, decision)
-            if decision.pause_kind == "credentials":
-                self._channels.pop(c.authentication, None)  # re-read them when resumed
-        return self._result(c, outcome, decision, started, duration_ms), outcome
+            lane.limiter.slow_down()
+        if decision.verdict is Verdict.PAUSE and not lane.paused:
+            await self._pause_channel(lane, c, outcome)
+        return self._result(c, outcome, decision, started, duration * 1000), outcome
+
+    async def _push_gated(self, lane: Lane, c: Claimed) -> tuple[Outcome, float]:
+        async with self._gate:
+            if self.liveness.fenced:
+                raise Fenced
+            t0 = time.perf_counter()
+            outcome = await self._push(c)
+            return outcome, time.perf_counter() - t0
+
+    async def _after_answer(self, lane: Lane, outcome: Outcome, duration: float, probe: bool) -> float | None:
+        """Feed the lane's budget and breaker; the probe time while the channel is tripped, else None."""
+        breaker = lane.breaker
+        if outcome.status_code is not None:
+            lane.budget.observe(duration)
+            if breaker.answered():
+                log.info("channel %s answers again: breaker closed", lane.channel_key)
+                await self._db(pauses.close_breaker, self.db, lane.channel_key)
+                self._wake.set()
+            return None
+        if breaker.no_answer() or (probe and breaker.open):
+            breaker.open = True
+            breaker.trips += 1
+            reason = pauses.breaker_reason(outcome, breaker.failures)
+            log.warning("channel %s tripped (trip %d): %s", lane.channel_key, breaker.trips, reason)
+            breaker.probe_at = await self._db(
+                pauses.trip, self.db, lane.channel_key, reason=reason, trips=breaker.trips, now=self.clock.now()
+            )
+        return breaker.probe_at if breaker.open else None
 
     async def _push(self, c: Claimed) -> Outcome:
         try:
@@ -353,8 +516,10 @@ class Worker:
             finished_at=started if final else None,
         )
 
-    def _settle(self, c: Claimed, state: EventState, *, error: str | None, now: float) -> Result:
-        """An event decided without sending (expired key, channel paused meanwhile, given back)."""
+    def _settle(
+        self, c: Claimed, state: EventState, *, error: str | None, now: float, due: float | None = None
+    ) -> Result:
+        """An event decided without sending (expired key, held, given back, waiting for a probe)."""
         return Result(
             event_id=c.id,
             state=state,
@@ -367,10 +532,12 @@ class Worker:
             line_request_id=None,
             accepted_request_id=None,
             sent_message_ids=None,
-            next_attempt_at=None if state.is_final else now,
+            next_attempt_at=None if state.is_final else (due if due is not None else now),
             finished_at=now if state.is_final else None,
             attempted=False,
         )
+
+    # -- channels and their credentials --------------------------------------------------------
 
     async def _channel(self, auth_name: str) -> LineChannel:
         channel = self._channels.get(auth_name)
@@ -382,9 +549,9 @@ class Worker:
             lookup = self._channel_lookups[auth_name] = asyncio.ensure_future(self._load_channel(auth_name))
         try:
             channel = await asyncio.shield(lookup)
-        except Exception:
-            self._channel_lookups.pop(auth_name, None)  # let a later event try again
-            raise
+        finally:
+            if self._channel_lookups.get(auth_name) is lookup and lookup.done():
+                self._channel_lookups.pop(auth_name, None)  # a later event looks again if it failed
         self._channels[auth_name] = channel
         return channel
 
@@ -394,18 +561,79 @@ class Worker:
         client = LineClient(self._transport, auth.api_url)
         return LineChannel(auth, client, authentications.TokenSource(client, creds, self.clock))
 
-    async def _pause_channel(self, channel_key: str, outcome: Outcome, decision: Decision) -> None:
-        self._paused[channel_key] = self._generation
-        reason = f"{_PAUSE_REASON[outcome.kind]}: {outcome.error}" if outcome.error else _PAUSE_REASON[outcome.kind]
-        log.warning("pausing channel %s: %s", channel_key, reason)
-        await self._db(
-            outbox.pause_channel,
-            self.db,
-            channel_key,
-            reason=reason,
-            kind=decision.pause_kind or "credentials",
-            now=self.clock.now(),
-        )
+    async def _pause_channel(self, lane: Lane, c: Claimed, outcome: Outcome) -> None:
+        lane.paused = True
+        self._holds["channel:" + lane.channel_key] = self._generation
+        kind, reason = pauses.reason_for(outcome)
+        log.warning("pausing channel %s: %s", lane.channel_key, reason)
+        await self._db(pauses.pause_channel, self.db, lane.channel_key, kind=kind, reason=reason, now=self.clock.now())
+        if kind is pauses.PauseKind.CREDENTIALS:
+            self._channels.pop(c.authentication, None)  # re-read them when resumed
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        """About once a second: holds, channels, changed credentials and the live workers."""
+        self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
+        try:
+            board, keys, versions = await self._db(_read_state, self.db)
+        except Exception:
+            log.exception("reading holds and channels failed; keeping the last known ones")
+            return
+        self._channel_keys = keys
+        self._board = board
+        for lane in self._lanes.values():
+            self._apply_board(lane)
+        self._apply_activation_holds(board)
+        self._forget_changed_credentials(versions)
+        self._limits.rescale(self.liveness.alive_workers)
+        for lane in self._lanes.values():
+            lane.budget.set_rate(self._limits.local_rate)
+        self._warn_if_unshared()
+
+    def _apply_board(self, lane: Lane) -> None:
+        key = "channel:" + lane.channel_key
+        hold = self._board.channels.get(lane.channel_key)
+        tripped = self._board.tripped(lane.channel_key)
+        held = hold is not None and tripped is None
+        if held and key not in self._holds:
+            self._holds[key] = self._generation
+        elif not held and lane.paused:
+            self._holds.pop(key, None)
+        lane.paused = held
+        if tripped is not None and not lane.breaker.open:
+            lane.breaker.open, lane.breaker.trips, lane.breaker.probe_at = True, tripped.trips, tripped.probe_at
+        elif tripped is not None and not lane.probing:
+            lane.breaker.probe_at = tripped.probe_at
+        elif tripped is None and lane.breaker.open and not lane.probing:
+            lane.breaker.answered()  # closed elsewhere (another worker's probe, or by hand)
+
+    def _apply_activation_holds(self, board: pauses.Board) -> None:
+        for name in board.activations:
+            self._holds.setdefault("activation:" + name, self._generation)
+        for key in [k for k in self._holds if k.startswith("activation:")]:
+            if key.removeprefix("activation:") not in board.activations:
+                del self._holds[key]
+
+    def _forget_changed_credentials(self, versions: dict[str, bytes]) -> None:
+        """An authentication rotated, re-created or deleted: its next push reloads it (within a second)."""
+        for name, version in self._auth_versions.items():
+            if versions.get(name) != version and name in self._channels:
+                log.info("authentication %s changed: reloading its credentials", name)
+                self._channels.pop(name, None)
+        self._auth_versions = versions
+
+    def _warn_if_unshared(self) -> None:
+        alive = self.liveness.alive_workers
+        if alive > 1 and self.db.dialect == "postgres" and not self.settings.redis_url and not self._warned_unshared:
+            self._warned_unshared = True
+            log.warning(
+                "%d workers share this database but not LINEOA_EXPORT_REDIS_URL: each paces every channel at "
+                "%.0f/s (the limit divided by the live workers) so that together they stay within it; set "
+                "LINEOA_EXPORT_REDIS_URL to share one bucket and use the whole limit",
+                alive,
+                self._limits.local_rate,
+            )
 
     # -- recorder ----------------------------------------------------------------------------
 
@@ -416,8 +644,11 @@ class Worker:
                 # A moment's grace gathers the results finishing together into one write.
                 await asyncio.sleep(0.005)
             await self._flush()
-            if self._stopping and self._sending == 0 and not self._results:
+            if self._stopping and not self._senders_busy() and not self._results:
                 return
+
+    def _senders_busy(self) -> bool:
+        return any(lane.in_flight for lane in self._lanes.values())
 
     async def _flush(self) -> None:
         self._results_ready.clear()
@@ -430,24 +661,26 @@ class Worker:
             # The events stay leased: when the lease runs out they are sent again with the
             # same retry key, and LINE answers 409 for any it had accepted.
             log.exception("could not record %d outcomes", len(batch))
-        self._in_flight -= len(batch)
+        self._held -= len(batch)
         self._settled.set()
 
     # -- shutdown ----------------------------------------------------------------------------
 
-    async def _drain(self, senders: list[asyncio.Task[None]]) -> None:
+    async def _drain(self) -> None:
         unsent: list[int] = []
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if item is not None:
-                unsent.append(item[1].id)
+        for lane in self._lanes.values():
+            while not lane.queue.empty():
+                item = lane.queue.get_nowait()
+                if item is not None:
+                    unsent.append(item[1].id)
         if unsent:
-            await self._db(outbox.release, self.db, unsent, worker=self.id)
-            self._in_flight -= len(unsent)
-            self._sending -= len(unsent)
-        for _ in senders:
-            self._queue.put_nowait(None)
-        await asyncio.gather(*senders, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self._db(outbox.release, self.db, unsent, worker=self.id)
+            self._held -= len(unsent)
+        for lane in self._lanes.values():
+            for _ in range(lane.senders):
+                lane.queue.put_nowait(None)
+        await asyncio.gather(*list(self._senders), return_exceptions=True)
 
     # -- quota -------------------------------------------------------------------------------
 
@@ -462,16 +695,32 @@ class Worker:
     async def check_quotas(self) -> list[str]:
         """Resume every quota-paused channel whose quota has room again; returns their keys."""
         resumed = []
-        for row in await self._db(outbox.paused_channels, self.db, "quota"):
+        for row in await self._db(pauses.channels_paused_for, self.db, pauses.PauseKind.QUOTA):
             channel = await self._channel(row["authentication"])
             if await channel.quota_has_room():
-                await self._db(outbox.resume_channel, self.db, row["channel_key"], now=self.clock.now())
-                self._paused.pop(row["channel_key"], None)
+                await self._db(pauses.resume_channel, self.db, row["channel_key"], now=self.clock.now())
+                self._holds.pop("channel:" + row["channel_key"], None)
+                lane = self._lanes.get(row["channel_key"])
+                if lane is not None:
+                    lane.paused = False
                 resumed.append(row["channel_key"])
                 log.info("channel %s resumed: monthly quota has room again", row["channel_key"])
         if resumed:
             self.wake()
         return resumed
+
+
+def _read_state(db: Database) -> tuple[pauses.Board, list[str], dict[str, bytes]]:
+    """Holds, channel keys with an authentication, and a fingerprint of each authentication."""
+    board = pauses.board(db)
+    keys = [r["channel_key"] for r in db.run("channel_keys")]
+    versions = {
+        r["name"]: hashlib.sha256(
+            repr((r["channel_key"], r["api_url"], r["created_at"])).encode() + bytes(r["credentials"])
+        ).digest()
+        for r in db.run("auth_versions")
+    }
+    return board, keys, versions
 
 
 def describe(stats: WorkerStats) -> dict[str, Any]:

@@ -41,14 +41,16 @@ WHERE name = :name
 RETURNING name
 
 -- name: activation_get
-SELECT x.*, a.channel_key, p.reason AS channel_paused_reason
+SELECT x.*, a.channel_key, p.reason AS channel_paused_reason, p.kind AS channel_pause_kind,
+       p.since AS channel_paused_since
 FROM activations x
 JOIN authentications a ON a.name = x.authentication
 LEFT JOIN channel_pauses p ON p.channel_key = a.channel_key
 WHERE x.name = :name
 
 -- name: activation_list
-SELECT x.*, a.channel_key, p.reason AS channel_paused_reason
+SELECT x.*, a.channel_key, p.reason AS channel_paused_reason, p.kind AS channel_pause_kind,
+       p.since AS channel_paused_since
 FROM activations x
 JOIN authentications a ON a.name = x.authentication
 LEFT JOIN channel_pauses p ON p.channel_key = a.channel_key
@@ -74,7 +76,7 @@ INSERT INTO events (activation, event_id, channel_key, recipient, body, retry_ke
                     accepted_at, next_attempt_at, finished_at, error)
 VALUES (:activation, :event_id, :channel_key, :recipient, :body, :retry_key,
         CASE WHEN :state = 'queued' AND (
-                  EXISTS (SELECT 1 FROM channel_pauses p WHERE p.channel_key = :channel_key)
+                  EXISTS (SELECT 1 FROM channel_pauses p WHERE p.channel_key = :channel_key AND p.kind <> 'breaker')
                OR EXISTS (SELECT 1 FROM activations x WHERE x.name = :activation AND x.paused_reason IS NOT NULL))
              THEN 'paused' ELSE :state END,
         0, :accepted_at, :next_attempt_at, :finished_at, :error)
@@ -82,12 +84,15 @@ ON CONFLICT (activation, event_id) DO NOTHING
 RETURNING id, state
 
 -- name: claim_due
--- One statement leases a batch; activation parameters come from activation_routes.
+-- One statement leases a batch of one channel's due events (a lane); activation parameters come
+-- from activation_routes. An event leased by a worker whose heartbeat stopped is due again
+-- (a lease of a worker that never registered, e.g. one of 0.1.0, runs out with its lease).
 UPDATE events SET leased_until = :until, leased_by = :worker
 WHERE id IN (
     SELECT e.id FROM events e
-    WHERE e.state IN ('queued', 'retrying') AND e.next_attempt_at <= :now
-      AND (e.leased_until IS NULL OR e.leased_until <= :now)
+    WHERE e.channel_key = :channel_key AND e.state IN ('queued', 'retrying') AND e.next_attempt_at <= :now
+      AND (e.leased_until IS NULL OR e.leased_until <= :now
+           OR e.leased_by IN (SELECT w.id FROM workers w WHERE w.heartbeat_at <= :alive_since AND w.id <> :worker))
     ORDER BY e.next_attempt_at
     LIMIT :limit
     /*FOR_UPDATE*/
@@ -100,10 +105,14 @@ SELECT name, authentication, max_retries, initial_retry_delay, retry_delay_multi
 -- name: release_lease
 UPDATE events SET leased_until = NULL, leased_by = NULL WHERE id = :id AND leased_by = :worker
 
+-- name: release_leases_of
+UPDATE events SET leased_until = NULL, leased_by = NULL WHERE leased_by = :worker AND state IN ('queued', 'retrying')
+
 -- name: record_outcome
 UPDATE events SET
     state = CASE WHEN :state IN ('queued', 'retrying') AND (
-                      EXISTS (SELECT 1 FROM channel_pauses p WHERE p.channel_key = events.channel_key)
+                      EXISTS (SELECT 1 FROM channel_pauses p
+                              WHERE p.channel_key = events.channel_key AND p.kind <> 'breaker')
                    OR EXISTS (SELECT 1 FROM activations x WHERE x.name = events.activation AND x.paused_reason IS NOT NULL))
                  THEN 'paused' ELSE :state END,
     attempts = :attempt,
@@ -137,7 +146,7 @@ FROM events WHERE state IN ('queued', 'retrying')
 
 -- name: channel_pause
 INSERT INTO channel_pauses (channel_key, reason, kind, since) VALUES (:channel_key, :reason, :kind, :now)
-ON CONFLICT (channel_key) DO UPDATE SET reason = excluded.reason, kind = excluded.kind
+ON CONFLICT (channel_key) DO UPDATE SET reason = excluded.reason, kind = excluded.kind, probe_at = NULL, trips = 0
 
 -- name: channel_hold_events
 UPDATE events SET state = 'paused' WHERE channel_key = :channel_key AND state IN ('queued', 'retrying')
@@ -165,7 +174,7 @@ UPDATE events SET
     state = CASE WHEN retries > 0 THEN 'retrying' ELSE 'queued' END,
     next_attempt_at = CASE WHEN next_attempt_at > :now THEN next_attempt_at ELSE :now END
 WHERE activation = :name AND state = 'paused'
-  AND NOT EXISTS (SELECT 1 FROM channel_pauses p WHERE p.channel_key = events.channel_key)
+  AND NOT EXISTS (SELECT 1 FROM channel_pauses p WHERE p.channel_key = events.channel_key AND p.kind <> 'breaker')
 
 -- name: replay_failed
 UPDATE events SET state = 'queued', retries = 0, next_attempt_at = :now, finished_at = NULL
@@ -222,4 +231,45 @@ WHERE e.state IN ('queued', 'retrying', 'paused')
 GROUP BY x.name, e.state
 
 -- name: channel_pauses_all
-SELECT channel_key, reason, kind, since FROM channel_pauses
+SELECT channel_key, reason, kind, since, probe_at, trips FROM channel_pauses
+
+-- name: activations_paused
+SELECT name FROM activations WHERE paused_reason IS NOT NULL
+
+-- name: breaker_trip
+INSERT INTO channel_pauses (channel_key, reason, kind, since, probe_at, trips)
+VALUES (:channel_key, :reason, 'breaker', :now, :probe_at, :trips)
+ON CONFLICT (channel_key) DO UPDATE SET reason = excluded.reason, probe_at = excluded.probe_at, trips = excluded.trips
+WHERE channel_pauses.kind = 'breaker'
+
+-- name: breaker_hold_events
+-- A tripped channel's due events wait for the probe (state retrying, no retry spent).
+UPDATE events SET state = 'retrying', next_attempt_at = :probe_at
+WHERE channel_key = :channel_key AND state IN ('queued', 'retrying') AND next_attempt_at < :probe_at
+
+-- name: breaker_take_probe
+UPDATE channel_pauses SET probe_at = :until
+WHERE channel_key = :channel_key AND kind = 'breaker' AND probe_at <= :now
+RETURNING channel_key
+
+-- name: breaker_close
+DELETE FROM channel_pauses WHERE channel_key = :channel_key AND kind = 'breaker' RETURNING channel_key
+
+-- name: channel_keys
+SELECT DISTINCT channel_key FROM authentications
+
+-- name: auth_versions
+SELECT name, channel_key, api_url, created_at, credentials FROM authentications
+
+-- name: worker_register
+INSERT INTO workers (id, host, pid, started_at, heartbeat_at) VALUES (:id, :host, :pid, :now, :now)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at
+
+-- name: worker_heartbeat
+UPDATE workers SET heartbeat_at = :now WHERE id = :id RETURNING id
+
+-- name: workers_alive
+SELECT COUNT(*) AS n FROM workers WHERE heartbeat_at > :alive_since
+
+-- name: worker_forget
+DELETE FROM workers WHERE id = :id OR heartbeat_at < :forget_before
