@@ -105,7 +105,7 @@ def auth_create(
 
     ctx = context()
     creds = guarded(lambda: authentications.Credentials.from_options(access_token, channel_id, channel_secret))
-    guarded(lambda: authentications.check_api_url(api_url))
+    guarded(lambda: authentications.check_api_url(api_url, ctx.api_hosts))
     bot = None
     if not skip_test:
         bot = guarded(lambda: asyncio.run(_test_credentials(ctx, creds, api_url)))
@@ -121,7 +121,7 @@ def auth_create(
 async def _test_credentials(ctx: Context, creds: Any, api_url: str) -> Any:
     from ..authentications import test_credentials_at
 
-    return await test_credentials_at(api_url, creds, ctx.clock, ctx.timeouts)
+    return await test_credentials_at(api_url, creds, ctx.clock, ctx.timeouts, ctx.api_hosts)
 
 
 @auth_app.command("list")

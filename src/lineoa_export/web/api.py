@@ -281,13 +281,13 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
             body.channel_secret.get_secret_value() if body.channel_secret else None,
         )
         check_name(body.name)
-        authentications.check_api_url(body.api_url)
+        api_url = authentications.check_api_url(body.api_url, ctx.api_hosts)
         bot = None
         if not body.skip_test:
-            bot = await authentications.test_credentials_at(body.api_url, creds, ctx.clock, ctx.timeouts)
+            bot = await authentications.test_credentials_at(api_url, creds, ctx.clock, ctx.timeouts, ctx.api_hosts)
         auth = await run_in_threadpool(
             lambda: authentications.create(
-                db, ctx.vault, name=body.name, credentials=creds, api_url=body.api_url, bot=bot, now=now()
+                db, ctx.vault, name=body.name, credentials=creds, api_url=api_url, bot=bot, now=now()
             )
         )
         return AuthenticationOut(**auth.public())
@@ -309,7 +309,7 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
     async def test_authentication(name: str, _: Auth) -> dict[str, Any]:
         auth = await run_in_threadpool(authentications.get, db, name)
         creds = await run_in_threadpool(authentications.load_credentials, db, ctx.vault, auth)
-        bot = await authentications.test_credentials_at(auth.api_url, creds, ctx.clock, ctx.timeouts)
+        bot = await authentications.test_credentials_at(auth.api_url, creds, ctx.clock, ctx.timeouts, ctx.api_hosts)
         return {"ok": True, "bot_user_id": bot.user_id, "bot_name": bot.display_name}
 
     # -- activations -----------------------------------------------------------------------

@@ -29,7 +29,15 @@ from ... import activation_table, activations, apikeys, authentications
 from ...context import Context
 from ...delivery import outbox
 from ...delivery.line_client import DEFAULT_API_URL, PUSH_PATH
-from ...errors import AlreadyExists, ConfigurationError, CredentialsRejected, FieldProblem, InvalidInput, NotFound
+from ...errors import (
+    AlreadyExists,
+    ApiUrlNotAllowed,
+    ConfigurationError,
+    CredentialsRejected,
+    FieldProblem,
+    InvalidInput,
+    NotFound,
+)
 from ...naming import check_name
 from . import forms
 from .forms import Form
@@ -243,7 +251,7 @@ async def _create_authentication(console: Console, f: forms.AuthenticationForm) 
     # Refused before LINE is asked: a test of credentials that cannot be stored is wasted.
     if await run_in_threadpool(lambda: any(a.name == f.name for a in authentications.list_all(db))):
         raise AlreadyExists(f"authentication {f.name!r} already exists")
-    authentications.check_api_url(f.api_url)
+    authentications.check_api_url(f.api_url, ctx.api_hosts)
     if any(c in value for value in (f.access_token, f.channel_id, f.channel_secret) for c in "\r\n"):
         raise InvalidInput.single("credentials", "a token, channel ID or secret is one line: no line breaks")
     creds = authentications.Credentials.from_options(
@@ -251,7 +259,7 @@ async def _create_authentication(console: Console, f: forms.AuthenticationForm) 
     )
     bot = None
     if not f.skip_test:
-        bot = await authentications.test_credentials_at(f.api_url, creds, ctx.clock, ctx.timeouts)
+        bot = await authentications.test_credentials_at(f.api_url, creds, ctx.clock, ctx.timeouts, ctx.api_hosts)
     await run_in_threadpool(
         lambda: authentications.create(
             db, ctx.vault, name=f.name, credentials=creds, api_url=f.api_url, bot=bot, now=console.now()
@@ -284,8 +292,8 @@ async def _test_authentication(console: Console, name: str) -> str:
     try:
         auth = await run_in_threadpool(authentications.get, console.db, name)
         creds = await run_in_threadpool(authentications.load_credentials, console.db, ctx.vault, auth)
-        bot = await authentications.test_credentials_at(auth.api_url, creds, ctx.clock, ctx.timeouts)
-    except (NotFound, CredentialsRejected) as exc:
+        bot = await authentications.test_credentials_at(auth.api_url, creds, ctx.clock, ctx.timeouts, ctx.api_hosts)
+    except (NotFound, CredentialsRejected, ApiUrlNotAllowed) as exc:
         raise _Failed(f"Test of {name!r} failed: {exc}") from None
     except ConfigurationError:
         raise _Failed(
