@@ -8,7 +8,13 @@ Two kinds, as the product page describes:
   minted anew once when LINE answers 401.
 
 Secrets are sealed by :class:`~lineoa_export.vault.Vault` before they reach the database
-and never leave this module except as a bearer header.
+and never leave this module except as a bearer header, and only towards an ``api_url`` the
+vault's :class:`~lineoa_export.api_hosts.ApiHosts` allow (checked on create, on test, and
+each time stored credentials are loaded).
+
+A connection test shows the caller only what LINE itself says (its JSON ``message`` and
+``details``) or a coarse reason ("timeout", "connection failed"): never what some other
+server answered, which would turn the test into a probe of other hosts.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any, Literal
 
 import orjson
 
+from .api_hosts import ApiHosts
 from .clock import Clock
 from .delivery.line_client import DEFAULT_API_URL, AiohttpTransport, LineClient, Timeouts
 from .delivery.outcomes import Outcome, OutcomeKind, classify, classify_token_answer, success_json
@@ -134,14 +141,14 @@ def create(
     now: float,
 ) -> Authentication:
     check_name(name)
-    check_api_url(api_url)
+    api_url = vault.api_hosts.check(api_url)
     channel_key = credentials.channel_id or (bot.user_id if bot and bot.user_id else None) or f"auth:{name}"
     rows = db.run(
         "auth_insert",
         {
             "name": name,
             "kind": credentials.kind,
-            "api_url": api_url.rstrip("/"),
+            "api_url": api_url,
             "channel_id": credentials.channel_id,
             "channel_key": channel_key,
             "credentials": credentials.seal(vault),
@@ -171,17 +178,9 @@ def rotate(db: Database, vault: Vault, name: str, *, credentials: Credentials, b
     return get(db, name)
 
 
-def check_api_url(api_url: str) -> str:
-    """Where an authentication's LINE API lives: an http(s) URL a request can be sent to."""
-    if not (
-        api_url.startswith(("https://", "http://"))
-        and len(api_url) <= 2000
-        and api_url.isascii()
-        and api_url.isprintable()
-        and " " not in api_url
-    ):
-        raise InvalidInput.single("api_url", "must be an http(s) URL of printable ASCII, at most 2000 characters")
-    return api_url
+def check_api_url(api_url: str, hosts: ApiHosts) -> str:
+    """Where an authentication's LINE API lives: a URL ``hosts`` allow (see :mod:`lineoa_export.api_hosts`)."""
+    return hosts.check(api_url)
 
 
 def get(db: Database, name: str) -> Authentication:
@@ -204,6 +203,8 @@ def delete(db: Database, name: str) -> None:
 
 
 def load_credentials(db: Database, vault: Vault, auth: Authentication) -> Credentials:
+    """The secret, for sending to ``auth.api_url``; ConfigurationError when that host is no longer allowed."""
+    vault.api_hosts.check_stored(auth.api_url)
     rows = db.run("auth_get", {"name": auth.name})
     if not rows:
         raise NotFound(f"authentication {auth.name!r} not found")
@@ -284,18 +285,44 @@ async def test_credentials(client: LineClient, credentials: Credentials, clock: 
     try:
         token = await tokens.token()
     except TokenUnavailable as exc:
-        raise CredentialsRejected(exc.outcome.error or "token could not be issued") from None
+        reason = _shown_reason(exc.outcome)
+        if exc.outcome.status_code is None:
+            reason = f"no answer to the channel token request ({reason})"
+        raise CredentialsRejected(reason) from None
     answer = await client.bot_info(token)
     outcome = classify(answer)
     if outcome.kind is not OutcomeKind.DELIVERED:
         where = f"HTTP {outcome.status_code}" if outcome.status_code else "no answer"
-        raise CredentialsRejected(f"LINE refused the credentials ({where}): {outcome.error}")
+        raise CredentialsRejected(f"LINE refused the credentials ({where}): {_shown_reason(outcome)}")
     info = success_json(answer) or {}
-    return BotInfo(user_id=info.get("userId"), display_name=info.get("displayName"))
+    return BotInfo(user_id=_short_text(info.get("userId")), display_name=_short_text(info.get("displayName")))
 
 
-async def test_credentials_at(api_url: str, credentials: Credentials, clock: Clock, timeouts: Timeouts) -> BotInfo:
-    """:func:`test_credentials` over a transport of its own, closed afterwards."""
+# Bot names are at most 20 characters and user IDs 33; anything longer is not LINE's answer.
+MAX_SHOWN_TEXT = 200
+
+
+def _shown_reason(outcome: Outcome) -> str:
+    """What a caller may see of a failed answer: LINE's JSON message, or a coarse transport reason."""
+    if outcome.status_code is None:
+        error = outcome.error or ""
+        return "timeout" if error.startswith("timeout") else "the connection failed"
+    # error_message() keeps only a JSON answer's message and details, else says "HTTP <status>".
+    return _short_text(outcome.error) or f"HTTP {outcome.status_code}"
+
+
+def _short_text(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    text = "".join(c if c.isprintable() else " " for c in value)
+    return text if len(text) <= MAX_SHOWN_TEXT else text[:MAX_SHOWN_TEXT] + "…"
+
+
+async def test_credentials_at(
+    api_url: str, credentials: Credentials, clock: Clock, timeouts: Timeouts, hosts: ApiHosts
+) -> BotInfo:
+    """:func:`test_credentials` over a transport of its own, closed afterwards; ``api_url`` must be allowed."""
+    api_url = hosts.check(api_url)
     transport = AiohttpTransport(timeouts)
     try:
         return await test_credentials(LineClient(transport, api_url), credentials, clock)

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .api_hosts import ApiHosts
 from .clock import Clock, SystemClock
 from .delivery.line_client import Timeouts
 from .settings import Settings
@@ -21,6 +22,11 @@ class Context:
     db: Database
     vault: Vault
     clock: Clock = field(default_factory=SystemClock)
+
+    @property
+    def api_hosts(self) -> ApiHosts:
+        """Where an authentication's ``api_url`` may point (``LINEOA_EXPORT_ALLOWED_API_HOSTS``)."""
+        return self.vault.api_hosts
 
     @property
     def timeouts(self) -> Timeouts:
@@ -39,11 +45,19 @@ def key_file_for(settings: Settings) -> Path:
 def open_context(settings: Settings | None = None, *, clock: Clock | None = None) -> Context:
     settings = settings or Settings.from_env()
     db = open_database(settings.database_url)
-    if settings.secret_key:
-        vault = Vault.from_secret(settings.secret_key)
-    else:
-        path = key_file_for(settings)
-        if settings.sqlite_path() is None:
-            log.warning("LINEOA_EXPORT_SECRET_KEY is not set: using the key file %s; share it with every host", path)
-        vault = Vault.from_key_file(path)
+    try:
+        vault = _open_vault(settings, db)
+    except BaseException:
+        db.close()
+        raise
     return Context(settings, db, vault, clock or SystemClock())
+
+
+def _open_vault(settings: Settings, db: Database) -> Vault:
+    if settings.secret_key:
+        return Vault.from_secret(settings.secret_key, settings.api_hosts)
+    path = key_file_for(settings)
+    if settings.sqlite_path() is None:
+        log.warning("LINEOA_EXPORT_SECRET_KEY is not set: using the key file %s; share it with every host", path)
+    # A new key for a database that already holds sealed credentials would open none of them.
+    return Vault.from_key_file(path, settings.api_hosts, create=not db.run("auth_list"))

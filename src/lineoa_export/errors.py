@@ -9,6 +9,7 @@ that meets them, into one of these::
     ├── AlreadyExists           a name already taken
     ├── CredentialsRejected     LINE refused the channel credentials (its reason attached)
     └── ConfigurationError      a setting or environment variable that cannot be used
+        └── ApiUrlNotAllowed    a stored api_url the current LINEOA_EXPORT_ALLOWED_API_HOSTS refuses
 """
 
 from __future__ import annotations
@@ -58,3 +59,7 @@ class CredentialsRejected(LineoaExportError):
 
 class ConfigurationError(LineoaExportError):
     """A setting cannot be used as given."""
+
+
+class ApiUrlNotAllowed(ConfigurationError):
+    """A stored authentication's ``api_url`` is not allowed by the settings in force now."""

@@ -29,7 +29,7 @@ from . import activation_table, activations, apikeys, authentications
 from .context import Context
 from .delivery import outbox, triggers
 from .delivery.line_client import DEFAULT_API_URL, PUSH_PATH
-from .errors import AlreadyExists, ConfigurationError, CredentialsRejected, InvalidInput, NotFound
+from .errors import AlreadyExists, ApiUrlNotAllowed, ConfigurationError, CredentialsRejected, InvalidInput, NotFound
 from .naming import check_name, is_valid_unicode
 
 MAX_BATCH = 1000  # events per trigger call: a batch is one transaction
@@ -152,7 +152,7 @@ class Operations:
         """Store credentials after LINE accepted them (unless ``skip_test``)."""
         check_name(name)
         creds = authentications.Credentials.from_options(access_token, channel_id, channel_secret)
-        authentications.check_api_url(api_url)
+        api_url = authentications.check_api_url(api_url, self.ctx.api_hosts)
         # Refused before LINE is asked: a test of credentials that cannot be stored is wasted.
         if await asyncio.to_thread(self._authentication_exists, name):
             raise AlreadyExists(f"authentication {name!r} already exists")
@@ -205,6 +205,8 @@ class Operations:
     def _stored_credentials(self, auth: authentications.Authentication) -> authentications.Credentials:
         try:
             return authentications.load_credentials(self.db, self.ctx.vault, auth)
+        except ApiUrlNotAllowed:
+            raise
         except ConfigurationError:
             raise ConfigurationError(
                 "its stored credentials cannot be decrypted with this server's secret key (LINEOA_EXPORT_SECRET_KEY"
@@ -213,7 +215,9 @@ class Operations:
 
     async def _test(self, api_url: str, creds: authentications.Credentials) -> authentications.BotInfo:
         try:
-            return await authentications.test_credentials_at(api_url, creds, self.ctx.clock, self.ctx.timeouts)
+            return await authentications.test_credentials_at(
+                api_url, creds, self.ctx.clock, self.ctx.timeouts, self.ctx.api_hosts
+            )
         except ValueError:  # aiohttp's guard against a line break in a header (never echo the value)
             raise CredentialsRejected("the credentials cannot be sent as an HTTP header (a line break?)") from None
 

@@ -24,6 +24,9 @@ LINEOA_EXPORT_REDIS_URL                (none)                      share each ch
                                                                    worker processes (redis://host:6379/0)
 LINEOA_EXPORT_QUOTA_CHECK_INTERVAL     300                         seconds between quota checks of a
                                                                    channel paused by its monthly limit
+LINEOA_EXPORT_ALLOWED_API_HOSTS        (none: LINE's hosts only)   other hosts an authentication's api_url
+                                                                   may name (comma-separated host names
+                                                                   or IPs, any port): a simulator, a proxy
 =====================================  ==========================  =====================================
 """
 
@@ -34,8 +37,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .api_hosts import ApiHosts, parse_allowed_hosts
 from .errors import ConfigurationError
 
 PREFIX = "LINEOA_EXPORT_"
@@ -56,6 +60,20 @@ class Settings(BaseModel):
     poll_interval: float = Field(default=0.05, gt=0)
     quota_check_interval: float = Field(default=300.0, gt=0)
     redis_url: str | None = None
+    allowed_api_hosts: tuple[str, ...] = ()
+
+    @field_validator("allowed_api_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: object) -> object:
+        entries = value.split(",") if isinstance(value, str) else value
+        if isinstance(entries, list | tuple | set | frozenset):
+            return tuple(sorted(parse_allowed_hosts(str(e) for e in entries)))
+        return value
+
+    @property
+    def api_hosts(self) -> ApiHosts:
+        """Where an authentication's ``api_url`` may point: LINE's hosts and the allowed ones."""
+        return ApiHosts(frozenset(self.allowed_api_hosts))
 
     @property
     def lease_seconds(self) -> float:

@@ -33,7 +33,9 @@ from .settings import Settings
 from .simulator import RunningSimulator, SimulatorOptions, running_simulator
 from .simulator.options import DEFAULT_ACCESS_TOKEN, DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_SECRET
 
-TEST_SECRET_KEY = "lineoa-export-test-key"
+TEST_SECRET_KEY = "lineoa-export-test-key, never for production"
+#: Where the simulator listens: tests allow it as an API host (``LINEOA_EXPORT_ALLOWED_API_HOSTS``).
+SIMULATOR_HOST = "127.0.0.1"
 
 
 def user_id(n: int) -> str:
@@ -115,7 +117,7 @@ async def pipeline(
     base = Settings(
         database_url=database_url or f"sqlite:///{tmp_path / 'lineoa.db'}",
         secret_key=TEST_SECRET_KEY,
-        **{"timeout": 2.0, "connect_timeout": 1.0, "concurrency": 16, **settings},
+        **{"timeout": 2.0, "connect_timeout": 1.0, "concurrency": 16, "allowed_api_hosts": SIMULATOR_HOST, **settings},
     )
     ctx = open_context(base, clock=clock)
     try:

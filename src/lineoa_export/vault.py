@@ -1,10 +1,15 @@
-"""Encryption at rest for channel credentials.
+"""Encryption at rest for channel credentials, and where they may be sent.
 
 Tokens and channel secrets are stored only as Fernet tokens (AES-128-CBC + HMAC-SHA256).
 The key lives outside the database: ``LINEOA_EXPORT_SECRET_KEY`` when set (a Fernet key,
-or any passphrase, which is stretched with SHA-256), else a key file created beside the
-database with mode 0600 on first use. Losing the key means re-entering credentials; it
-never means leaking them.
+or a passphrase of at least :data:`MIN_PASSPHRASE_LENGTH` characters, hashed with SHA-256),
+else a key file created beside the database with mode 0600 on first use. A key file is
+created only for a database that holds no sealed credentials yet: when it goes missing
+later, the vault refuses to start rather than make a new key that opens nothing. Losing the
+key means re-entering credentials; it never means leaking them.
+
+The vault also carries :class:`~lineoa_export.api_hosts.ApiHosts`, the hosts a released
+secret may travel to, so every path that opens credentials checks the destination with them.
 """
 
 from __future__ import annotations
@@ -16,25 +21,46 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from .api_hosts import ApiHosts
 from .errors import ConfigurationError
+
+LINE_ONLY = ApiHosts()
+# SHA-256 does not slow down a guesser, so a passphrase must carry its strength itself.
+MIN_PASSPHRASE_LENGTH = 32
+MAKE_A_KEY = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 
 
 class Vault:
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, api_hosts: ApiHosts = LINE_ONLY) -> None:
         self._fernet = Fernet(key)
+        self.api_hosts = api_hosts
 
     @classmethod
-    def from_secret(cls, secret: str) -> Vault:
+    def from_secret(cls, secret: str, api_hosts: ApiHosts = LINE_ONLY) -> Vault:
         try:
-            return cls(secret.encode())
+            return cls(secret.encode(), api_hosts)
         except ValueError:
-            # Not a Fernet key: derive one, so operators may use any long passphrase.
-            digest = hashlib.sha256(secret.encode()).digest()
-            return cls(base64.urlsafe_b64encode(digest))
+            pass
+        if len(secret) < MIN_PASSPHRASE_LENGTH:
+            raise ConfigurationError(
+                f"LINEOA_EXPORT_SECRET_KEY is too short to protect stored credentials: give a Fernet key "
+                f"(make one with: {MAKE_A_KEY}) or a passphrase of at least {MIN_PASSPHRASE_LENGTH} characters"
+            )
+        # Not a Fernet key: derive one, so operators may use a long passphrase.
+        digest = hashlib.sha256(secret.encode()).digest()
+        return cls(base64.urlsafe_b64encode(digest), api_hosts)
 
     @classmethod
-    def from_key_file(cls, path: Path) -> Vault:
+    def from_key_file(cls, path: Path, api_hosts: ApiHosts = LINE_ONLY, *, create: bool = True) -> Vault:
+        """The key in ``path``, created first when missing and ``create`` (a database with nothing sealed yet)."""
         if not path.exists():
+            if not create:
+                raise ConfigurationError(
+                    f"the key file {path} is missing, and the database holds credentials sealed with it: restore "
+                    f"the file from a backup (or set LINEOA_EXPORT_SECRET_KEY to the key it held). If the key is "
+                    f"lost for good, write a new one ({MAKE_A_KEY} > {path}; chmod 600 {path}) and enter each "
+                    f"authentication's credentials again (delete and create it)"
+                )
             path.parent.mkdir(parents=True, exist_ok=True)
             # O_EXCL + 0600 in one call: no moment where the key is world-readable.
             try:
@@ -45,7 +71,7 @@ class Vault:
                 with os.fdopen(fd, "wb") as f:
                     f.write(Fernet.generate_key())
         try:
-            return cls(path.read_bytes().strip())
+            return cls(path.read_bytes().strip(), api_hosts)
         except ValueError:
             raise ConfigurationError(f"{path}: not a valid key file") from None
 

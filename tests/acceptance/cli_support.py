@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 CLI_TIMEOUT = 60.0
+SIMULATOR_HOST = "127.0.0.1"  # where the simulator listens; the CLI runs allow it as an API host
 SIM_START_TIMEOUT = 15.0
 
 DEMO_TOKEN = "demo-access-token"
@@ -50,6 +51,7 @@ class Cli:
         self.db_path = directory / "db.sqlite"
         self.env = _base_env()
         self.env["LINEOA_EXPORT_DATABASE_URL"] = f"sqlite:///{self.db_path}"
+        self.env["LINEOA_EXPORT_ALLOWED_API_HOSTS"] = SIMULATOR_HOST  # where the simulator listens
 
     def __call__(
         self, *args: str, input: str | None = None, timeout: float = CLI_TIMEOUT, env: dict[str, str] | None = None

@@ -17,7 +17,9 @@ from cli_support import TEXT_MESSAGES, Cli, describe
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Cli:
     runner = Cli(tmp_path_factory.mktemp("activations"))
-    runner.ok("auth", "create", "main", "--access-token", "stored-untested", "--skip-test", "--api-url", "http://x")
+    runner.ok(
+        "auth", "create", "main", "--access-token", "stored-untested", "--skip-test", "--api-url", "http://127.0.0.1:9"
+    )
     return runner
 
 

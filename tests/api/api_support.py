@@ -19,10 +19,10 @@ from lineoa_export.context import Context, open_context
 from lineoa_export.delivery.worker import Worker, WorkerStats
 from lineoa_export.settings import Settings
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
-from lineoa_export.testing import ThreadedSimulator
+from lineoa_export.testing import SIMULATOR_HOST, ThreadedSimulator
 from lineoa_export.web.api import create_api
 
-SECRET_KEY = "k"
+SECRET_KEY = "an API test passphrase of 32+ characters"
 START = 1_800_000_000.0
 
 
@@ -107,7 +107,12 @@ def make_api(tmp_path: Path, sim: ThreadedSimulator | None, *, api_url: str | No
     clock = FakeClock(START)
     db_path = tmp_path / "api.db"
     settings = Settings(
-        database_url=f"sqlite:///{db_path}", secret_key=SECRET_KEY, timeout=2.0, connect_timeout=1.0, concurrency=8
+        database_url=f"sqlite:///{db_path}",
+        secret_key=SECRET_KEY,
+        allowed_api_hosts=(SIMULATOR_HOST,),
+        timeout=2.0,
+        connect_timeout=1.0,
+        concurrency=8,
     )
     ctx = open_context(settings, clock=clock)
     try:

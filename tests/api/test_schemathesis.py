@@ -30,6 +30,7 @@ from lineoa_export.clock import FakeClock
 from lineoa_export.context import Context, open_context
 from lineoa_export.delivery import triggers
 from lineoa_export.settings import Settings
+from lineoa_export.testing import SIMULATOR_HOST
 from lineoa_export.web.api import create_api
 
 
@@ -84,7 +85,11 @@ def _open_state() -> State:
     """Built at import: schemathesis' lazy ``from_fixture`` does not work with pytest 9 (``_nodeid``)."""
     directory = Path(tempfile.mkdtemp(prefix="lineoa-schemathesis-"))
     settings_ = Settings(
-        database_url=f"sqlite:///{directory / 'api.db'}", secret_key=SECRET_KEY, timeout=1.0, connect_timeout=0.5
+        database_url=f"sqlite:///{directory / 'api.db'}",
+        secret_key=SECRET_KEY,
+        allowed_api_hosts=(SIMULATOR_HOST,),
+        timeout=1.0,
+        connect_timeout=0.5,
     )
     ctx = open_context(settings_, clock=FakeClock(START))
     key = apikeys.create(ctx.db, "schemathesis", now=START)

@@ -17,7 +17,7 @@ from lineoa_export import apikeys
 from lineoa_export.clock import Clock
 from lineoa_export.context import Context, open_context
 from lineoa_export.settings import Settings
-from lineoa_export.testing import TEST_SECRET_KEY
+from lineoa_export.testing import SIMULATOR_HOST, TEST_SECRET_KEY
 from lineoa_export.web.api import create_api
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -58,6 +58,7 @@ def console_app(
     settings = Settings(
         database_url=database_url or f"sqlite:///{tmp_path / 'console.db'}",
         secret_key=TEST_SECRET_KEY,
+        allowed_api_hosts=(SIMULATOR_HOST,),
         timeout=2.0,
         connect_timeout=1.0,
     )

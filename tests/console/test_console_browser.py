@@ -23,7 +23,7 @@ from lineoa_export.delivery import triggers
 from lineoa_export.delivery.worker import Worker
 from lineoa_export.settings import Settings
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
-from lineoa_export.testing import TEST_SECRET_KEY, ThreadedSimulator, user_id
+from lineoa_export.testing import SIMULATOR_HOST, TEST_SECRET_KEY, ThreadedSimulator, user_id
 from lineoa_export.web.api import create_api
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -79,6 +79,7 @@ def test_console_in_chromium(tmp_path: Path, sim: ThreadedSimulator) -> None:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'browser.db'}",
         secret_key=TEST_SECRET_KEY,
+        allowed_api_hosts=(SIMULATOR_HOST,),
         timeout=2.0,
         connect_timeout=1.0,
     )

@@ -11,7 +11,7 @@ from lineoa_export.delivery import outbox
 from lineoa_export.delivery.liveness import DEAD_AFTER
 from lineoa_export.delivery.retry_policy import KEY_EXPIRED_ERROR
 from lineoa_export.simulator import SimulatorOptions
-from lineoa_export.testing import pipeline, user_id
+from lineoa_export.testing import TEST_SECRET_KEY, pipeline, user_id
 
 
 def scripted(**script: list[int | str]) -> SimulatorOptions:
@@ -371,7 +371,7 @@ def test_credentials_the_worker_cannot_decrypt_pause_the_channel(tmp_path: Path,
         async with pipeline(tmp_path, database_url=db_url) as p:
             p.create_activation()
             p.trigger([{"event_id": "e", "line_user_id": user_id(1), "name": "U"}])
-            other_key = Vault.from_secret("not the key the credentials were sealed with")
+            other_key = Vault.from_secret("not the key the credentials were sealed with", p.ctx.api_hosts)
             await Worker(p.ctx.db, other_key, p.ctx.settings, clock=p.clock).run(until_idle=True)
             entry = p.event("e")
             assert entry["state"] == "paused"
@@ -380,6 +380,31 @@ def test_credentials_the_worker_cannot_decrypt_pause_the_channel(tmp_path: Path,
             assert p.sim.record.stats()["accepted_pushes"] == 0
             activations.resume(p.ctx.db, "welcome", now=p.clock.now())
             await p.run_worker()  # with the right key
+            assert p.event("e")["state"] == "delivered"
+
+    run(scenario())
+
+
+def test_a_stored_api_url_no_longer_allowed_sends_nothing_and_pauses_naming_the_setting(
+    tmp_path: Path, run, db_url: str
+) -> None:
+    """Saved while the simulator's host was allowed; the operator then removed it from the setting."""
+    from lineoa_export.delivery.worker import Worker
+    from lineoa_export.vault import Vault
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path, database_url=db_url) as p:
+            p.create_activation()
+            p.trigger([{"event_id": "e", "line_user_id": user_id(1), "name": "U"}])
+            settings = p.ctx.settings.model_copy(update={"allowed_api_hosts": ()})
+            line_only = Vault.from_secret(TEST_SECRET_KEY, settings.api_hosts)
+            await Worker(p.ctx.db, line_only, settings, clock=p.clock).run(until_idle=True)
+            assert p.event("e")["state"] == "paused"
+            reason = activations.get(p.ctx.db, "welcome").pause_reason or ""
+            assert "LINEOA_EXPORT_ALLOWED_API_HOSTS" in reason and p.sim.url in reason
+            assert p.sim.record.stats()["requests_by_endpoint"] == {}  # not even a token request
+            activations.resume(p.ctx.db, "welcome", now=p.clock.now())
+            await p.run_worker()  # allowed again
             assert p.event("e")["state"] == "delivered"
 
     run(scenario())

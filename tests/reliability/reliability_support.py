@@ -30,7 +30,7 @@ for helper_dir in (TESTS / "acceptance", TESTS / "api"):
         sys.path.append(str(helper_dir))
 
 ENV_VAR = "LINEOA_EXPORT_RELIABILITY"
-SECRET_KEY = "reliability-secret-key"
+SECRET_KEY = "reliability-secret-key, long enough to be a passphrase"
 
 
 @dataclass(frozen=True)

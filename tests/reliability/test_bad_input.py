@@ -45,7 +45,7 @@ from lineoa_export.delivery import triggers
 from lineoa_export.errors import InvalidInput
 from lineoa_export.settings import Settings
 from lineoa_export.templates import MissingVariable, Template
-from lineoa_export.testing import user_id
+from lineoa_export.testing import SIMULATOR_HOST, user_id
 from lineoa_export.web.api import create_api
 
 SIZES = current_sizes()
@@ -255,7 +255,11 @@ def test_rendered_bodies_are_valid_json_with_the_value_verbatim(sizes: Sizes) ->
 
 
 def open_db(tmp_path: Path) -> Any:
-    ctx = open_context(Settings(database_url=f"sqlite:///{tmp_path / 'bad.db'}", secret_key=SECRET_KEY))
+    ctx = open_context(
+        Settings(
+            database_url=f"sqlite:///{tmp_path / 'bad.db'}", secret_key=SECRET_KEY, allowed_api_hosts=(SIMULATOR_HOST,)
+        )
+    )
     authentications.create(
         ctx.db, ctx.vault, name="line",
         credentials=authentications.Credentials.from_options("token-never-sent", None, None),

@@ -35,7 +35,7 @@ import pytest
 from cli_support import TEXT_MESSAGES, Cli, Setup, Simulator, describe
 from reliability_support import SECRET_KEY, Sizes, report
 
-from lineoa_export.testing import user_id
+from lineoa_export.testing import SIMULATOR_HOST, user_id
 
 SEED = 20_240_601
 LATENCY_MS = "5"
@@ -90,7 +90,9 @@ def table(db_path: Path) -> list[dict[str, Any]]:
     from lineoa_export.context import open_context
     from lineoa_export.settings import Settings
 
-    ctx = open_context(Settings(database_url=f"sqlite:///{db_path}", secret_key=SECRET_KEY))
+    ctx = open_context(
+        Settings(database_url=f"sqlite:///{db_path}", secret_key=SECRET_KEY, allowed_api_hosts=(SIMULATOR_HOST,))
+    )
     try:
         return list(activation_table.iterate(ctx.db, ACTIVATION))
     finally:

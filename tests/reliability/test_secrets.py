@@ -35,7 +35,7 @@ from schemathesis.python.asgi import ASGIClient
 from lineoa_export import apikeys
 from lineoa_export.context import open_context
 from lineoa_export.settings import Settings
-from lineoa_export.testing import user_id
+from lineoa_export.testing import SIMULATOR_HOST, user_id
 from lineoa_export.web.api import create_api
 
 MINTED_CHANNEL = "2222222222"
@@ -167,7 +167,11 @@ def test_no_token_or_secret_in_the_database_logs_or_api_answers(tmp_path: Path) 
         stats = sim.stats()
 
         # The API, in process, on the same database.
-        ctx = open_context(Settings(database_url=f"sqlite:///{cli.db_path}", secret_key=SECRET_KEY))
+        ctx = open_context(
+            Settings(
+                database_url=f"sqlite:///{cli.db_path}", secret_key=SECRET_KEY, allowed_api_hosts=(SIMULATOR_HOST,)
+            )
+        )
         responses: dict[str, bytes] = {}
         try:
             key = apikeys.create(ctx.db, "secrets-test", now=time.time())

@@ -8,8 +8,12 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from lineoa_export import authentications
+from lineoa_export.authentications import Credentials
+from lineoa_export.context import key_file_for, open_context
 from lineoa_export.errors import ConfigurationError
-from lineoa_export.vault import Vault
+from lineoa_export.settings import Settings
+from lineoa_export.vault import MIN_PASSPHRASE_LENGTH, Vault
 
 SECRET = "channel-secret-0123456789abcdef"
 
@@ -54,12 +58,57 @@ def test_a_fernet_key_secret_is_used_as_is() -> None:
     assert Vault(key).open(sealed) == SECRET
 
 
-def test_a_passphrase_derives_a_stable_key() -> None:
-    sealed = Vault.from_secret("correct horse battery staple").seal(SECRET)
+PASSPHRASE = "correct horse battery staple, twice over"
 
-    assert Vault.from_secret("correct horse battery staple").open(sealed) == SECRET
+
+def test_a_passphrase_derives_a_stable_key() -> None:
+    sealed = Vault.from_secret(PASSPHRASE).seal(SECRET)
+
+    assert Vault.from_secret(PASSPHRASE).open(sealed) == SECRET
     with pytest.raises(ConfigurationError):
-        Vault.from_secret("correct horse battery stapler").open(sealed)
+        Vault.from_secret(PASSPHRASE + "!").open(sealed)
+
+
+@pytest.mark.parametrize("short", ["Q", "x" * (MIN_PASSPHRASE_LENGTH - 1), "correct horse battery staple"])
+def test_a_short_secret_key_is_refused_saying_how_to_make_a_real_one(short: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Vault.from_secret(short)
+
+    message = str(caught.value)
+    assert "LINEOA_EXPORT_SECRET_KEY" in message and "Fernet.generate_key()" in message
+    assert short not in message
+
+
+def test_a_lost_key_file_is_not_silently_replaced_when_credentials_were_sealed_with_it(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}")
+    ctx = open_context(settings)
+    authentications.create(
+        ctx.db,
+        ctx.vault,
+        name="line",
+        credentials=Credentials.from_options("token", None, None),
+        api_url="https://api.line.me",
+        now=0.0,
+    )
+    ctx.close()
+    key_file = key_file_for(settings)
+    key_file.unlink()
+
+    with pytest.raises(ConfigurationError) as caught:
+        open_context(settings)
+
+    assert str(key_file) in str(caught.value) and "restore" in str(caught.value)
+    assert not key_file.exists()  # nothing made up in its place
+
+
+def test_a_key_file_is_created_for_a_database_with_nothing_sealed(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}")
+    open_context(settings).close()
+    key_file_for(settings).unlink()
+
+    open_context(settings).close()
+
+    assert key_file_for(settings).exists()
 
 
 def test_key_file_is_created_with_mode_0600_and_reused(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
 from rich.console import Console
 from rich.table import Table
 
@@ -69,7 +70,13 @@ def demo_options(events: list[dict[str, Any]]) -> SimulatorOptions:
 
 def run_demo(*, events: int = 300, console: Console) -> None:
     with tempfile.TemporaryDirectory(prefix="lineoa-export-demo-") as tmp:
-        settings = Settings(database_url=f"sqlite:///{Path(tmp) / 'demo.db'}", secret_key="demo-only-key")
+        # The demo's own key and database, thrown away at the end; its simulator listens on loopback,
+        # so the demo allows that host itself (see api_hosts).
+        settings = Settings(
+            database_url=f"sqlite:///{Path(tmp) / 'demo.db'}",
+            secret_key=Fernet.generate_key().decode(),
+            allowed_api_hosts=("127.0.0.1",),
+        )
         ctx = open_context(settings, clock=SystemClock())
         try:
             asyncio.run(_demo(ctx, events, console))
@@ -82,7 +89,7 @@ async def _demo(ctx: Context, count: int, console: Console) -> None:
     async with running_simulator(demo_options(events)) as sim:
         console.print(f"[bold]LINE simulator[/bold] at {sim.url} (5% 503, 3% 500, 3% rate-limit 429, 1% dropped)")
         creds = authentications.Credentials.from_options(DEFAULT_ACCESS_TOKEN, None, None)
-        bot = await authentications.test_credentials_at(sim.url, creds, ctx.clock, ctx.timeouts)
+        bot = await authentications.test_credentials_at(sim.url, creds, ctx.clock, ctx.timeouts, ctx.api_hosts)
         authentications.create(
             ctx.db, ctx.vault, name="demo-line-oa", credentials=creds, api_url=sim.url, bot=bot, now=time.time()
         )
