@@ -1,4 +1,4 @@
-"""The life of an event, as one enum mirrored by a CHECK constraint in ``schema.sql``.
+"""The life of an event, as one enum mirrored by the CHECK on ``events.state`` (store/migrations).
 
 ::
 

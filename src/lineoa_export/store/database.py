@@ -1,9 +1,9 @@
 """One door to the database: SQLite (default) or PostgreSQL, same named queries.
 
-SQL lives in ``schema.sql`` and ``queries.sql`` (``-- name: x`` blocks, ``:param``
-placeholders), never in strings scattered through modules. This module is the only one
-that knows a driver: it loads the queries, adapts them to the dialect, and translates
-driver errors at the boundary.
+SQL lives in ``queries.sql`` (``-- name: x`` blocks, ``:param`` placeholders) and in the
+numbered migrations of ``migrations/`` (the schema), never in strings scattered through
+modules. This module is the only one that knows a driver: it loads the queries, adapts them
+to the dialect, and translates driver errors at the boundary.
 
 The store is synchronous on purpose: sqlite3 and psycopg are synchronous, async callers
 (worker, API) run it on a thread, so there is one copy of each query path, not a sync
@@ -15,18 +15,19 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from ..errors import ConfigurationError
+from .migrations import Dialect, ensure_current
 
 Row = dict[str, Any]
 Params = Mapping[str, Any]
-Dialect = Literal["sqlite", "postgres"]
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*([a-z_]+)\s*$", re.MULTILINE)
 _NAMED_PARAM = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
@@ -49,16 +50,20 @@ def query(name: str, dialect: Dialect) -> str:
     return sql
 
 
-def _schema(dialect: Dialect) -> str:
-    sql = resources.files(__package__).joinpath("schema.sql").read_text()
-    if dialect == "sqlite":
-        return sql.replace("BIGSERIAL_OR_ROWID", "INTEGER PRIMARY KEY").replace("/*WITHOUT_ROWID*/", "WITHOUT ROWID")
-    return sql.replace("BIGSERIAL_OR_ROWID", "BIGSERIAL PRIMARY KEY")
-
-
 class Tx(Protocol):
     def run(self, name: str, params: Params | None = None) -> list[Row]: ...
     def run_many(self, name: str, rows: Iterable[Params]) -> None: ...
+
+
+class SchemaTx(Tx, Protocol):
+    """A transaction that holds the schema lock (see :meth:`Database.schema_change`)."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    def script(self, sql: str) -> None:
+        """Run a script of several statements (a migration) inside this transaction."""
+        ...
 
 
 class _Tx:
@@ -79,6 +84,56 @@ class _Tx:
         else:
             with self._conn.cursor() as cur:
                 cur.executemany(sql, list(rows))
+
+
+class _SchemaTx(_Tx):
+    __slots__ = ()
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._dialect
+
+    def script(self, sql: str) -> None:
+        if self._dialect == "postgres":
+            self._conn.execute(sql)  # no parameters: psycopg sends the whole script at once
+            return
+        # sqlite3's executescript() would COMMIT first and so end the migration's
+        # transaction: run the statements one by one instead.
+        for statement in _sqlite_statements(sql):
+            self._conn.execute(statement)
+
+
+def _sqlite_statements(sql: str) -> Iterator[str]:
+    """Complete statements of a script, as SQLite's own tokenizer ends them (strings, triggers)."""
+    pending = ""
+    for line in sql.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    leftover = [line for line in pending.splitlines() if line.strip() and not line.strip().startswith("--")]
+    if leftover:
+        raise ValueError(f"a script ends inside a statement: {leftover[0][:80]!r}")
+
+
+def _use_wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Switch a SQLite file to WAL, which it then keeps for good.
+
+    Only a new file needs the switch, and it takes the file's exclusive lock: when several
+    commands open a new database at once, SQLite answers the losers "database is locked" at
+    once, without its busy handler. They wait for the winner here (briefly: the switch is one
+    header write), then find the file in WAL already.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()["journal_mode"] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _dict_row(cursor: sqlite3.Cursor, row: Sequence[Any]) -> Row:
@@ -117,7 +172,7 @@ class Database:
             conn.row_factory = _dict_row
             # WAL lets the API read while the worker writes; NORMAL sync is durable across
             # process crashes (what we promise) and only risks the last commit on power loss.
-            conn.execute("PRAGMA journal_mode=WAL")
+            _use_wal(conn)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
@@ -148,14 +203,37 @@ class Database:
 
     # -- use ---------------------------------------------------------------------------------
 
-    def migrate(self) -> None:
+    @contextmanager
+    def schema_change(self) -> Iterator[SchemaTx]:
+        """One transaction holding the schema lock: one migrator at a time, across processes.
+
+        PostgreSQL: a transaction-scoped advisory lock keyed by the schema (tests give each
+        database a schema of its own; they need not wait for each other). SQLite: BEGIN
+        IMMEDIATE takes the database's write lock up front. Foreign keys are off meanwhile, as
+        SQLite's table-rebuild recipe asks (a rebuilt table is dropped while others point at
+        it); ``foreign_key_check`` then proves nothing was left dangling before the commit.
+        """
         conn = self._conn()
-        if self.dialect == "sqlite":
-            conn.executescript(_schema("sqlite"))
-        else:
+        if self.dialect == "postgres":
             with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(8675309)")  # one migrator at a time
-                conn.execute(_schema("postgres"))
+                conn.execute(query("lock_schema", "postgres"))
+                yield _SchemaTx(conn, "postgres")
+            return
+        with self._writers:
+            conn.execute("PRAGMA foreign_keys=OFF")  # a no-op inside a transaction: set it first
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _SchemaTx(conn, "sqlite")
+                    dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
+                    if dangling:
+                        raise RuntimeError(f"schema change left rows without their parent: {dangling[:3]}")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                conn.execute("PRAGMA foreign_keys=ON")
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -192,6 +270,15 @@ class Database:
 
 
 def open_database(url: str) -> Database:
+    """A database at the schema version of this code: created there if it is new and empty.
+
+    An older or newer database is refused (:class:`~.migrations.SchemaVersionError`): only
+    ``lineoa-export db upgrade`` changes the schema of a database that holds data.
+    """
     db = Database(url)
-    db.migrate()
+    try:
+        ensure_current(db)
+    except BaseException:
+        db.close()
+        raise
     return db

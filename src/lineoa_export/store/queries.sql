@@ -1,6 +1,32 @@
 -- Named queries. ":param" placeholders; database.py adapts them to the driver.
 -- A paused channel or activation holds its events in state 'paused' (see states.py).
 
+-- Schema version (store/migrations): which numbered migrations a database has had.
+
+-- name: lock_schema
+SELECT pg_advisory_xact_lock(8675309, hashtext(coalesce(current_schema(), '')))
+
+-- name: tables_sqlite
+SELECT name FROM sqlite_master WHERE type = 'table'
+
+-- name: tables_postgres
+SELECT table_name AS name FROM information_schema.tables WHERE table_schema = current_schema()
+
+-- name: schema_migrations_create
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    applied_at  DOUBLE PRECISION NOT NULL,
+    applied_by  TEXT NOT NULL
+)
+
+-- name: schema_migrations_all
+SELECT version, name, applied_at, applied_by FROM schema_migrations ORDER BY version
+
+-- name: schema_migration_insert
+INSERT INTO schema_migrations (version, name, applied_at, applied_by)
+VALUES (:version, :name, :applied_at, :applied_by)
+
 -- name: auth_insert
 INSERT INTO authentications (name, kind, api_url, channel_id, channel_key, credentials, bot_user_id, bot_name, created_at)
 VALUES (:name, :kind, :api_url, :channel_id, :channel_key, :credentials, :bot_user_id, :bot_name, :created_at)
@@ -17,12 +43,6 @@ SELECT a.*, p.reason AS paused_reason, p.kind AS paused_kind,
        (SELECT COUNT(*) FROM activations x WHERE x.authentication = a.name) AS activations
 FROM authentications a LEFT JOIN channel_pauses p ON p.channel_key = a.channel_key
 ORDER BY a.name
-
--- name: auth_rotate
-UPDATE authentications SET credentials = :credentials,
-       bot_user_id = COALESCE(:bot_user_id, bot_user_id), bot_name = COALESCE(:bot_name, bot_name)
-WHERE name = :name
-RETURNING name
 
 -- name: auth_delete
 DELETE FROM authentications WHERE name = :name RETURNING name

@@ -1,10 +1,7 @@
 """The JSON API (``/v1``) of ``lineoa-export serve``, described by ``/openapi.json``.
 
-Every endpoint but the health checks and ``/openapi.json`` needs ``Authorization: Bearer
-<API key>``, checked before a request's body is read (see :mod:`.request_guard`, which also
-bounds bodies in size and time). The OpenAPI document is public: it describes the API and
-holds no data. No docs page is served (FastAPI's loads its scripts from a third-party CDN);
-load ``/openapi.json`` into any OpenAPI viewer. Errors have one shape, naming each bad field::
+Every endpoint but health checks needs ``Authorization: Bearer <API key>``. Errors have
+one shape, naming each bad field::
 
     {"error": "invalid_input", "message": "...", "problems": [{"field": "messages[0].text",
                                                                "reason": "longer than 5000"}]}
@@ -25,23 +22,23 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__, activation_table, activations, apikeys
+from .. import __version__, activation_table, activations, apikeys, authentications
 from ..context import Context
-from ..delivery.line_client import DEFAULT_API_URL
+from ..delivery import outbox, triggers
+from ..delivery.line_client import DEFAULT_API_URL, PUSH_PATH
+from ..delivery.worker import Worker
 from ..errors import AlreadyExists, CredentialsRejected, FieldProblem, InvalidInput, LineoaExportError, NotFound
-from ..operations import MAX_BATCH, MAX_REASON, MAX_REPLAY, Operations, WorkerHandle
+from ..naming import check_name, is_valid_unicode
 from .console import mount_console
 from .metrics import Metrics
-from .request_guard import VERIFIED_KEY, RequestGuard
 
+MAX_BATCH = 1000
 # 1,000 events of a few hundred bytes each fit many times over; anything bigger is refused
-# as it streams in, so one request cannot fill the memory of the process.
+# before it is read, so one request cannot fill the memory of the process.
 MAX_BODY_BYTES = 16 * 1024 * 1024
-# A client that stops sending its body mid-way gives its connection back after this long.
-BODY_READ_TIMEOUT = 30.0
 bearer = HTTPBearer(auto_error=False, description="An API key from `lineoa-export apikey create NAME`.")
 
 
@@ -97,21 +94,7 @@ class ActivationIn(BaseModel):
     notification_disabled: bool | None = None
 
     def fields(self) -> dict[str, Any]:
-        """The activation's settings given (for a create: not its name, not where it is copied from)."""
         return self.model_dump(exclude_none=True, exclude={"copy_from", "name"})
-
-    def changes(self) -> dict[str, Any]:
-        """Everything given (an update refuses a new name or a ``copy_from``)."""
-        return self.model_dump(exclude_none=True)
-
-
-class RotateIn(BaseModel):
-    """The new secret: an access token for a token authentication, else the channel's new secret."""
-
-    model_config = ConfigDict(extra="forbid")
-    access_token: SecretStr | None = None
-    channel_secret: SecretStr | None = None
-    skip_test: bool = Field(default=False, description="Store without testing the new secret with LINE")
 
 
 class ActivationOut(BaseModel):
@@ -149,9 +132,14 @@ class SampleIn(BaseModel):
 
 class ReplayIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    event_ids: list[str] | None = Field(
-        default=None, max_length=MAX_REPLAY, description=f"Up to {MAX_REPLAY} failed events; all when left out"
-    )
+    event_ids: list[str] | None = Field(default=None, description="Failed events to replay; all when left out")
+
+    @field_validator("event_ids")
+    @classmethod
+    def _unicode(cls, ids: list[str] | None) -> list[str] | None:
+        if ids and not all(is_valid_unicode(i) for i in ids):
+            raise ValueError("not valid Unicode (a lone surrogate)")
+        return ids
 
 
 class ReplayOut(BaseModel):
@@ -161,7 +149,7 @@ class ReplayOut(BaseModel):
 
 class PauseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(default="paused through the API", max_length=MAX_REASON)
+    reason: str = Field(default="paused through the API", max_length=500)
 
 
 class LogPage(BaseModel):
@@ -217,13 +205,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        names = {
-            401: "unauthorized",
-            404: "not_found",
-            405: "method_not_allowed",
-            408: "request_timeout",
-            413: "too_large",
-        }
+        names = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
         response = _error(exc.status_code, names.get(exc.status_code, "http_error"), str(exc.detail))
         if exc.headers:
             response.headers.update(exc.headers)
@@ -233,13 +215,9 @@ def install_error_handlers(app: FastAPI) -> None:
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 422)}
 
 
-async def api_key(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> str:
-    """The name of the caller's API key (the RequestGuard checked it already); 401 without a valid one."""
-    name: str | None = request.scope.get("state", {}).get(VERIFIED_KEY)
-    if name is None and credentials:
-        name = await run_in_threadpool(apikeys.verify, request.app.state.ctx.db, credentials.credentials)
+def api_key(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
+    """The name of the caller's API key; 401 without a valid one."""
+    name = apikeys.verify(request.app.state.ctx.db, credentials.credentials) if credentials else None
     if name is None:
         raise StarletteHTTPException(
             401, "a valid API key is required (Authorization: Bearer KEY)", headers={"WWW-Authenticate": "Bearer"}
@@ -253,33 +231,29 @@ Auth = Annotated[str, Depends(api_key)]
 # -- the app -----------------------------------------------------------------------------------
 
 
-def _secret(value: SecretStr | None) -> str | None:
-    return value.get_secret_value() if value else None
-
-
-def create_api(ctx: Context, *, worker: WorkerHandle | None = None, metrics: Metrics | None = None) -> FastAPI:
+def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics | None = None) -> FastAPI:
     app = FastAPI(
         title="lineoa-export",
         version=__version__,
         description="Triggered activations pushed to LINE exactly once, and their activation table.",
         responses=ERRORS,
-        docs_url=None,
-        redoc_url=None,
     )
     metrics = metrics or Metrics(ctx.db, rate_limit=ctx.settings.rate_limit)
     app.state.ctx = ctx
-    ops = Operations(ctx, worker, on_accepted=metrics.on_accepted)
-    app.state.ops = ops
     install_error_handlers(app)
-    app.add_middleware(
-        RequestGuard,
-        verify_key=lambda token: apikeys.verify(ctx.db, token),
-        error=_error,
-        max_body_bytes=MAX_BODY_BYTES,
-        body_timeout=BODY_READ_TIMEOUT,
-    )
+
+    @app.middleware("http")
+    async def limit_body_size(request: Request, call_next: Any) -> Response:
+        declared = request.headers.get("content-length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return _error(413, "too_large", f"the request body is over {MAX_BODY_BYTES // (1024 * 1024)} MB")
+        response: Response = await call_next(request)
+        return response
 
     db = ctx.db
+
+    def now() -> float:
+        return ctx.clock.now()
 
     # -- health ----------------------------------------------------------------------------
 
@@ -301,96 +275,144 @@ def create_api(ctx: Context, *, worker: WorkerHandle | None = None, metrics: Met
 
     @app.post("/v1/authentications", status_code=201, tags=["authentications"])
     async def create_authentication(body: AuthenticationIn, _: Auth) -> AuthenticationOut:
-        auth = await ops.create_authentication(
-            body.name,
-            access_token=_secret(body.access_token),
-            channel_id=body.channel_id,
-            channel_secret=_secret(body.channel_secret),
-            api_url=body.api_url,
-            skip_test=body.skip_test,
+        creds = authentications.Credentials.from_options(
+            body.access_token.get_secret_value() if body.access_token else None,
+            body.channel_id,
+            body.channel_secret.get_secret_value() if body.channel_secret else None,
+        )
+        check_name(body.name)
+        api_url = authentications.check_api_url(body.api_url, ctx.api_hosts)
+        bot = None
+        if not body.skip_test:
+            bot = await authentications.test_credentials_at(api_url, creds, ctx.clock, ctx.timeouts, ctx.api_hosts)
+        auth = await run_in_threadpool(
+            lambda: authentications.create(
+                db, ctx.vault, name=body.name, credentials=creds, api_url=api_url, bot=bot, now=now()
+            )
         )
         return AuthenticationOut(**auth.public())
 
     @app.get("/v1/authentications", tags=["authentications"])
     def list_authentications(_: Auth) -> list[AuthenticationOut]:
-        return [AuthenticationOut(**a.public()) for a in ops.list_authentications()]
+        return [AuthenticationOut(**a.public()) for a in authentications.list_all(db)]
 
     @app.get("/v1/authentications/{name}", tags=["authentications"])
     def get_authentication(name: str, _: Auth) -> AuthenticationOut:
-        return AuthenticationOut(**ops.get_authentication(name).public())
+        return AuthenticationOut(**authentications.get(db, name).public())
 
     @app.delete("/v1/authentications/{name}", status_code=204, tags=["authentications"])
     def delete_authentication(name: str, _: Auth) -> Response:
-        ops.delete_authentication(name)
+        authentications.delete(db, name)
         return Response(status_code=204)
 
     @app.post("/v1/authentications/{name}/test", tags=["authentications"])
     async def test_authentication(name: str, _: Auth) -> dict[str, Any]:
-        bot = await ops.test_authentication(name)
+        auth = await run_in_threadpool(authentications.get, db, name)
+        creds = await run_in_threadpool(authentications.load_credentials, db, ctx.vault, auth)
+        bot = await authentications.test_credentials_at(auth.api_url, creds, ctx.clock, ctx.timeouts, ctx.api_hosts)
         return {"ok": True, "bot_user_id": bot.user_id, "bot_name": bot.display_name}
-
-    @app.post("/v1/authentications/{name}/rotate", tags=["authentications"])
-    async def rotate_authentication(name: str, body: RotateIn, _: Auth) -> AuthenticationOut:
-        auth = await ops.rotate_authentication(
-            name,
-            access_token=_secret(body.access_token),
-            channel_secret=_secret(body.channel_secret),
-            skip_test=body.skip_test,
-        )
-        return AuthenticationOut(**auth.public())
 
     # -- activations -----------------------------------------------------------------------
 
     def activation_out(a: activations.Activation, with_counts: bool = True) -> ActivationOut:
-        counts = ops.counts(a.name) if with_counts else {}
+        counts = activations.counts(db, a.name) if with_counts else {}
         return ActivationOut(**a.public(), counts=counts)
 
     @app.post("/v1/activations", status_code=201, tags=["activations"])
     def create_activation(body: ActivationIn, _: Auth) -> ActivationOut:
-        return activation_out(ops.create_activation(body.name, body.fields(), copy_from=body.copy_from))
+        if not body.name:
+            raise InvalidInput.single("name", "required")
+        base = activations.get(db, body.copy_from).spec.model_dump() if body.copy_from else {}
+        spec = activations.parse_spec({**base, **body.fields(), "name": body.name})
+        return activation_out(activations.create(db, spec, now=now()))
 
     @app.get("/v1/activations", tags=["activations"])
     def list_activations(_: Auth) -> list[ActivationOut]:
-        return [activation_out(a) for a in ops.list_activations()]
+        return [activation_out(a) for a in activations.list_all(db)]
 
     @app.get("/v1/activations/{name}", tags=["activations"])
     def get_activation(name: str, _: Auth) -> ActivationOut:
-        return activation_out(ops.get_activation(name))
+        return activation_out(activations.get(db, name))
 
     @app.patch("/v1/activations/{name}", tags=["activations"])
     def update_activation(name: str, body: ActivationIn, _: Auth) -> ActivationOut:
-        return activation_out(ops.update_activation(name, body.changes()))
+        if body.name not in (None, name) or body.copy_from:
+            raise InvalidInput.single("name", "an activation cannot be renamed or copied by an update")
+        current = activations.get(db, name).spec.model_dump()
+        spec = activations.parse_spec({**current, **body.fields()})
+        return activation_out(activations.update(db, spec, now=now()))
 
     @app.delete("/v1/activations/{name}", status_code=204, tags=["activations"])
     def delete_activation(name: str, _: Auth) -> Response:
-        ops.delete_activation(name)
+        activations.delete(db, name)
         return Response(status_code=204)
 
     @app.post("/v1/activations/{name}/pause", tags=["activations"])
     def pause_activation(name: str, _: Auth, body: PauseIn | None = None) -> ActivationOut:
-        return activation_out(ops.pause_activation(name, (body or PauseIn()).reason))
+        activations.pause(db, name, (body or PauseIn()).reason, now=now())
+        if worker is not None:
+            worker.hold_activation(name)
+        return activation_out(activations.get(db, name))
 
     @app.post("/v1/activations/{name}/resume", tags=["activations"])
-    def resume_activation(name: str, _: Auth) -> ActivationOut:
-        return activation_out(ops.resume_activation(name))
+    async def resume_activation(name: str, _: Auth) -> ActivationOut:
+        await run_in_threadpool(lambda: activations.resume(db, name, now=now()))
+        if worker is not None:
+            worker.wake()
+        return await run_in_threadpool(lambda: activation_out(activations.get(db, name)))
 
     @app.post("/v1/activations/{name}/validate", tags=["activations"])
     async def validate_activation(name: str, _: Auth, body: SampleIn | None = None) -> dict[str, Any]:
-        await ops.validate_activation(name, (body or SampleIn()).event)
+        from ..validation import validate_with_line
+
+        activation = await run_in_threadpool(activations.get, db, name)
+        reason = await validate_with_line(ctx, activation, (body or SampleIn()).event)
+        if reason:
+            raise InvalidInput.single("messages", f"LINE refused the payload: {reason}")
         return {"valid": True, "checked": ["local", "line"]}
 
     @app.post("/v1/activations/{name}/preview", tags=["activations"])
     def preview_activation(name: str, body: SampleIn, _: Auth) -> dict[str, Any]:
-        return ops.preview_activation(name, body.event or {}).public()
+        activation = activations.get(db, name)
+        auth = authentications.get(db, activation.spec.authentication)
+        compiled = activations.compile_spec(activation.spec)
+        try:
+            recipient, request_body = compiled.render(body.event or {})
+        except activations.RenderError as exc:
+            raise InvalidInput.single("event", str(exc)) from None
+        return {
+            "recipient": recipient,
+            "request": {
+                "method": "POST",
+                "url": auth.api_url + PUSH_PATH,
+                "headers": {
+                    "Content-Type": "application/json",
+                    "Authorization": "Bearer <stored token>",
+                    "X-Line-Retry-Key": "<a UUID fixed when the event is accepted>",
+                },
+                "body": orjson.loads(request_body),
+            },
+        }
 
     # -- triggers --------------------------------------------------------------------------
 
     @app.post("/v1/activations/{name}/triggers", status_code=202, tags=["triggers"])
-    def trigger(name: str, body: TriggerIn, _: Auth) -> TriggerOut:
+    async def trigger(name: str, body: TriggerIn, _: Auth) -> TriggerOut:
         if (body.event is None) == (body.events is None):
             raise InvalidInput.single("body", "give exactly one of 'event' or 'events'")
-        triggered = ops.trigger(name, [body.event] if body.event is not None else (body.events or []))
-        return TriggerOut(results=[r.public() for r in triggered.results], counts=triggered.counts)
+        events = [body.event] if body.event is not None else (body.events or [])
+        if not events:
+            raise InvalidInput.single("events", "at least 1 event")
+        if len(events) > MAX_BATCH:
+            raise InvalidInput.single("events", f"at most {MAX_BATCH} events per request (got {len(events)})")
+        results = await run_in_threadpool(lambda: triggers.accept(db, name, events, now=now()))
+        if worker is not None:
+            worker.wake()
+        counts: dict[str, int] = {}
+        for r in results:
+            counts[r.status] = counts.get(r.status, 0) + 1
+        metrics.on_accepted(name, [r.status for r in results])
+        return TriggerOut(results=[r.public() for r in results], counts=counts)
 
     # -- activation table ------------------------------------------------------------------
 
@@ -407,6 +429,7 @@ def create_api(ctx: Context, *, worker: WorkerHandle | None = None, metrics: Met
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         format: Literal["json", "csv", "ndjson"] = "json",
     ) -> Response:
+        activations.get(db, name)
         filters = activation_table.Filters(
             state=state,
             delivered=delivered,
@@ -415,28 +438,37 @@ def create_api(ctx: Context, *, worker: WorkerHandle | None = None, metrics: Met
             until=_timestamp(until, "until"),
         )
         if format == "json":
-            entries, next_before = ops.table_page(name, filters, limit=limit, before=int(cursor) if cursor else None)
+            entries, next_before = activation_table.page(
+                db, name, filters=filters, limit=limit, before=int(cursor) if cursor else None
+            )
             body = {"events": entries, "next_cursor": str(next_before) if next_before else None}
             return Response(orjson.dumps(body), media_type="application/json")
-        chunks = ops.export(name, filters, format)
+        rows = activation_table.iterate(db, name, filters=filters)
         if format == "csv":
             return StreamingResponse(
-                chunks, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}.csv"'}
+                activation_table.csv_chunks(rows),
+                media_type="text/csv",
+                headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
             )
-        return StreamingResponse(chunks, media_type="application/x-ndjson")
+        return StreamingResponse((orjson.dumps(e) + b"\n" for e in rows), media_type="application/x-ndjson")
 
     @app.get("/v1/activations/{name}/events/{event_id}", tags=["activation table"])
     def read_event(name: str, event_id: str, _: Auth) -> dict[str, Any]:
-        return ops.event(name, event_id)
+        return activation_table.event(db, name, event_id)
 
     @app.post("/v1/activations/{name}/replay", tags=["operations"])
-    def replay(name: str, _: Auth, body: ReplayIn | None = None) -> ReplayOut:
-        result = ops.replay(name, (body or ReplayIn()).event_ids)
+    async def replay(name: str, _: Auth, body: ReplayIn | None = None) -> ReplayOut:
+        await run_in_threadpool(activations.get, db, name)
+        result = await run_in_threadpool(
+            lambda: outbox.replay_failed(db, name, (body or ReplayIn()).event_ids, now=now())
+        )
+        if worker is not None:
+            worker.wake()
         return ReplayOut(replayed=result.replayed, not_replayable=result.not_replayable)
 
     app.state.metrics = metrics
     app.state.started_at = time.time()
-    mount_console(app, ops)
+    mount_console(app, ctx, worker)
     return app
 
 

@@ -6,9 +6,9 @@ Roles (the API key's): ``read`` sees the triggered activations and their activat
 buttons its viewer's role allows, and a route refuses the rest with a 403 page naming the
 role it needs.
 
-The one rule: a route does what it does through :class:`~lineoa_export.operations.Operations`
-(``console.ops``), which checks the product's rules and tells a running worker; a route only
-reads its form and says what happened in a page.
+The one rule: a route touches a running worker only from the event loop's thread (the
+database work runs on the thread pool first), because the worker's wake-up is an
+``asyncio.Event``, which is not safe to set from another thread.
 """
 
 from __future__ import annotations
@@ -19,16 +19,26 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
+import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.staticfiles import StaticFiles
 
-from ... import activation_table, apikeys
-from ...delivery.line_client import DEFAULT_API_URL
-from ...delivery.outbox import Replay
-from ...errors import AlreadyExists, ConfigurationError, CredentialsRejected, FieldProblem, InvalidInput, NotFound
-from ...operations import Operations
+from ... import activation_table, activations, apikeys, authentications
+from ...context import Context
+from ...delivery import outbox
+from ...delivery.line_client import DEFAULT_API_URL, PUSH_PATH
+from ...errors import (
+    AlreadyExists,
+    ApiUrlNotAllowed,
+    ConfigurationError,
+    CredentialsRejected,
+    FieldProblem,
+    InvalidInput,
+    NotFound,
+)
+from ...naming import check_name
 from . import forms
 from .forms import Form
 from .pages import (
@@ -39,6 +49,7 @@ from .pages import (
     SESSION_COOKIE,
     Console,
     ConsoleRoute,
+    WorkerControl,
     console_of,
 )
 from .sessions import CONSOLE_ROLES, Role, Session, allows, role_of
@@ -222,7 +233,7 @@ def _authentications_page(
         session,
         status=status,
         section="authentications",
-        auths=console.ops.list_authentications(),
+        auths=authentications.list_all(console.db),
         iso=activation_table.iso,
         form=form or {"name": "", "channel_id": "", "api_url": DEFAULT_API_URL, "skip_test": False},
         errors=errors or {},
@@ -234,18 +245,33 @@ def authentications_list(request: Request, console: C, session: Admin) -> Respon
     return _authentications_page(request, console, session)
 
 
+async def _create_authentication(console: Console, f: forms.AuthenticationForm) -> None:
+    db, ctx = console.db, console.ctx
+    check_name(f.name)
+    # Refused before LINE is asked: a test of credentials that cannot be stored is wasted.
+    if await run_in_threadpool(lambda: any(a.name == f.name for a in authentications.list_all(db))):
+        raise AlreadyExists(f"authentication {f.name!r} already exists")
+    authentications.check_api_url(f.api_url, ctx.api_hosts)
+    if any(c in value for value in (f.access_token, f.channel_id, f.channel_secret) for c in "\r\n"):
+        raise InvalidInput.single("credentials", "a token, channel ID or secret is one line: no line breaks")
+    creds = authentications.Credentials.from_options(
+        f.access_token or None, f.channel_id or None, f.channel_secret or None
+    )
+    bot = None
+    if not f.skip_test:
+        bot = await authentications.test_credentials_at(f.api_url, creds, ctx.clock, ctx.timeouts, ctx.api_hosts)
+    await run_in_threadpool(
+        lambda: authentications.create(
+            db, ctx.vault, name=f.name, credentials=creds, api_url=f.api_url, bot=bot, now=console.now()
+        )
+    )
+
+
 @router.post("/authentications")
 async def authentication_create(request: Request, console: C, post: AdminPost) -> Response:
     f = forms.AuthenticationForm.of(post.form, DEFAULT_API_URL)
     try:
-        await console.ops.create_authentication(
-            f.name,
-            access_token=f.access_token or None,
-            channel_id=f.channel_id or None,
-            channel_secret=f.channel_secret or None,
-            api_url=f.api_url,
-            skip_test=f.skip_test,
-        )
+        await _create_authentication(console, f)
     except InvalidInput as exc:
         errors = forms.group(exc.problems)
     except AlreadyExists as exc:
@@ -262,10 +288,23 @@ async def authentication_create(request: Request, console: C, post: AdminPost) -
 
 async def _test_authentication(console: Console, name: str) -> str:
     """What the Test button says: who LINE says the credentials belong to, or why the test failed."""
+    ctx = console.ctx
     try:
-        bot = await console.ops.test_authentication(name)
-    except (NotFound, CredentialsRejected, ConfigurationError) as exc:
-        raise _Failed(f"Test of {name!r} failed: {exc}.") from None
+        auth = await run_in_threadpool(authentications.get, console.db, name)
+        creds = await run_in_threadpool(authentications.load_credentials, console.db, ctx.vault, auth)
+        bot = await authentications.test_credentials_at(auth.api_url, creds, ctx.clock, ctx.timeouts, ctx.api_hosts)
+    except (NotFound, CredentialsRejected, ApiUrlNotAllowed) as exc:
+        raise _Failed(f"Test of {name!r} failed: {exc}") from None
+    except ConfigurationError:
+        raise _Failed(
+            f"Test of {name!r} failed: its stored credentials cannot be decrypted with this "
+            "server's secret key (LINEOA_EXPORT_SECRET_KEY or the key file changed since they were "
+            "stored). Restore that key, or delete this authentication and create it again."
+        ) from None
+    except ValueError:  # aiohttp's guard against a line break in a header (never echo the value)
+        raise _Failed(
+            f"Test of {name!r} failed: the stored credentials cannot be sent as an HTTP header (a line break?)"
+        ) from None
     return f"LINE accepted {name!r}: {bot.display_name or bot.user_id or 'unknown bot'}."
 
 
@@ -282,22 +321,6 @@ async def authentication_test(request: Request, name: str, console: C, _: AdminP
     return console.redirect(request, "/authentications", said)
 
 
-@router.post("/authentications/{name}/rotate")
-async def authentication_rotate(request: Request, name: str, console: C, post: AdminPost) -> Response:
-    """Replace the stored secret with the one posted (a token, or the channel's new secret)."""
-    name = _plain(console, request, name)
-    secret = post.form.get("secret", "").strip() or None
-    auth = await run_in_threadpool(console.ops.get_authentication, name)
-    token, channel_secret = (secret, None) if auth.kind == "access_token" else (None, secret)
-    try:
-        await console.ops.rotate_authentication(
-            name, access_token=token, channel_secret=channel_secret, skip_test=post.form.get("skip_test") == "on"
-        )
-    except (InvalidInput, CredentialsRejected) as exc:
-        return console.redirect(request, "/authentications", f"Credentials of {name!r} not rotated: {exc}", "error")
-    return console.redirect(request, "/authentications", f"Credentials of {name!r} rotated.")
-
-
 @router.post("/authentications/{name}/delete")
 def authentication_delete(request: Request, name: str, console: C, post: AdminPost) -> Response:
     name = _plain(console, request, name)
@@ -312,7 +335,7 @@ def authentication_delete(request: Request, name: str, console: C, post: AdminPo
             back="/authentications",
         )
     try:
-        console.ops.delete_authentication(name)
+        authentications.delete(console.db, name)
     except (NotFound, InvalidInput) as exc:
         return console.redirect(request, "/authentications", str(exc), "error")
     return console.redirect(request, "/authentications", f"Authentication {name!r} deleted.")
@@ -343,8 +366,8 @@ def _activation_form(
         problems=[str(p) for p in problems or []],
         errors=forms.group(problems or []),
         preview=preview,
-        auths=console.ops.list_authentications(),
-        others=[a.name for a in console.ops.list_activations()],
+        auths=authentications.list_all(console.db),
+        others=[a.name for a in activations.list_all(console.db)],
     )
 
 
@@ -357,16 +380,20 @@ def _preview(console: Console, values: dict[str, Any]) -> dict[str, Any]:
     if isinstance(event, str):
         return {"error": event}
     try:
-        preview = console.ops.preview_spec(spec, event)
-    except InvalidInput as exc:
-        return {"error": str(exc.problems[0].reason).capitalize() if exc.problems else str(exc)}
-    return {"recipient": preview.recipient, "url": preview.url, "body": forms.pretty(preview.body)}
+        recipient, body = activations.compile_spec(spec).render(event)
+    except activations.RenderError as exc:
+        return {"error": f"This event would be recorded as failed: {exc}"}
+    try:
+        api_url = authentications.get(console.db, spec.authentication).api_url
+    except NotFound:
+        api_url = DEFAULT_API_URL
+    return {"recipient": recipient, "url": api_url + PUSH_PATH, "body": forms.pretty(orjson.loads(body))}
 
 
 def _rows(console: Console) -> list[dict[str, Any]]:
     out = []
-    for a in console.ops.list_activations():
-        counts = console.ops.counts(a.name)
+    for a in activations.list_all(console.db):
+        counts = activations.counts(console.db, a.name)
         out.append(
             {
                 "a": a,
@@ -391,7 +418,7 @@ def activation_new(request: Request, console: C, session: Operator, copy_from: s
         values = forms.copied_values(source.spec, {}) | {"copy_from": copy_from}
         return _activation_form(request, console, session, values, editing=None)
     values = forms.default_values()
-    auths = console.ops.list_authentications()
+    auths = authentications.list_all(console.db)
     if len(auths) == 1:
         values["authentication"] = auths[0].name
     return _activation_form(request, console, session, values, editing=None)
@@ -419,12 +446,11 @@ def _saved(console: Console, values: dict[str, Any], *, editing: str | None) -> 
     spec, problems = forms.spec_of(values)
     if spec is None:
         return problems
-    fields = spec.model_dump(exclude={"name"})
     try:
         if editing is None:
-            console.ops.create_activation(spec.name, fields)
+            activations.create(console.db, spec, now=console.now())
         else:
-            console.ops.update_activation(editing, fields)
+            activations.update(console.db, spec, now=console.now())
     except AlreadyExists as exc:
         return [FieldProblem("name", str(exc))]
     except InvalidInput as exc:
@@ -469,9 +495,11 @@ def activation_update(request: Request, name: str, console: C, post: OperatorPos
 async def activation_pause(request: Request, name: str, console: C, post: OperatorPost) -> Response:
     def pause() -> None:
         console.activation(request, name)
-        console.ops.pause_activation(name, f"paused in the console by {post.session.key}")
+        activations.pause(console.db, name, f"paused in the console by {post.session.key}", now=console.now())
 
     await run_in_threadpool(pause)
+    if console.worker is not None:
+        console.worker.hold_activation(name)  # on the loop's thread: see the module's rule
     return console.redirect(request, f"/activations/{_q(name)}", f"{name!r} paused.")
 
 
@@ -479,9 +507,11 @@ async def activation_pause(request: Request, name: str, console: C, post: Operat
 async def activation_resume(request: Request, name: str, console: C, _: OperatorPost) -> Response:
     def resume() -> None:
         console.activation(request, name)
-        console.ops.resume_activation(name)
+        activations.resume(console.db, name, now=console.now())
 
     await run_in_threadpool(resume)
+    if console.worker is not None:
+        console.worker.wake()
     return console.redirect(request, f"/activations/{_q(name)}", f"{name!r} resumed.")
 
 
@@ -498,47 +528,21 @@ def activation_delete(request: Request, name: str, console: C, post: OperatorPos
             action=f"/activations/{_q(name)}/delete",
             back=f"/activations/{_q(name)}",
         )
-    console.ops.delete_activation(name)
+    activations.delete(console.db, name)
     return console.redirect(request, "/activations", f"Triggered activation {name!r} deleted.")
-
-
-@router.post("/activations/{name}/validate")
-async def activation_validate(request: Request, name: str, console: C, post: OperatorPost) -> Response:
-    """Ask LINE whether the payload is valid, for the posted sample event; nothing is sent."""
-    await run_in_threadpool(console.activation, request, name)
-    back = f"/activations/{_q(name)}"
-    event = forms.sample_event({"sample_event": post.form.get("sample_event") or forms.SAMPLE_EVENT})
-    if isinstance(event, str):
-        return console.redirect(request, back, event, "error")
-    try:
-        await console.ops.validate_activation(name, event)
-    except (InvalidInput, CredentialsRejected, ConfigurationError) as exc:
-        return console.redirect(request, back, f"Not valid: {exc}", "error")
-    return console.redirect(request, back, "Valid: checked here and by LINE (nothing was sent).")
-
-
-@router.post("/activations/{name}/trigger")
-def activation_trigger(request: Request, name: str, console: C, post: OperatorPost) -> Response:
-    """Trigger one event by hand (what a journey engine does through the API)."""
-    console.activation(request, name)
-    back = f"/activations/{_q(name)}"
-    event = forms.sample_event({"sample_event": post.form.get("event") or ""})
-    if isinstance(event, str):
-        return console.redirect(request, back, event.replace("sample event", "event"), "error")
-    [result] = console.ops.trigger(name, [event]).results
-    said = f"Event {result.event_id!r}: {result.status}" + (f" ({result.error})" if result.error else ".")
-    return console.redirect(request, back, said, "error" if result.status == "failed" else "ok")
 
 
 @router.post("/activations/{name}/replay")
 async def activation_replay(request: Request, name: str, console: C, post: OperatorPost) -> Response:
     event_id = post.form.get("event_id") or None
 
-    def replay() -> Replay:
+    def replay() -> outbox.Replay:
         console.activation(request, name)
-        return console.ops.replay(name, [event_id] if event_id else None)
+        return outbox.replay_failed(console.db, name, [event_id] if event_id else None, now=console.now())
 
     result = await run_in_threadpool(replay)
+    if console.worker is not None:
+        console.worker.wake()
     back = f"/activations/{_q(name)}" + (f"/events/{_q(event_id)}" if event_id else "")
     if result.not_replayable:
         return console.redirect(
@@ -560,7 +564,9 @@ async def activation_replay(request: Request, name: str, console: C, post: Opera
 def activation_page(request: Request, name: str, console: C, session: Reader) -> Response:
     activation = console.activation(request, name)
     table = forms.table_query(request.query_params)
-    entries, next_before = console.ops.table_page(name, table.filters, limit=PAGE_SIZE, before=table.before)
+    entries, next_before = activation_table.page(
+        console.db, name, filters=table.filters, limit=PAGE_SIZE, before=table.before
+    )
     query = {k: v for k, v in table.shown.items() if v}
     return console.render(
         request,
@@ -569,7 +575,7 @@ def activation_page(request: Request, name: str, console: C, session: Reader) ->
         section="activations",
         activation=activation,
         entries=entries,
-        counts=console.ops.counts(name),
+        counts=activations.counts(console.db, name),
         filters=table.shown,
         notes=table.notes,
         states=forms.STATES,
@@ -577,16 +583,15 @@ def activation_page(request: Request, name: str, console: C, session: Reader) ->
         older=urlencode({**query, "before": next_before}) if next_before else None,
         newest=urlencode(query),
         csv_query=urlencode(query),
-        sample_event=forms.SAMPLE_EVENT,
     )
 
 
 @router.get("/activations/{name}/table.csv")
 def activation_csv(request: Request, name: str, console: C, _: Reader) -> Response:
     console.activation(request, name)
-    chunks = console.ops.export(name, forms.table_query(request.query_params).filters, "csv")
+    rows = activation_table.iterate(console.db, name, filters=forms.table_query(request.query_params).filters)
     return StreamingResponse(
-        chunks,
+        activation_table.csv_chunks(rows),
         media_type="text/csv",
         headers={
             "Content-Disposition": f'attachment; filename="{_q(name)}.csv"',
@@ -600,7 +605,7 @@ def activation_csv(request: Request, name: str, console: C, _: Reader) -> Respon
 def event_page(request: Request, name: str, event_id: str, console: C, session: Reader) -> Response:
     activation = console.activation(request, name)
     try:
-        entry = console.ops.event(name, _plain(console, request, event_id))
+        entry = activation_table.event(console.db, name, _plain(console, request, event_id))
     except NotFound as exc:
         raise console.error(request, 404, "Not found", str(exc)) from None
     body = forms.pretty(entry["request_body"]) if entry.get("request_body") is not None else None
@@ -614,9 +619,9 @@ def unknown(request: Request, console: C) -> Response:
     raise console.error(request, 404, "Not found", "There is no console page at this address.")
 
 
-def mount_console(app: FastAPI, ops: Operations) -> Console:
-    """Add the console (``/console``: its pages and stylesheet) to ``app``; its actions go through ``ops``."""
-    console = Console(ops)
+def mount_console(app: FastAPI, ctx: Context, worker: WorkerControl | None = None) -> Console:
+    """Add the console (``/console``: its pages and stylesheet) to ``app``; ``worker`` is woken by its actions."""
+    console = Console(ctx, worker)
     app.state.console = console
     # The stylesheet first: the router's catch-all 404 page would otherwise answer for it.
     app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="console_static")

@@ -16,20 +16,8 @@ CREATE TABLE IF NOT EXISTS authentications (
 CREATE TABLE IF NOT EXISTS channel_pauses (
     channel_key  TEXT PRIMARY KEY,
     reason       TEXT NOT NULL,
-    kind         TEXT NOT NULL CHECK (kind IN ('quota', 'credentials', 'breaker')),
-    since        DOUBLE PRECISION NOT NULL,
-    probe_at     DOUBLE PRECISION,           -- breaker: when the next probe may go
-    trips        INTEGER NOT NULL DEFAULT 0  -- breaker: trips since it last closed
-);
-
--- Live workers: a worker whose heartbeat is older than a few seconds is dead, and the
--- events it held are claimed by the others (see delivery/liveness.py).
-CREATE TABLE IF NOT EXISTS workers (
-    id            TEXT PRIMARY KEY,
-    host          TEXT NOT NULL,
-    pid           INTEGER NOT NULL,
-    started_at    DOUBLE PRECISION NOT NULL,
-    heartbeat_at  DOUBLE PRECISION NOT NULL
+    kind         TEXT NOT NULL CHECK (kind IN ('quota', 'credentials')),
+    since        DOUBLE PRECISION NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS activations (
@@ -77,9 +65,6 @@ CREATE INDEX IF NOT EXISTS events_due ON events (next_attempt_at) WHERE state IN
 -- Pauses and resumes look up a channel's unfinished events only; delivered rows leave this index.
 CREATE INDEX IF NOT EXISTS events_unfinished_by_channel ON events (channel_key)
     WHERE state IN ('queued', 'retrying', 'paused');
--- Claims are per channel (lanes): each channel's due events in order, from one index range.
-CREATE INDEX IF NOT EXISTS events_due_by_channel ON events (channel_key, next_attempt_at)
-    WHERE state IN ('queued', 'retrying');
 CREATE INDEX IF NOT EXISTS events_by_activation ON events (activation, id);
 
 CREATE TABLE IF NOT EXISTS attempts (
