@@ -8,6 +8,7 @@ that meets them, into one of these::
     ├── NotFound                an authentication, activation or event that does not exist
     ├── AlreadyExists           a name already taken
     ├── CredentialsRejected     LINE refused the channel credentials (its reason attached)
+    ├── StorageFull             the database's disk is full (nothing was stored)
     └── ConfigurationError      a setting or environment variable that cannot be used
         └── ApiUrlNotAllowed    a stored api_url the current LINEOA_EXPORT_ALLOWED_API_HOSTS refuses
 """
@@ -55,6 +56,10 @@ class AlreadyExists(LineoaExportError):
 
 class CredentialsRejected(LineoaExportError):
     """LINE refused the credentials; the message is LINE's reason."""
+
+
+class StorageFull(LineoaExportError):
+    """The database has no room left: the write was not made; retry once space is freed."""
 
 
 class ConfigurationError(LineoaExportError):

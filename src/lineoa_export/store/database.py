@@ -23,7 +23,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, InvalidInput, StorageFull
+from ..naming import is_valid_unicode
 from .migrations import Dialect, ensure_current
 
 Row = dict[str, Any]
@@ -74,16 +75,46 @@ class _Tx:
         self._dialect = dialect
 
     def run(self, name: str, params: Params | None = None) -> list[Row]:
-        cur = self._conn.execute(query(name, self._dialect), params or {})
+        try:
+            cur = self._conn.execute(query(name, self._dialect), params or {})
+        except Exception as exc:
+            _raise_translated(exc, [params or {}])
+            raise
         return list(cur.fetchall()) if cur.description else []
 
     def run_many(self, name: str, rows: Iterable[Params]) -> None:
         sql = query(name, self._dialect)
-        if self._dialect == "sqlite":
-            self._conn.executemany(sql, rows)
-        else:
-            with self._conn.cursor() as cur:
-                cur.executemany(sql, list(rows))
+        rows = list(rows)
+        try:
+            if self._dialect == "sqlite":
+                self._conn.executemany(sql, rows)
+            else:
+                with self._conn.cursor() as cur:
+                    cur.executemany(sql, rows)
+        except Exception as exc:
+            _raise_translated(exc, rows)
+            raise
+
+
+UNSTORABLE_TEXT = "text that cannot be stored (a NUL character or a lone surrogate)"
+FULL = "the database's disk is full: nothing was stored; free some space and try again"
+
+
+def _raise_translated(exc: Exception, rows: Sequence[Params]) -> None:
+    """The driver refused input (NUL in PostgreSQL TEXT, a lone surrogate in UTF-8) or ran out of
+    space: raise our error for it, naming the parameter. Looked into only after a failure."""
+    for row in rows:
+        for key, value in row.items():
+            if isinstance(value, str) and not is_valid_unicode(value):
+                raise InvalidInput.single(key, UNSTORABLE_TEXT) from None
+    if _is_disk_full(exc):
+        raise StorageFull(FULL) from None
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.OperationalError):
+        return "database or disk is full" in str(exc)  # SQLITE_FULL
+    return getattr(exc, "sqlstate", None) == "53100"  # PostgreSQL disk_full
 
 
 class _SchemaTx(_Tx):
@@ -160,6 +191,7 @@ class Database:
         self._all: list[Any] = []
         self._lock = threading.Lock()
         self._writers = threading.Lock()
+        self.storage_full = False  # the last write found the disk full (``/readyz`` says so)
 
     # -- connections -------------------------------------------------------------------------
 
@@ -245,21 +277,33 @@ class Database:
             # writes behind a stream of large trigger batches in `serve`. IMMEDIATE then
             # takes the file lock up front, so writers of other processes queue instead of
             # deadlocking on a read-to-write upgrade.
-            with self._writers:
+            with self._writers, self._noting_full_disk():
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield _Tx(conn, "sqlite")
+                    _commit(conn)
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
                     raise
-                conn.execute("COMMIT")
         else:
-            with conn.transaction():
+            with self._noting_full_disk(), conn.transaction():
                 yield _Tx(conn, "postgres")
+        self.storage_full = False  # a write went through: there is room again
 
     def run(self, name: str, params: Params | None = None) -> list[Row]:
         """One statement in its own transaction (reads, single writes)."""
-        return _Tx(self._conn(), self.dialect).run(name, params)
+        with self._noting_full_disk():
+            return _Tx(self._conn(), self.dialect).run(name, params)
+
+    @contextmanager
+    def _noting_full_disk(self) -> Iterator[None]:
+        """Remember a full disk for ``/readyz`` until the next transaction commits."""
+        try:
+            yield
+        except StorageFull:
+            self.storage_full = True
+            raise
 
     def ping(self) -> bool:
         try:
@@ -267,6 +311,15 @@ class Database:
         except Exception:
             return False
         return True
+
+
+def _commit(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.OperationalError as exc:
+        if _is_disk_full(exc):
+            raise StorageFull(FULL) from None
+        raise
 
 
 def open_database(url: str) -> Database:

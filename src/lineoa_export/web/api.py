@@ -30,8 +30,16 @@ from ..context import Context
 from ..delivery import outbox, triggers
 from ..delivery.line_client import DEFAULT_API_URL, PUSH_PATH
 from ..delivery.worker import Worker
-from ..errors import AlreadyExists, CredentialsRejected, FieldProblem, InvalidInput, LineoaExportError, NotFound
-from ..naming import check_name, is_valid_unicode
+from ..errors import (
+    AlreadyExists,
+    CredentialsRejected,
+    FieldProblem,
+    InvalidInput,
+    LineoaExportError,
+    NotFound,
+    StorageFull,
+)
+from ..naming import check_name, is_valid_unicode, storable
 from .console import mount_console
 from .metrics import Metrics
 
@@ -163,8 +171,9 @@ class LogPage(BaseModel):
 def _error(status: int, error: str, message: str, problems: list[FieldProblem] | None = None) -> JSONResponse:
     body = {
         "error": error,
-        "message": message,
-        "problems": [{"field": p.path, "reason": p.reason} for p in problems or []],
+        # Messages may quote input: a lone surrogate in it could not be encoded as UTF-8.
+        "message": storable(message),
+        "problems": [{"field": storable(p.path), "reason": storable(p.reason)} for p in problems or []],
     }
     return JSONResponse(body, status_code=status)
 
@@ -190,6 +199,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(CredentialsRejected)
     async def rejected(_: Request, exc: CredentialsRejected) -> JSONResponse:
         return _error(422, "credentials_rejected", str(exc), [FieldProblem("credentials", str(exc))])
+
+    @app.exception_handler(StorageFull)
+    async def full(_: Request, exc: StorageFull) -> JSONResponse:
+        return _error(503, "storage_full", str(exc))
 
     @app.exception_handler(LineoaExportError)
     async def other(_: Request, exc: LineoaExportError) -> JSONResponse:
@@ -263,9 +276,11 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
 
     @app.get("/readyz", tags=["operations"], responses={503: {"model": ErrorBody}})
     def readyz() -> Response:
-        if db.ping():
-            return JSONResponse({"status": "ready"})
-        return _error(503, "not_ready", "the database is not reachable")
+        if not db.ping():
+            return _error(503, "not_ready", "the database is not reachable")
+        if db.storage_full:
+            return _error(503, "storage_full", "the database's disk is full: writes fail until space is freed")
+        return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     def metrics_endpoint(_: Auth) -> Response:
