@@ -571,7 +571,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Run the JSON API (/v1, /openapi.json, /docs, /metrics) and the delivery worker."""
+    """Run the JSON API (/v1, /openapi.json, /metrics), the console and the delivery worker."""
     import logging
 
     from ..web.service import serve as run_service

@@ -1,7 +1,10 @@
 """The JSON API (``/v1``) of ``lineoa-export serve``, described by ``/openapi.json``.
 
-Every endpoint but health checks needs ``Authorization: Bearer <API key>``. Errors have
-one shape, naming each bad field::
+Every endpoint but the health checks and ``/openapi.json`` needs ``Authorization: Bearer
+<API key>``, checked before a request's body is read (see :mod:`.request_guard`, which also
+bounds bodies in size and time). The OpenAPI document is public: it describes the API and
+holds no data. No docs page is served (FastAPI's loads its scripts from a third-party CDN);
+load ``/openapi.json`` into any OpenAPI viewer. Errors have one shape, naming each bad field::
 
     {"error": "invalid_input", "message": "...", "problems": [{"field": "messages[0].text",
                                                                "reason": "longer than 5000"}]}
@@ -42,11 +45,14 @@ from ..errors import (
 from ..naming import check_name, is_valid_unicode, storable
 from .console import mount_console
 from .metrics import Metrics
+from .request_guard import VERIFIED_KEY, RequestGuard
 
 MAX_BATCH = 1000
 # 1,000 events of a few hundred bytes each fit many times over; anything bigger is refused
-# before it is read, so one request cannot fill the memory of the process.
+# as it streams in, so one request cannot fill the memory of the process.
 MAX_BODY_BYTES = 16 * 1024 * 1024
+# A client that stops sending its body mid-way gives its connection back after this long.
+BODY_READ_TIMEOUT = 30.0
 bearer = HTTPBearer(auto_error=False, description="An API key from `lineoa-export apikey create NAME`.")
 
 
@@ -218,7 +224,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        names = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}
+        names = {
+            401: "unauthorized",
+            404: "not_found",
+            405: "method_not_allowed",
+            408: "request_timeout",
+            413: "too_large",
+        }
         response = _error(exc.status_code, names.get(exc.status_code, "http_error"), str(exc.detail))
         if exc.headers:
             response.headers.update(exc.headers)
@@ -228,9 +240,13 @@ def install_error_handlers(app: FastAPI) -> None:
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 422)}
 
 
-def api_key(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
-    """The name of the caller's API key; 401 without a valid one."""
-    name = apikeys.verify(request.app.state.ctx.db, credentials.credentials) if credentials else None
+async def api_key(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> str:
+    """The name of the caller's API key (the RequestGuard checked it already); 401 without a valid one."""
+    name: str | None = request.scope.get("state", {}).get(VERIFIED_KEY)
+    if name is None and credentials:
+        name = await run_in_threadpool(apikeys.verify, request.app.state.ctx.db, credentials.credentials)
     if name is None:
         raise StarletteHTTPException(
             401, "a valid API key is required (Authorization: Bearer KEY)", headers={"WWW-Authenticate": "Bearer"}
@@ -250,18 +266,19 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
         version=__version__,
         description="Triggered activations pushed to LINE exactly once, and their activation table.",
         responses=ERRORS,
+        docs_url=None,
+        redoc_url=None,
     )
     metrics = metrics or Metrics(ctx.db, rate_limit=ctx.settings.rate_limit)
     app.state.ctx = ctx
     install_error_handlers(app)
-
-    @app.middleware("http")
-    async def limit_body_size(request: Request, call_next: Any) -> Response:
-        declared = request.headers.get("content-length", "")
-        if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return _error(413, "too_large", f"the request body is over {MAX_BODY_BYTES // (1024 * 1024)} MB")
-        response: Response = await call_next(request)
-        return response
+    app.add_middleware(
+        RequestGuard,
+        verify_key=lambda token: apikeys.verify(ctx.db, token),
+        error=_error,
+        max_body_bytes=MAX_BODY_BYTES,
+        body_timeout=BODY_READ_TIMEOUT,
+    )
 
     db = ctx.db
 
