@@ -907,6 +907,20 @@ def test_replay_errors(api: Api) -> None:
     }
 
 
+def test_a_replay_names_at_most_10000_events(api: Api) -> None:
+    api.create_activation()
+    at_most = [f"e{i}" for i in range(10_000)]
+
+    too_many = api.post("/v1/activations/welcome/replay", json={"event_ids": [*at_most, "one-more"]})
+    assert too_many.status_code == 422
+    assert problem_fields(too_many) == ["event_ids"]
+    assert "10000" in too_many.json()["message"]
+
+    allowed = api.post("/v1/activations/welcome/replay", json={"event_ids": at_most})
+    assert allowed.status_code == 200
+    assert len(allowed.json()["not_replayable"]) == 10_000
+
+
 # -- operations -------------------------------------------------------------------------------
 
 

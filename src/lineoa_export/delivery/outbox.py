@@ -201,20 +201,34 @@ class Replay:
     not_replayable: list[str]  # unknown, not failed, never rendered, or retry key older than 24 h
 
 
+#: Event ids one replay request may name (a request naming more is refused).
+MAX_REPLAY_IDS = 10_000
+#: Events replayed per transaction: the write lock is given back between batches, so triggers
+#: arriving meanwhile wait for one batch at most, not for the whole replay.
+REPLAY_BATCH = 500
+
+
 def replay_failed(db: Database, activation: str, event_ids: Sequence[str] | None, *, now: float) -> Replay:
     """Queue failed events again with a fresh retry budget and the same retry key.
 
     Only while the key is under 24 hours old: after that LINE has forgotten it, and a
-    resend could deliver twice.
+    resend could deliver twice. Done :data:`REPLAY_BATCH` events per transaction.
     """
-    window_start = now - KEY_LIFETIME_SECONDS
-    params = {"name": activation, "now": now, "key_window_start": window_start}
+    params = {"name": activation, "now": now, "key_window_start": now - KEY_LIFETIME_SECONDS}
     replayed: list[str] = []
-    with db.transaction() as tx:
-        if event_ids is None:
-            replayed = [r["event_id"] for r in tx.run("replay_failed", {**params, "event_id": None})]
-        else:
-            for event_id in event_ids:
-                replayed += [r["event_id"] for r in tx.run("replay_failed", {**params, "event_id": event_id})]
+    if event_ids is None:
+        after_id = 0
+        while True:  # in row order, each batch after the last: ends even if events fail again meanwhile
+            with db.transaction() as tx:
+                rows = tx.run("replay_failed_batch", {**params, "after_id": after_id, "limit": REPLAY_BATCH})
+            replayed += [r["event_id"] for r in sorted(rows, key=lambda r: r["id"])]
+            if len(rows) < REPLAY_BATCH:
+                break
+            after_id = max(r["id"] for r in rows)
+    else:
+        for start in range(0, len(event_ids), REPLAY_BATCH):
+            with db.transaction() as tx:
+                for event_id in event_ids[start : start + REPLAY_BATCH]:
+                    replayed += [r["event_id"] for r in tx.run("replay_failed", {**params, "event_id": event_id})]
     done = set(replayed)
     return Replay(replayed, [e for e in (event_ids or []) if e not in done])

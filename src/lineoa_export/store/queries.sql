@@ -209,6 +209,18 @@ WHERE activation = :name AND state = 'failed' AND body IS NOT NULL
   AND (CAST(:event_id AS TEXT) IS NULL OR event_id = :event_id)
 RETURNING event_id
 
+-- name: replay_failed_batch
+UPDATE events SET state = 'queued', retries = 0, next_attempt_at = :now, finished_at = NULL
+WHERE id IN (
+  SELECT id FROM events
+  WHERE activation = :name AND state = 'failed' AND body IS NOT NULL
+    AND (first_attempt_at IS NULL OR first_attempt_at > :key_window_start)
+    AND id > :after_id
+  ORDER BY id
+  LIMIT :limit
+)
+RETURNING id, event_id
+
 -- name: log_page
 SELECT e.id, e.event_id, e.recipient, e.state, e.status_code, e.error, e.attempts, e.retry_key,
        e.line_request_id, e.accepted_request_id, e.sent_message_ids, e.accepted_at, e.next_attempt_at,

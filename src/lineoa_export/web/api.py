@@ -146,7 +146,11 @@ class SampleIn(BaseModel):
 
 class ReplayIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    event_ids: list[str] | None = Field(default=None, description="Failed events to replay; all when left out")
+    event_ids: list[str] | None = Field(
+        default=None,
+        max_length=outbox.MAX_REPLAY_IDS,
+        description=f"Failed events to replay (at most {outbox.MAX_REPLAY_IDS}); all when left out",
+    )
 
     @field_validator("event_ids")
     @classmethod
