@@ -55,7 +55,7 @@ class Credentials:
         for field, value in (("access_token", access_token), ("channel_secret", channel_secret)):
             # They travel in an HTTP header or form: a space or line break can only be a paste error.
             if value and not (value.isascii() and value.isprintable() and " " not in value):
-                raise InvalidInput.single(field, "must be printable ASCII without spaces or line breaks")
+                raise InvalidInput.single(field, "one line of printable ASCII: no spaces or line breaks")
         if access_token and not (channel_id or channel_secret):
             return cls("access_token", access_token=access_token)
         if channel_id and channel_secret and not access_token:
@@ -159,6 +159,22 @@ def create(
     )
     if not rows:
         raise AlreadyExists(f"authentication {name!r} already exists")
+    return get(db, name)
+
+
+def rotate(db: Database, vault: Vault, name: str, *, credentials: Credentials, bot: BotInfo | None) -> Authentication:
+    """Replace the secret of ``name`` (same kind, same channel); the bot's name is refreshed when tested."""
+    current = get(db, name)
+    if credentials.kind != current.kind or credentials.channel_id != current.channel_id:
+        raise InvalidInput.single("credentials", "a rotation keeps the kind and the channel: create another")
+    params = {
+        "name": name,
+        "credentials": credentials.seal(vault),
+        "bot_user_id": bot.user_id if bot else None,
+        "bot_name": bot.display_name if bot else None,
+    }
+    if not db.run("auth_rotate", params):
+        raise NotFound(f"authentication {name!r} not found")
     return get(db, name)
 
 

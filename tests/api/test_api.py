@@ -38,6 +38,7 @@ PROTECTED: list[tuple[str, str, Any]] = [
     ("GET", "/v1/authentications/line", None),
     ("DELETE", "/v1/authentications/line", None),
     ("POST", "/v1/authentications/line/test", None),
+    ("POST", "/v1/authentications/line/rotate", {"access_token": "t", "skip_test": True}),
     ("POST", "/v1/activations", {"name": "x", "authentication": "line"}),
     ("GET", "/v1/activations", None),
     ("GET", "/v1/activations/welcome", None),
@@ -307,6 +308,32 @@ def test_a_token_with_a_line_break_is_refused_even_untested(api: Api, sim: Threa
         json={"name": "nl", "access_token": "abc\nX-Evil: 1", "api_url": sim.url, "skip_test": True},
     )
     assert response.status_code == 422
+
+
+def test_a_taken_name_is_refused_before_line_is_asked(api: Api, sim: ThreadedSimulator) -> None:
+    response = api.post(
+        "/v1/authentications", json={"name": "line", "access_token": DEFAULT_ACCESS_TOKEN, "api_url": sim.url}
+    )
+    assert response.status_code == 409, response.text
+    assert sim.stats()["requests_by_endpoint"].get("bot_info") is None
+
+
+def test_rotate_replaces_the_token_only_when_line_accepts_the_new_one(api: Api, sim: ThreadedSimulator) -> None:
+    refused = api.post("/v1/authentications/line/rotate", json={"access_token": BAD_TOKEN})
+    assert refused.status_code == 422 and refused.json()["error"] == "credentials_rejected"
+    assert api.post("/v1/authentications/line/test").status_code == 200  # the stored token still works
+
+    wrong_kind = api.post("/v1/authentications/line/rotate", json={"channel_secret": BAD_SECRET})
+    assert wrong_kind.status_code == 422 and problem_fields(wrong_kind) == ["channel_secret"]
+
+    untested = api.post("/v1/authentications/line/rotate", json={"access_token": BAD_TOKEN, "skip_test": True})
+    assert untested.status_code == 200, untested.text
+    assert api.post("/v1/authentications/line/test").json()["error"] == "credentials_rejected"
+
+    rotated = api.post("/v1/authentications/line/rotate", json={"access_token": DEFAULT_ACCESS_TOKEN})
+    assert rotated.status_code == 200 and rotated.json()["bot_name"] == "Demo Official Account"
+    assert api.post("/v1/authentications/line/test").status_code == 200
+    assert api.post("/v1/authentications/nope/rotate", json={"access_token": "t"}).status_code == 404
 
 
 # -- activations ------------------------------------------------------------------------------
@@ -919,6 +946,13 @@ def test_a_replay_names_at_most_10000_events(api: Api) -> None:
     allowed = api.post("/v1/activations/welcome/replay", json={"event_ids": at_most})
     assert allowed.status_code == 200
     assert len(allowed.json()["not_replayable"]) == 10_000
+
+
+def test_a_pause_reason_with_a_nul_is_refused_naming_the_field(api: Api) -> None:
+    api.create_activation()
+    response = api.post("/v1/activations/welcome/pause", json={"reason": "oops\u0000"})
+    assert response.status_code == 422 and problem_fields(response) == ["reason"]
+    assert api.get("/v1/activations/welcome").json()["paused"] is False
 
 
 # -- operations -------------------------------------------------------------------------------

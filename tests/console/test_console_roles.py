@@ -40,10 +40,13 @@ ROUTES = [
     ("POST", f"{TABLE}/pause", "operator"),
     ("POST", f"{TABLE}/resume", "operator"),
     ("POST", f"{TABLE}/replay", "operator"),
+    ("POST", f"{TABLE}/validate", "operator"),
+    ("POST", f"{TABLE}/trigger", "operator"),
     ("POST", f"{TABLE}/delete", "operator"),
     ("GET", "/console/authentications", "admin"),
     ("POST", "/console/authentications", "admin"),
     ("POST", "/console/authentications/line/test", "admin"),
+    ("POST", "/console/authentications/line/rotate", "admin"),
     ("POST", "/console/authentications/line/delete", "admin"),
 ]
 RANK = {"read": 1, "operator": 2, "admin": 3}

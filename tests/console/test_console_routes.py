@@ -602,5 +602,43 @@ def test_a_token_with_a_line_break_is_a_form_error_not_a_crash(logged_in: Consol
         "/console/authentications", {"name": "line", "access_token": "abc\r\nX-Injected: 1", "api_url": sim.url}
     )
     assert response.status_code == 422
-    assert "credentials: a token, channel ID or secret is one line" in response.text
+    assert "access_token: one line of printable ASCII: no spaces or line breaks" in response.text
     assert "X-Injected" not in response.text
+
+
+# -- the verbs the console shares with the CLI and the API ------------------------------------------
+
+
+def test_rotate_keeps_the_old_token_when_line_refuses_the_new_one(logged_in: Console, sim: ThreadedSimulator) -> None:
+    add_auth(logged_in, access_token=DEFAULT_ACCESS_TOKEN, api_url=sim.url, skip_test="")
+    page = "/console/authentications"
+    refused = logged_in.post(f"{page}/line/rotate", {"secret": "wrong-token"}, page=page)
+    assert "Credentials of &#39;line&#39; not rotated: LINE refused the credentials (HTTP 401)" in refused.text
+    assert "wrong-token" not in refused.text
+    assert "LINE accepted" in logged_in.post(f"{page}/line/test", page=page).text
+    rotated = logged_in.post(f"{page}/line/rotate", {"secret": DEFAULT_ACCESS_TOKEN}, page=page)
+    assert "Credentials of &#39;line&#39; rotated." in rotated.text
+    assert DEFAULT_ACCESS_TOKEN not in rotated.text
+
+
+def test_validate_asks_line_and_says_what_it_answered(logged_in: Console, sim: ThreadedSimulator) -> None:
+    add_auth(logged_in, access_token=DEFAULT_ACCESS_TOKEN, api_url=sim.url)
+    add_activation(logged_in)
+    page = "/console/activations/welcome"
+    valid = logged_in.post(f"{page}/validate", page=page)
+    assert "Valid: checked here and by LINE (nothing was sent)." in valid.text
+    assert sim.stats()["requests_by_endpoint"]["validate_push"] == {"200": 1}
+    missing = logged_in.post(f"{page}/validate", {"sample_event": '{"line_user_id": "U' + "0" * 32 + '"}'}, page=page)
+    assert "Not valid: event:" in unescape(missing.text) and "name" in missing.text
+
+
+def test_trigger_records_an_event_in_the_activation_table(logged_in: Console) -> None:
+    add_auth(logged_in)
+    add_activation(logged_in)
+    page = "/console/activations/welcome"
+    event = f'{{"event_id": "by-hand", "line_user_id": "{user_id(1)}", "name": "Ann"}}'
+    triggered = logged_in.post(f"{page}/trigger", {"event": event}, page=page)
+    assert "Event &#39;by-hand&#39;: accepted." in triggered.text
+    assert [e["event_id"] for e in activation_table.iterate(logged_in.ctx.db, "welcome")] == ["by-hand"]
+    bad = logged_in.post(f"{page}/trigger", {"event": "[1]"}, page=page)
+    assert "The event must be a JSON object" in bad.text

@@ -21,6 +21,7 @@ from .db import db_app
 
 if TYPE_CHECKING:
     from ..context import Context
+    from ..operations import Operations
 
 app = typer.Typer(
     help="Push LINE messages for triggered activations: exactly once, within LINE's rate limits.",
@@ -69,10 +70,11 @@ def context() -> Context:
     return guarded(open_context)
 
 
-def now() -> float:
-    import time
+def operations() -> Operations:
+    """The verbs every front end calls, on this command's context (no worker runs beside a command)."""
+    from ..operations import Operations
 
-    return time.time()
+    return Operations(context())
 
 
 def show_kv(rows: list[tuple[str, Any]]) -> None:
@@ -104,27 +106,21 @@ def auth_create(
     skip_test: Annotated[bool, typer.Option("--skip-test", help="Store without asking LINE first.")] = False,
 ) -> None:
     """Store LINE channel credentials (encrypted), after testing them against LINE."""
-    from .. import authentications
-
-    ctx = context()
-    creds = guarded(lambda: authentications.Credentials.from_options(access_token, channel_id, channel_secret))
-    guarded(lambda: authentications.check_api_url(api_url, ctx.api_hosts))
-    bot = None
-    if not skip_test:
-        bot = guarded(lambda: asyncio.run(_test_credentials(ctx, creds, api_url)))
+    ops = operations()
     auth = guarded(
-        lambda: authentications.create(
-            ctx.db, ctx.vault, name=name, credentials=creds, api_url=api_url, bot=bot, now=now()
+        lambda: asyncio.run(
+            ops.create_authentication(
+                name,
+                access_token=access_token,
+                channel_id=channel_id,
+                channel_secret=channel_secret,
+                api_url=api_url,
+                skip_test=skip_test,
+            )
         )
     )
-    tested = f" (tested: {auth.bot_name or auth.bot_user_id})" if bot else " (not tested)"
+    tested = " (not tested)" if skip_test else f" (tested: {auth.bot_name or auth.bot_user_id})"
     out.print(f"created authentication [bold]{auth.name}[/bold]{tested}")
-
-
-async def _test_credentials(ctx: Context, creds: Any, api_url: str) -> Any:
-    from ..authentications import test_credentials_at
-
-    return await test_credentials_at(api_url, creds, ctx.clock, ctx.timeouts, ctx.api_hosts)
 
 
 @auth_app.command("list")
@@ -169,22 +165,41 @@ def auth_show(name: str) -> None:
 @auth_app.command("test")
 def auth_test(name: str) -> None:
     """Ask LINE whether the stored credentials still work."""
-    from .. import authentications
+    ops = operations()
+    bot = guarded(lambda: asyncio.run(ops.test_authentication(name)))
+    out.print(f"[green]ok[/green]: {name} works for {bot.display_name or '?'} ({bot.user_id or '?'})")
 
-    ctx = context()
-    auth = guarded(lambda: authentications.get(ctx.db, name))
-    creds = guarded(lambda: authentications.load_credentials(ctx.db, ctx.vault, auth))
-    bot = guarded(lambda: asyncio.run(_test_credentials(ctx, creds, auth.api_url)))
-    out.print(f"[green]ok[/green]: {auth.name} works for {bot.display_name or '?'} ({bot.user_id or '?'})")
+
+@auth_app.command("rotate")
+def auth_rotate(
+    name: str,
+    access_token: Annotated[
+        str | None,
+        typer.Option(help="The new access token.", envvar="LINE_CHANNEL_ACCESS_TOKEN", show_envvar=True),
+    ] = None,
+    channel_secret: Annotated[
+        str | None, typer.Option(help="The channel's new secret.", envvar="LINE_CHANNEL_SECRET", show_envvar=True)
+    ] = None,
+    skip_test: Annotated[bool, typer.Option("--skip-test", help="Store without asking LINE first.")] = False,
+) -> None:
+    """Replace the stored secret (same name, same channel), after testing the new one against LINE."""
+    ops = operations()
+    auth = guarded(
+        lambda: asyncio.run(
+            ops.rotate_authentication(
+                name, access_token=access_token, channel_secret=channel_secret, skip_test=skip_test
+            )
+        )
+    )
+    tested = " (not tested)" if skip_test else f" (tested: {auth.bot_name or auth.bot_user_id})"
+    out.print(f"rotated the credentials of [bold]{auth.name}[/bold]{tested}")
 
 
 @auth_app.command("delete")
 def auth_delete(name: str) -> None:
     """Delete an authentication no activation uses."""
-    from .. import authentications
-
-    ctx = context()
-    guarded(lambda: authentications.delete(ctx.db, name))
+    ops = operations()
+    guarded(lambda: ops.delete_authentication(name))
     out.print(f"deleted authentication {name}")
 
 
@@ -245,16 +260,9 @@ def activation_create(
 ) -> None:
     """Create a triggered activation (the payload is validated before it is saved)."""
     options = {k: v for k, v in locals().items() if k not in ("name", "copy_from")}  # the flags, first thing
-    from .. import activations
-
-    ctx = context()
-    base: dict[str, Any] = {}
-    if copy_from:
-        source = guarded(lambda: activations.get(ctx.db, copy_from))
-        base = source.spec.model_dump()
-    data = {**base, **_activation_fields(options), "name": name}
-    spec = guarded(lambda: activations.parse_spec(data))
-    created = guarded(lambda: activations.create(ctx.db, spec, now=now()))
+    ops = operations()
+    fields = _activation_fields(options)
+    created = guarded(lambda: ops.create_activation(name, fields, copy_from=copy_from))
     out.print(f"created activation [bold]{created.name}[/bold] on authentication {created.spec.authentication}")
 
 
@@ -272,13 +280,9 @@ def activation_update(
 ) -> None:
     """Change an activation; what is not given stays as it was."""
     options = {k: v for k, v in locals().items() if k != "name"}  # the flags, first thing
-    from .. import activations
-
-    ctx = context()
-    current = guarded(lambda: activations.get(ctx.db, name)).spec.model_dump()
+    ops = operations()
     fields = _activation_fields(options)
-    spec = guarded(lambda: activations.parse_spec({**current, **fields}))
-    guarded(lambda: activations.update(ctx.db, spec, now=now()))
+    guarded(lambda: ops.update_activation(name, fields))
     out.print(f"updated activation [bold]{name}[/bold]")
 
 
@@ -346,26 +350,35 @@ def activation_validate(
     event: Annotated[str | None, typer.Option(help="Sample event (JSON or @FILE) for a templated payload.")] = None,
 ) -> None:
     """Check the payload locally and with LINE's validate endpoint (nothing is sent)."""
-    from .. import activations
-    from ..validation import validate_with_line
-
-    ctx = context()
-    a = guarded(lambda: activations.get(ctx.db, name))
-    guarded(lambda: activations.compile_spec(a.spec))
+    ops = operations()
     sample = guarded(lambda: read_json_arg(event, "event")) if event else None
-    problems = guarded(lambda: asyncio.run(validate_with_line(ctx, a, sample)))
-    if problems:
-        fail("LINE refused the payload: " + problems)
+    guarded(lambda: asyncio.run(ops.validate_activation(name, _event_object(sample))))
     out.print(f"[green]ok[/green]: {name} is valid (checked locally and by LINE)")
+
+
+def _event_object(value: Any) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, dict):
+        fail("event: must be a JSON object")
+    return value
+
+
+@activation_app.command("preview")
+def activation_preview(
+    name: str,
+    event: Annotated[str, typer.Option(help="Sample event: a JSON object of profile attributes, or @FILE.")] = "{}",
+) -> None:
+    """Print the push request an event would make (method, URL, headers, body); nothing is sent."""
+    ops = operations()
+    sample = _event_object(guarded(lambda: read_json_arg(event, "event"))) or {}
+    preview = guarded(lambda: ops.preview_activation(name, sample))
+    sys.stdout.write(json.dumps(preview.public(), ensure_ascii=False, indent=2) + "\n")
 
 
 @activation_app.command("delete")
 def activation_delete(name: str) -> None:
     """Delete an activation and its activation table."""
-    from .. import activations
-
-    ctx = context()
-    guarded(lambda: activations.delete(ctx.db, name))
+    ops = operations()
+    guarded(lambda: ops.delete_activation(name))
     out.print(f"deleted activation {name}")
 
 
@@ -374,21 +387,40 @@ def activation_pause(
     name: str, reason: Annotated[str, typer.Option(help="Why (shown in 'show').")] = "paused by hand"
 ) -> None:
     """Hold an activation's events (they keep their retry keys)."""
-    from .. import activations
-
-    ctx = context()
-    guarded(lambda: activations.pause(ctx.db, name, reason, now=now()))
+    ops = operations()
+    guarded(lambda: ops.pause_activation(name, reason))
     out.print(f"paused activation {name}")
 
 
 @activation_app.command("resume")
 def activation_resume(name: str) -> None:
     """Put an activation's held events back in line (and its channel, if LINE paused it)."""
-    from .. import activations
-
-    ctx = context()
-    guarded(lambda: activations.resume(ctx.db, name, now=now()))
+    ops = operations()
+    guarded(lambda: ops.resume_activation(name))
     out.print(f"resumed activation {name}")
+
+
+@activation_app.command("replay")
+def activation_replay(
+    name: str,
+    event_ids: Annotated[list[str] | None, typer.Argument(help="Failed events to replay; all when none given.")] = None,
+) -> None:
+    """Queue failed events again with their retry keys (only while LINE still knows a key: 24 hours)."""
+    ops = operations()
+    result = guarded(lambda: ops.replay(name, event_ids or None))
+    for event_id in result.not_replayable:
+        err.print(f"not replayed: {event_id} (not failed, or its retry key is older than 24 hours)", markup=False)
+    out.print(f"{len(result.replayed)} failed event(s) of {name} queued again with their retry keys")
+    if result.not_replayable:
+        raise typer.Exit(1)
+
+
+@activation_app.command("event")
+def activation_event(name: str, event_id: str) -> None:
+    """One event of the activation table as JSON: its state, request body and every attempt."""
+    ops = operations()
+    entry = guarded(lambda: ops.event(name, event_id))
+    sys.stdout.write(json.dumps(entry, ensure_ascii=False, indent=2) + "\n")
 
 
 # -- trigger -------------------------------------------------------------------------------------
@@ -431,36 +463,32 @@ def trigger(
     events: Annotated[str | None, typer.Option(help="NDJSON file of events, or '-' for standard input.")] = None,
 ) -> None:
     """Render and enqueue events; prints each event's id and status (accepted, duplicate, failed)."""
-    from .. import activations
-
     if (event is None) == (events is None):
         fail("give exactly one of --event JSON or --events FILE|-", 2)
-    ctx = context()
-    guarded(lambda: activations.get(ctx.db, activation))
+    ops = operations()
+    guarded(lambda: ops.get_activation(activation))
     if event is not None:
         value = guarded(lambda: read_json_arg(event, "event"))
         if not isinstance(value, dict):
             fail("event: must be a JSON object")
-        counts = _trigger_chunk(ctx, activation, [value])
+        counts = _trigger_chunk(ops, activation, [value])
     else:
-        counts = _trigger_stream(ctx, activation, events or "-")
+        counts = _trigger_stream(ops, activation, events or "-")
     bad = counts.pop("unreadable", 0)
     err.print(", ".join(f"{n} {k}" for k, n in counts.items() if n) or "no events")
     if bad:
         raise typer.Exit(1)
 
 
-def _trigger_chunk(ctx: Context, activation: str, chunk: list[dict[str, Any]]) -> dict[str, int]:
-    from ..delivery import triggers
-
+def _trigger_chunk(ops: Operations, activation: str, chunk: list[dict[str, Any]]) -> dict[str, int]:
     counts = {"accepted": 0, "paused": 0, "duplicate": 0, "failed": 0}
-    for r in guarded(lambda: triggers.accept(ctx.db, activation, chunk, now=now())):
+    for r in guarded(lambda: ops.trigger(activation, chunk).results):
         counts[r.status] += 1
         print(f"{r.event_id}\t{r.status}" + (f"\t{r.error}" if r.error else ""))
     return counts
 
 
-def _trigger_stream(ctx: Context, activation: str, path: str) -> dict[str, int]:
+def _trigger_stream(ops: Operations, activation: str, path: str) -> dict[str, int]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     try:
@@ -493,11 +521,11 @@ def _trigger_stream(ctx: Context, activation: str, path: str) -> dict[str, int]:
                 continue
             chunk.append(item)
             if len(chunk) >= TRIGGER_CHUNK:
-                _add(counts, _trigger_chunk(ctx, activation, chunk))
+                _add(counts, _trigger_chunk(ops, activation, chunk))
                 progress.advance(task, len(chunk))
                 chunk = []
         if chunk:
-            _add(counts, _trigger_chunk(ctx, activation, chunk))
+            _add(counts, _trigger_chunk(ops, activation, chunk))
             progress.advance(task, len(chunk))
     return counts
 
@@ -535,20 +563,24 @@ def log(
     activation: str,
     format: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
     failed: Annotated[bool, typer.Option("--failed", help="Only events that failed for good.")] = False,
+    state: Annotated[
+        str | None, typer.Option(help="Only events in this state: queued, retrying, paused, delivered, failed.")
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the newest N events.", min=1)] = None,
 ) -> None:
     """The activation table: every event, its state, status code, error and attempts."""
-    from .. import activation_table, activations
+    from .. import activation_table
 
     if format not in ("table", "json", "csv"):
         fail("--format: must be table, json or csv", 2)
-    ctx = context()
-    guarded(lambda: activations.get(ctx.db, activation))
-    filters = activation_table.Filters(state="failed" if failed else None)
+    if state not in (None, "queued", "retrying", "paused", "delivered", "failed") or (failed and state):
+        fail("--state: must be queued, retrying, paused, delivered or failed (and not with --failed)", 2)
+    ops = operations()
+    filters = activation_table.Filters(state="failed" if failed else state)
     if limit is not None:
-        entries, _ = activation_table.page(ctx.db, activation, filters=filters, limit=limit)
+        entries, _ = guarded(lambda: ops.table_page(activation, filters, limit=limit))
     else:
-        entries = list(activation_table.iterate(ctx.db, activation, filters=filters))
+        entries = list(guarded(lambda: ops.table_rows(activation, filters)))
     entries.reverse()  # oldest first reads naturally
     if format == "json":
         sys.stdout.write(json.dumps(entries, ensure_ascii=False, indent=2) + "\n")
@@ -584,10 +616,9 @@ def serve(
 @apikey_app.command("create")
 def apikey_create(name: str) -> None:
     """Create an API key; it is printed once and stored only as a hash."""
-    from .. import apikeys
 
-    ctx = context()
-    key = guarded(lambda: apikeys.create(ctx.db, name, now=now()))
+    ops = operations()
+    key = guarded(lambda: ops.create_apikey(name))
     err.print(f"created API key [bold]{name}[/bold]; it will not be shown again:")
     print(key)
 
@@ -608,10 +639,9 @@ def apikey_list() -> None:
 @apikey_app.command("revoke")
 def apikey_revoke(name: str) -> None:
     """Revoke an API key at once."""
-    from .. import apikeys
 
-    ctx = context()
-    guarded(lambda: apikeys.revoke(ctx.db, name, now=now()))
+    ops = operations()
+    guarded(lambda: ops.revoke_apikey(name))
     out.print(f"revoked API key {name}")
 
 

@@ -44,6 +44,12 @@ SELECT a.*, p.reason AS paused_reason, p.kind AS paused_kind,
 FROM authentications a LEFT JOIN channel_pauses p ON p.channel_key = a.channel_key
 ORDER BY a.name
 
+-- name: auth_rotate
+UPDATE authentications SET credentials = :credentials,
+       bot_user_id = COALESCE(:bot_user_id, bot_user_id), bot_name = COALESCE(:bot_name, bot_name)
+WHERE name = :name
+RETURNING name
+
 -- name: auth_delete
 DELETE FROM authentications WHERE name = :name RETURNING name
 

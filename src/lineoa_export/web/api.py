@@ -25,14 +25,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .. import __version__, activation_table, activations, apikeys, authentications
+from .. import __version__, activation_table, activations, apikeys
 from ..context import Context
-from ..delivery import outbox, triggers
-from ..delivery.line_client import DEFAULT_API_URL, PUSH_PATH
-from ..delivery.worker import Worker
+from ..delivery.line_client import DEFAULT_API_URL
 from ..errors import (
     AlreadyExists,
     CredentialsRejected,
@@ -42,12 +40,12 @@ from ..errors import (
     NotFound,
     StorageFull,
 )
-from ..naming import check_name, is_valid_unicode, storable
+from ..naming import storable
+from ..operations import MAX_BATCH, MAX_REASON, MAX_REPLAY, Operations, WorkerHandle
 from .console import mount_console
 from .metrics import Metrics
 from .request_guard import VERIFIED_KEY, RequestGuard
 
-MAX_BATCH = 1000
 # 1,000 events of a few hundred bytes each fit many times over; anything bigger is refused
 # as it streams in, so one request cannot fill the memory of the process.
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -108,7 +106,21 @@ class ActivationIn(BaseModel):
     notification_disabled: bool | None = None
 
     def fields(self) -> dict[str, Any]:
+        """The activation's settings given (for a create: not its name, not where it is copied from)."""
         return self.model_dump(exclude_none=True, exclude={"copy_from", "name"})
+
+    def changes(self) -> dict[str, Any]:
+        """Everything given (an update refuses a new name or a ``copy_from``)."""
+        return self.model_dump(exclude_none=True)
+
+
+class RotateIn(BaseModel):
+    """The new secret: an access token for a token authentication, else the channel's new secret."""
+
+    model_config = ConfigDict(extra="forbid")
+    access_token: SecretStr | None = None
+    channel_secret: SecretStr | None = None
+    skip_test: bool = Field(default=False, description="Store without testing the new secret with LINE")
 
 
 class ActivationOut(BaseModel):
@@ -147,17 +159,8 @@ class SampleIn(BaseModel):
 class ReplayIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     event_ids: list[str] | None = Field(
-        default=None,
-        max_length=outbox.MAX_REPLAY_IDS,
-        description=f"Failed events to replay (at most {outbox.MAX_REPLAY_IDS}); all when left out",
+        default=None, max_length=MAX_REPLAY, description=f"Up to {MAX_REPLAY} failed events; all when left out"
     )
-
-    @field_validator("event_ids")
-    @classmethod
-    def _unicode(cls, ids: list[str] | None) -> list[str] | None:
-        if ids and not all(is_valid_unicode(i) for i in ids):
-            raise ValueError("not valid Unicode (a lone surrogate)")
-        return ids
 
 
 class ReplayOut(BaseModel):
@@ -167,7 +170,7 @@ class ReplayOut(BaseModel):
 
 class PauseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(default="paused through the API", max_length=500)
+    reason: str = Field(default="paused through the API", max_length=MAX_REASON)
 
 
 class LogPage(BaseModel):
@@ -264,7 +267,11 @@ Auth = Annotated[str, Depends(api_key)]
 # -- the app -----------------------------------------------------------------------------------
 
 
-def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics | None = None) -> FastAPI:
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value else None
+
+
+def create_api(ctx: Context, *, worker: WorkerHandle | None = None, metrics: Metrics | None = None) -> FastAPI:
     app = FastAPI(
         title="lineoa-export",
         version=__version__,
@@ -275,6 +282,8 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
     )
     metrics = metrics or Metrics(ctx.db, rate_limit=ctx.settings.rate_limit)
     app.state.ctx = ctx
+    ops = Operations(ctx, worker, on_accepted=metrics.on_accepted)
+    app.state.ops = ops
     install_error_handlers(app)
     app.add_middleware(
         RequestGuard,
@@ -285,9 +294,6 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
     )
 
     db = ctx.db
-
-    def now() -> float:
-        return ctx.clock.now()
 
     # -- health ----------------------------------------------------------------------------
 
@@ -311,144 +317,96 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
 
     @app.post("/v1/authentications", status_code=201, tags=["authentications"])
     async def create_authentication(body: AuthenticationIn, _: Auth) -> AuthenticationOut:
-        creds = authentications.Credentials.from_options(
-            body.access_token.get_secret_value() if body.access_token else None,
-            body.channel_id,
-            body.channel_secret.get_secret_value() if body.channel_secret else None,
-        )
-        check_name(body.name)
-        api_url = authentications.check_api_url(body.api_url, ctx.api_hosts)
-        bot = None
-        if not body.skip_test:
-            bot = await authentications.test_credentials_at(api_url, creds, ctx.clock, ctx.timeouts, ctx.api_hosts)
-        auth = await run_in_threadpool(
-            lambda: authentications.create(
-                db, ctx.vault, name=body.name, credentials=creds, api_url=api_url, bot=bot, now=now()
-            )
+        auth = await ops.create_authentication(
+            body.name,
+            access_token=_secret(body.access_token),
+            channel_id=body.channel_id,
+            channel_secret=_secret(body.channel_secret),
+            api_url=body.api_url,
+            skip_test=body.skip_test,
         )
         return AuthenticationOut(**auth.public())
 
     @app.get("/v1/authentications", tags=["authentications"])
     def list_authentications(_: Auth) -> list[AuthenticationOut]:
-        return [AuthenticationOut(**a.public()) for a in authentications.list_all(db)]
+        return [AuthenticationOut(**a.public()) for a in ops.list_authentications()]
 
     @app.get("/v1/authentications/{name}", tags=["authentications"])
     def get_authentication(name: str, _: Auth) -> AuthenticationOut:
-        return AuthenticationOut(**authentications.get(db, name).public())
+        return AuthenticationOut(**ops.get_authentication(name).public())
 
     @app.delete("/v1/authentications/{name}", status_code=204, tags=["authentications"])
     def delete_authentication(name: str, _: Auth) -> Response:
-        authentications.delete(db, name)
+        ops.delete_authentication(name)
         return Response(status_code=204)
 
     @app.post("/v1/authentications/{name}/test", tags=["authentications"])
     async def test_authentication(name: str, _: Auth) -> dict[str, Any]:
-        auth = await run_in_threadpool(authentications.get, db, name)
-        creds = await run_in_threadpool(authentications.load_credentials, db, ctx.vault, auth)
-        bot = await authentications.test_credentials_at(auth.api_url, creds, ctx.clock, ctx.timeouts, ctx.api_hosts)
+        bot = await ops.test_authentication(name)
         return {"ok": True, "bot_user_id": bot.user_id, "bot_name": bot.display_name}
+
+    @app.post("/v1/authentications/{name}/rotate", tags=["authentications"])
+    async def rotate_authentication(name: str, body: RotateIn, _: Auth) -> AuthenticationOut:
+        auth = await ops.rotate_authentication(
+            name,
+            access_token=_secret(body.access_token),
+            channel_secret=_secret(body.channel_secret),
+            skip_test=body.skip_test,
+        )
+        return AuthenticationOut(**auth.public())
 
     # -- activations -----------------------------------------------------------------------
 
     def activation_out(a: activations.Activation, with_counts: bool = True) -> ActivationOut:
-        counts = activations.counts(db, a.name) if with_counts else {}
+        counts = ops.counts(a.name) if with_counts else {}
         return ActivationOut(**a.public(), counts=counts)
 
     @app.post("/v1/activations", status_code=201, tags=["activations"])
     def create_activation(body: ActivationIn, _: Auth) -> ActivationOut:
-        if not body.name:
-            raise InvalidInput.single("name", "required")
-        base = activations.get(db, body.copy_from).spec.model_dump() if body.copy_from else {}
-        spec = activations.parse_spec({**base, **body.fields(), "name": body.name})
-        return activation_out(activations.create(db, spec, now=now()))
+        return activation_out(ops.create_activation(body.name, body.fields(), copy_from=body.copy_from))
 
     @app.get("/v1/activations", tags=["activations"])
     def list_activations(_: Auth) -> list[ActivationOut]:
-        return [activation_out(a) for a in activations.list_all(db)]
+        return [activation_out(a) for a in ops.list_activations()]
 
     @app.get("/v1/activations/{name}", tags=["activations"])
     def get_activation(name: str, _: Auth) -> ActivationOut:
-        return activation_out(activations.get(db, name))
+        return activation_out(ops.get_activation(name))
 
     @app.patch("/v1/activations/{name}", tags=["activations"])
     def update_activation(name: str, body: ActivationIn, _: Auth) -> ActivationOut:
-        if body.name not in (None, name) or body.copy_from:
-            raise InvalidInput.single("name", "an activation cannot be renamed or copied by an update")
-        current = activations.get(db, name).spec.model_dump()
-        spec = activations.parse_spec({**current, **body.fields()})
-        return activation_out(activations.update(db, spec, now=now()))
+        return activation_out(ops.update_activation(name, body.changes()))
 
     @app.delete("/v1/activations/{name}", status_code=204, tags=["activations"])
     def delete_activation(name: str, _: Auth) -> Response:
-        activations.delete(db, name)
+        ops.delete_activation(name)
         return Response(status_code=204)
 
     @app.post("/v1/activations/{name}/pause", tags=["activations"])
     def pause_activation(name: str, _: Auth, body: PauseIn | None = None) -> ActivationOut:
-        activations.pause(db, name, (body or PauseIn()).reason, now=now())
-        if worker is not None:
-            worker.hold_activation(name)
-        return activation_out(activations.get(db, name))
+        return activation_out(ops.pause_activation(name, (body or PauseIn()).reason))
 
     @app.post("/v1/activations/{name}/resume", tags=["activations"])
-    async def resume_activation(name: str, _: Auth) -> ActivationOut:
-        await run_in_threadpool(lambda: activations.resume(db, name, now=now()))
-        if worker is not None:
-            worker.wake()
-        return await run_in_threadpool(lambda: activation_out(activations.get(db, name)))
+    def resume_activation(name: str, _: Auth) -> ActivationOut:
+        return activation_out(ops.resume_activation(name))
 
     @app.post("/v1/activations/{name}/validate", tags=["activations"])
     async def validate_activation(name: str, _: Auth, body: SampleIn | None = None) -> dict[str, Any]:
-        from ..validation import validate_with_line
-
-        activation = await run_in_threadpool(activations.get, db, name)
-        reason = await validate_with_line(ctx, activation, (body or SampleIn()).event)
-        if reason:
-            raise InvalidInput.single("messages", f"LINE refused the payload: {reason}")
+        await ops.validate_activation(name, (body or SampleIn()).event)
         return {"valid": True, "checked": ["local", "line"]}
 
     @app.post("/v1/activations/{name}/preview", tags=["activations"])
     def preview_activation(name: str, body: SampleIn, _: Auth) -> dict[str, Any]:
-        activation = activations.get(db, name)
-        auth = authentications.get(db, activation.spec.authentication)
-        compiled = activations.compile_spec(activation.spec)
-        try:
-            recipient, request_body = compiled.render(body.event or {})
-        except activations.RenderError as exc:
-            raise InvalidInput.single("event", str(exc)) from None
-        return {
-            "recipient": recipient,
-            "request": {
-                "method": "POST",
-                "url": auth.api_url + PUSH_PATH,
-                "headers": {
-                    "Content-Type": "application/json",
-                    "Authorization": "Bearer <stored token>",
-                    "X-Line-Retry-Key": "<a UUID fixed when the event is accepted>",
-                },
-                "body": orjson.loads(request_body),
-            },
-        }
+        return ops.preview_activation(name, body.event or {}).public()
 
     # -- triggers --------------------------------------------------------------------------
 
     @app.post("/v1/activations/{name}/triggers", status_code=202, tags=["triggers"])
-    async def trigger(name: str, body: TriggerIn, _: Auth) -> TriggerOut:
+    def trigger(name: str, body: TriggerIn, _: Auth) -> TriggerOut:
         if (body.event is None) == (body.events is None):
             raise InvalidInput.single("body", "give exactly one of 'event' or 'events'")
-        events = [body.event] if body.event is not None else (body.events or [])
-        if not events:
-            raise InvalidInput.single("events", "at least 1 event")
-        if len(events) > MAX_BATCH:
-            raise InvalidInput.single("events", f"at most {MAX_BATCH} events per request (got {len(events)})")
-        results = await run_in_threadpool(lambda: triggers.accept(db, name, events, now=now()))
-        if worker is not None:
-            worker.wake()
-        counts: dict[str, int] = {}
-        for r in results:
-            counts[r.status] = counts.get(r.status, 0) + 1
-        metrics.on_accepted(name, [r.status for r in results])
-        return TriggerOut(results=[r.public() for r in results], counts=counts)
+        triggered = ops.trigger(name, [body.event] if body.event is not None else (body.events or []))
+        return TriggerOut(results=[r.public() for r in triggered.results], counts=triggered.counts)
 
     # -- activation table ------------------------------------------------------------------
 
@@ -465,7 +423,6 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         format: Literal["json", "csv", "ndjson"] = "json",
     ) -> Response:
-        activations.get(db, name)
         filters = activation_table.Filters(
             state=state,
             delivered=delivered,
@@ -474,37 +431,28 @@ def create_api(ctx: Context, *, worker: Worker | None = None, metrics: Metrics |
             until=_timestamp(until, "until"),
         )
         if format == "json":
-            entries, next_before = activation_table.page(
-                db, name, filters=filters, limit=limit, before=int(cursor) if cursor else None
-            )
+            entries, next_before = ops.table_page(name, filters, limit=limit, before=int(cursor) if cursor else None)
             body = {"events": entries, "next_cursor": str(next_before) if next_before else None}
             return Response(orjson.dumps(body), media_type="application/json")
-        rows = activation_table.iterate(db, name, filters=filters)
+        chunks = ops.export(name, filters, format)
         if format == "csv":
             return StreamingResponse(
-                activation_table.csv_chunks(rows),
-                media_type="text/csv",
-                headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+                chunks, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}.csv"'}
             )
-        return StreamingResponse((orjson.dumps(e) + b"\n" for e in rows), media_type="application/x-ndjson")
+        return StreamingResponse(chunks, media_type="application/x-ndjson")
 
     @app.get("/v1/activations/{name}/events/{event_id}", tags=["activation table"])
     def read_event(name: str, event_id: str, _: Auth) -> dict[str, Any]:
-        return activation_table.event(db, name, event_id)
+        return ops.event(name, event_id)
 
     @app.post("/v1/activations/{name}/replay", tags=["operations"])
-    async def replay(name: str, _: Auth, body: ReplayIn | None = None) -> ReplayOut:
-        await run_in_threadpool(activations.get, db, name)
-        result = await run_in_threadpool(
-            lambda: outbox.replay_failed(db, name, (body or ReplayIn()).event_ids, now=now())
-        )
-        if worker is not None:
-            worker.wake()
+    def replay(name: str, _: Auth, body: ReplayIn | None = None) -> ReplayOut:
+        result = ops.replay(name, (body or ReplayIn()).event_ids)
         return ReplayOut(replayed=result.replayed, not_replayable=result.not_replayable)
 
     app.state.metrics = metrics
     app.state.started_at = time.time()
-    mount_console(app, ctx, worker)
+    mount_console(app, ops)
     return app
 
 

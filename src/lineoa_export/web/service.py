@@ -17,6 +17,7 @@ import uvicorn
 
 from ..context import Context
 from ..delivery.worker import Worker
+from ..operations import WorkerHandle
 from .api import create_api
 from .metrics import Metrics
 
@@ -28,7 +29,7 @@ async def serve(ctx: Context, *, host: str, port: int, log_level: str = "info") 
     # The API's own database work runs on the thread pool; the worker's goes to its database
     # thread too, so a trigger holding SQLite's write lock never stalls the event loop.
     worker = Worker(ctx.db, ctx.vault, ctx.settings, clock=ctx.clock, listener=metrics.on_result, inline_sqlite=False)
-    app = create_api(ctx, worker=worker, metrics=metrics)
+    app = create_api(ctx, worker=WorkerHandle.on_running_loop(worker), metrics=metrics)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off"))
 
     def request_stop(*_: Any) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -21,8 +21,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import Request
 
 from ... import activations
-from ...context import Context
 from ...errors import AlreadyExists, ConfigurationError, InvalidInput, LineoaExportError, NotFound
+from ...operations import Operations
 from .forms import FormTooLarge
 from .sessions import Role, Session, Sessions, Signer
 from .throttle import LoginThrottle
@@ -49,13 +49,6 @@ ROLE_NEEDS = {
 }
 
 
-class WorkerControl(Protocol):
-    """What the console asks of a running worker (the in-process one of ``serve``)."""
-
-    def wake(self) -> None: ...
-    def hold_activation(self, name: str) -> None: ...
-
-
 class Bail(Exception):
     """Stop handling a console request and answer with ``response`` (login redirect, 403, 404)."""
 
@@ -65,12 +58,13 @@ class Bail(Exception):
 
 
 class Console:
-    """What every console route needs: the context, sessions, the worker, and the page renderer."""
+    """What every console route needs: the operations, sessions, and the page renderer."""
 
-    def __init__(self, ctx: Context, worker: WorkerControl | None = None) -> None:
-        self.ctx = ctx
-        self.db = ctx.db
-        self.worker = worker
+    def __init__(self, ops: Operations) -> None:
+        self.ops = ops
+        self.ctx = ops.ctx
+        self.db = ops.db
+        ctx = ops.ctx
         self.signer = Signer()
         self.sessions = Sessions(ctx.db, ctx.clock)
         self.throttle = LoginThrottle(ctx.clock)
@@ -149,9 +143,7 @@ class Console:
 
     def activation(self, request: Request, name: str) -> activations.Activation:
         try:
-            if "\0" in name:  # no store can hold it, so no activation has it
-                raise NotFound(f"no activation named {name[:64]!r}")
-            return activations.get(self.db, name)
+            return self.ops.get_activation(name)
         except NotFound as exc:
             raise self.error(request, 404, "Not found", str(exc)) from None
 

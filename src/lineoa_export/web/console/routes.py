@@ -6,9 +6,9 @@ Roles (the API key's): ``read`` sees the triggered activations and their activat
 buttons its viewer's role allows, and a route refuses the rest with a 403 page naming the
 role it needs.
 
-The one rule: a route touches a running worker only from the event loop's thread (the
-database work runs on the thread pool first), because the worker's wake-up is an
-``asyncio.Event``, which is not safe to set from another thread.
+The one rule: a route does what it does through :class:`~lineoa_export.operations.Operations`
+(``console.ops``), which checks the product's rules and tells a running worker; a route only
+reads its form and says what happened in a page.
 """
 
 from __future__ import annotations
@@ -19,26 +19,16 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.staticfiles import StaticFiles
 
-from ... import activation_table, activations, apikeys, authentications
-from ...context import Context
-from ...delivery import outbox
-from ...delivery.line_client import DEFAULT_API_URL, PUSH_PATH
-from ...errors import (
-    AlreadyExists,
-    ApiUrlNotAllowed,
-    ConfigurationError,
-    CredentialsRejected,
-    FieldProblem,
-    InvalidInput,
-    NotFound,
-)
-from ...naming import check_name
+from ... import activation_table, apikeys
+from ...delivery.line_client import DEFAULT_API_URL
+from ...delivery.outbox import Replay
+from ...errors import AlreadyExists, ConfigurationError, CredentialsRejected, FieldProblem, InvalidInput, NotFound
+from ...operations import Operations
 from . import forms
 from .forms import Form
 from .pages import (
@@ -49,7 +39,6 @@ from .pages import (
     SESSION_COOKIE,
     Console,
     ConsoleRoute,
-    WorkerControl,
     console_of,
 )
 from .sessions import CONSOLE_ROLES, Role, Session, allows, role_of
@@ -233,7 +222,7 @@ def _authentications_page(
         session,
         status=status,
         section="authentications",
-        auths=authentications.list_all(console.db),
+        auths=console.ops.list_authentications(),
         iso=activation_table.iso,
         form=form or {"name": "", "channel_id": "", "api_url": DEFAULT_API_URL, "skip_test": False},
         errors=errors or {},
@@ -245,33 +234,18 @@ def authentications_list(request: Request, console: C, session: Admin) -> Respon
     return _authentications_page(request, console, session)
 
 
-async def _create_authentication(console: Console, f: forms.AuthenticationForm) -> None:
-    db, ctx = console.db, console.ctx
-    check_name(f.name)
-    # Refused before LINE is asked: a test of credentials that cannot be stored is wasted.
-    if await run_in_threadpool(lambda: any(a.name == f.name for a in authentications.list_all(db))):
-        raise AlreadyExists(f"authentication {f.name!r} already exists")
-    authentications.check_api_url(f.api_url, ctx.api_hosts)
-    if any(c in value for value in (f.access_token, f.channel_id, f.channel_secret) for c in "\r\n"):
-        raise InvalidInput.single("credentials", "a token, channel ID or secret is one line: no line breaks")
-    creds = authentications.Credentials.from_options(
-        f.access_token or None, f.channel_id or None, f.channel_secret or None
-    )
-    bot = None
-    if not f.skip_test:
-        bot = await authentications.test_credentials_at(f.api_url, creds, ctx.clock, ctx.timeouts, ctx.api_hosts)
-    await run_in_threadpool(
-        lambda: authentications.create(
-            db, ctx.vault, name=f.name, credentials=creds, api_url=f.api_url, bot=bot, now=console.now()
-        )
-    )
-
-
 @router.post("/authentications")
 async def authentication_create(request: Request, console: C, post: AdminPost) -> Response:
     f = forms.AuthenticationForm.of(post.form, DEFAULT_API_URL)
     try:
-        await _create_authentication(console, f)
+        await console.ops.create_authentication(
+            f.name,
+            access_token=f.access_token or None,
+            channel_id=f.channel_id or None,
+            channel_secret=f.channel_secret or None,
+            api_url=f.api_url,
+            skip_test=f.skip_test,
+        )
     except InvalidInput as exc:
         errors = forms.group(exc.problems)
     except AlreadyExists as exc:
@@ -288,23 +262,10 @@ async def authentication_create(request: Request, console: C, post: AdminPost) -
 
 async def _test_authentication(console: Console, name: str) -> str:
     """What the Test button says: who LINE says the credentials belong to, or why the test failed."""
-    ctx = console.ctx
     try:
-        auth = await run_in_threadpool(authentications.get, console.db, name)
-        creds = await run_in_threadpool(authentications.load_credentials, console.db, ctx.vault, auth)
-        bot = await authentications.test_credentials_at(auth.api_url, creds, ctx.clock, ctx.timeouts, ctx.api_hosts)
-    except (NotFound, CredentialsRejected, ApiUrlNotAllowed) as exc:
-        raise _Failed(f"Test of {name!r} failed: {exc}") from None
-    except ConfigurationError:
-        raise _Failed(
-            f"Test of {name!r} failed: its stored credentials cannot be decrypted with this "
-            "server's secret key (LINEOA_EXPORT_SECRET_KEY or the key file changed since they were "
-            "stored). Restore that key, or delete this authentication and create it again."
-        ) from None
-    except ValueError:  # aiohttp's guard against a line break in a header (never echo the value)
-        raise _Failed(
-            f"Test of {name!r} failed: the stored credentials cannot be sent as an HTTP header (a line break?)"
-        ) from None
+        bot = await console.ops.test_authentication(name)
+    except (NotFound, CredentialsRejected, ConfigurationError) as exc:
+        raise _Failed(f"Test of {name!r} failed: {exc}.") from None
     return f"LINE accepted {name!r}: {bot.display_name or bot.user_id or 'unknown bot'}."
 
 
@@ -321,6 +282,22 @@ async def authentication_test(request: Request, name: str, console: C, _: AdminP
     return console.redirect(request, "/authentications", said)
 
 
+@router.post("/authentications/{name}/rotate")
+async def authentication_rotate(request: Request, name: str, console: C, post: AdminPost) -> Response:
+    """Replace the stored secret with the one posted (a token, or the channel's new secret)."""
+    name = _plain(console, request, name)
+    secret = post.form.get("secret", "").strip() or None
+    auth = await run_in_threadpool(console.ops.get_authentication, name)
+    token, channel_secret = (secret, None) if auth.kind == "access_token" else (None, secret)
+    try:
+        await console.ops.rotate_authentication(
+            name, access_token=token, channel_secret=channel_secret, skip_test=post.form.get("skip_test") == "on"
+        )
+    except (InvalidInput, CredentialsRejected) as exc:
+        return console.redirect(request, "/authentications", f"Credentials of {name!r} not rotated: {exc}", "error")
+    return console.redirect(request, "/authentications", f"Credentials of {name!r} rotated.")
+
+
 @router.post("/authentications/{name}/delete")
 def authentication_delete(request: Request, name: str, console: C, post: AdminPost) -> Response:
     name = _plain(console, request, name)
@@ -335,7 +312,7 @@ def authentication_delete(request: Request, name: str, console: C, post: AdminPo
             back="/authentications",
         )
     try:
-        authentications.delete(console.db, name)
+        console.ops.delete_authentication(name)
     except (NotFound, InvalidInput) as exc:
         return console.redirect(request, "/authentications", str(exc), "error")
     return console.redirect(request, "/authentications", f"Authentication {name!r} deleted.")
@@ -366,8 +343,8 @@ def _activation_form(
         problems=[str(p) for p in problems or []],
         errors=forms.group(problems or []),
         preview=preview,
-        auths=authentications.list_all(console.db),
-        others=[a.name for a in activations.list_all(console.db)],
+        auths=console.ops.list_authentications(),
+        others=[a.name for a in console.ops.list_activations()],
     )
 
 
@@ -380,20 +357,16 @@ def _preview(console: Console, values: dict[str, Any]) -> dict[str, Any]:
     if isinstance(event, str):
         return {"error": event}
     try:
-        recipient, body = activations.compile_spec(spec).render(event)
-    except activations.RenderError as exc:
-        return {"error": f"This event would be recorded as failed: {exc}"}
-    try:
-        api_url = authentications.get(console.db, spec.authentication).api_url
-    except NotFound:
-        api_url = DEFAULT_API_URL
-    return {"recipient": recipient, "url": api_url + PUSH_PATH, "body": forms.pretty(orjson.loads(body))}
+        preview = console.ops.preview_spec(spec, event)
+    except InvalidInput as exc:
+        return {"error": str(exc.problems[0].reason).capitalize() if exc.problems else str(exc)}
+    return {"recipient": preview.recipient, "url": preview.url, "body": forms.pretty(preview.body)}
 
 
 def _rows(console: Console) -> list[dict[str, Any]]:
     out = []
-    for a in activations.list_all(console.db):
-        counts = activations.counts(console.db, a.name)
+    for a in console.ops.list_activations():
+        counts = console.ops.counts(a.name)
         out.append(
             {
                 "a": a,
@@ -418,7 +391,7 @@ def activation_new(request: Request, console: C, session: Operator, copy_from: s
         values = forms.copied_values(source.spec, {}) | {"copy_from": copy_from}
         return _activation_form(request, console, session, values, editing=None)
     values = forms.default_values()
-    auths = authentications.list_all(console.db)
+    auths = console.ops.list_authentications()
     if len(auths) == 1:
         values["authentication"] = auths[0].name
     return _activation_form(request, console, session, values, editing=None)
@@ -446,11 +419,12 @@ def _saved(console: Console, values: dict[str, Any], *, editing: str | None) -> 
     spec, problems = forms.spec_of(values)
     if spec is None:
         return problems
+    fields = spec.model_dump(exclude={"name"})
     try:
         if editing is None:
-            activations.create(console.db, spec, now=console.now())
+            console.ops.create_activation(spec.name, fields)
         else:
-            activations.update(console.db, spec, now=console.now())
+            console.ops.update_activation(editing, fields)
     except AlreadyExists as exc:
         return [FieldProblem("name", str(exc))]
     except InvalidInput as exc:
@@ -495,11 +469,9 @@ def activation_update(request: Request, name: str, console: C, post: OperatorPos
 async def activation_pause(request: Request, name: str, console: C, post: OperatorPost) -> Response:
     def pause() -> None:
         console.activation(request, name)
-        activations.pause(console.db, name, f"paused in the console by {post.session.key}", now=console.now())
+        console.ops.pause_activation(name, f"paused in the console by {post.session.key}")
 
     await run_in_threadpool(pause)
-    if console.worker is not None:
-        console.worker.hold_activation(name)  # on the loop's thread: see the module's rule
     return console.redirect(request, f"/activations/{_q(name)}", f"{name!r} paused.")
 
 
@@ -507,11 +479,9 @@ async def activation_pause(request: Request, name: str, console: C, post: Operat
 async def activation_resume(request: Request, name: str, console: C, _: OperatorPost) -> Response:
     def resume() -> None:
         console.activation(request, name)
-        activations.resume(console.db, name, now=console.now())
+        console.ops.resume_activation(name)
 
     await run_in_threadpool(resume)
-    if console.worker is not None:
-        console.worker.wake()
     return console.redirect(request, f"/activations/{_q(name)}", f"{name!r} resumed.")
 
 
@@ -528,21 +498,47 @@ def activation_delete(request: Request, name: str, console: C, post: OperatorPos
             action=f"/activations/{_q(name)}/delete",
             back=f"/activations/{_q(name)}",
         )
-    activations.delete(console.db, name)
+    console.ops.delete_activation(name)
     return console.redirect(request, "/activations", f"Triggered activation {name!r} deleted.")
+
+
+@router.post("/activations/{name}/validate")
+async def activation_validate(request: Request, name: str, console: C, post: OperatorPost) -> Response:
+    """Ask LINE whether the payload is valid, for the posted sample event; nothing is sent."""
+    await run_in_threadpool(console.activation, request, name)
+    back = f"/activations/{_q(name)}"
+    event = forms.sample_event({"sample_event": post.form.get("sample_event") or forms.SAMPLE_EVENT})
+    if isinstance(event, str):
+        return console.redirect(request, back, event, "error")
+    try:
+        await console.ops.validate_activation(name, event)
+    except (InvalidInput, CredentialsRejected, ConfigurationError) as exc:
+        return console.redirect(request, back, f"Not valid: {exc}", "error")
+    return console.redirect(request, back, "Valid: checked here and by LINE (nothing was sent).")
+
+
+@router.post("/activations/{name}/trigger")
+def activation_trigger(request: Request, name: str, console: C, post: OperatorPost) -> Response:
+    """Trigger one event by hand (what a journey engine does through the API)."""
+    console.activation(request, name)
+    back = f"/activations/{_q(name)}"
+    event = forms.sample_event({"sample_event": post.form.get("event") or ""})
+    if isinstance(event, str):
+        return console.redirect(request, back, event.replace("sample event", "event"), "error")
+    [result] = console.ops.trigger(name, [event]).results
+    said = f"Event {result.event_id!r}: {result.status}" + (f" ({result.error})" if result.error else ".")
+    return console.redirect(request, back, said, "error" if result.status == "failed" else "ok")
 
 
 @router.post("/activations/{name}/replay")
 async def activation_replay(request: Request, name: str, console: C, post: OperatorPost) -> Response:
     event_id = post.form.get("event_id") or None
 
-    def replay() -> outbox.Replay:
+    def replay() -> Replay:
         console.activation(request, name)
-        return outbox.replay_failed(console.db, name, [event_id] if event_id else None, now=console.now())
+        return console.ops.replay(name, [event_id] if event_id else None)
 
     result = await run_in_threadpool(replay)
-    if console.worker is not None:
-        console.worker.wake()
     back = f"/activations/{_q(name)}" + (f"/events/{_q(event_id)}" if event_id else "")
     if result.not_replayable:
         return console.redirect(
@@ -564,9 +560,7 @@ async def activation_replay(request: Request, name: str, console: C, post: Opera
 def activation_page(request: Request, name: str, console: C, session: Reader) -> Response:
     activation = console.activation(request, name)
     table = forms.table_query(request.query_params)
-    entries, next_before = activation_table.page(
-        console.db, name, filters=table.filters, limit=PAGE_SIZE, before=table.before
-    )
+    entries, next_before = console.ops.table_page(name, table.filters, limit=PAGE_SIZE, before=table.before)
     query = {k: v for k, v in table.shown.items() if v}
     return console.render(
         request,
@@ -575,7 +569,7 @@ def activation_page(request: Request, name: str, console: C, session: Reader) ->
         section="activations",
         activation=activation,
         entries=entries,
-        counts=activations.counts(console.db, name),
+        counts=console.ops.counts(name),
         filters=table.shown,
         notes=table.notes,
         states=forms.STATES,
@@ -583,15 +577,16 @@ def activation_page(request: Request, name: str, console: C, session: Reader) ->
         older=urlencode({**query, "before": next_before}) if next_before else None,
         newest=urlencode(query),
         csv_query=urlencode(query),
+        sample_event=forms.SAMPLE_EVENT,
     )
 
 
 @router.get("/activations/{name}/table.csv")
 def activation_csv(request: Request, name: str, console: C, _: Reader) -> Response:
     console.activation(request, name)
-    rows = activation_table.iterate(console.db, name, filters=forms.table_query(request.query_params).filters)
+    chunks = console.ops.export(name, forms.table_query(request.query_params).filters, "csv")
     return StreamingResponse(
-        activation_table.csv_chunks(rows),
+        chunks,
         media_type="text/csv",
         headers={
             "Content-Disposition": f'attachment; filename="{_q(name)}.csv"',
@@ -605,7 +600,7 @@ def activation_csv(request: Request, name: str, console: C, _: Reader) -> Respon
 def event_page(request: Request, name: str, event_id: str, console: C, session: Reader) -> Response:
     activation = console.activation(request, name)
     try:
-        entry = activation_table.event(console.db, name, _plain(console, request, event_id))
+        entry = console.ops.event(name, _plain(console, request, event_id))
     except NotFound as exc:
         raise console.error(request, 404, "Not found", str(exc)) from None
     body = forms.pretty(entry["request_body"]) if entry.get("request_body") is not None else None
@@ -619,9 +614,9 @@ def unknown(request: Request, console: C) -> Response:
     raise console.error(request, 404, "Not found", "There is no console page at this address.")
 
 
-def mount_console(app: FastAPI, ctx: Context, worker: WorkerControl | None = None) -> Console:
-    """Add the console (``/console``: its pages and stylesheet) to ``app``; ``worker`` is woken by its actions."""
-    console = Console(ctx, worker)
+def mount_console(app: FastAPI, ops: Operations) -> Console:
+    """Add the console (``/console``: its pages and stylesheet) to ``app``; its actions go through ``ops``."""
+    console = Console(ops)
     app.state.console = console
     # The stylesheet first: the router's catch-all 404 page would otherwise answer for it.
     app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="console_static")
