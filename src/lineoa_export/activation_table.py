@@ -133,12 +133,18 @@ def event(db: Database, activation: str, event_id: str) -> dict[str, Any]:
     return entry
 
 
+# What a spreadsheet may read as the start of a formula: OWASP's list; leading white space and
+# line breaks (some skip them before looking for "="); ";" (a separator in some locales); and the
+# full-width and small forms that East Asian input methods type, which Excel reads as the ASCII ones.
+FORMULA_STARTS = frozenset("=+-@\t\r\n ;") | frozenset("＝＋－＠﹦﹢﹣﹫−")
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, list):
         value = " ".join(value)
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    if isinstance(value, str) and value[:1] in FORMULA_STARTS:
         return "'" + value  # a spreadsheet would run it as a formula (CSV injection)
     return value
 

@@ -1071,7 +1071,7 @@ def test_a_lone_surrogate_is_not_a_server_error(api: Api, path: str, raw: bytes)
 def test_awkward_but_valid_input_is_handled(api: Api, sim: ThreadedSimulator) -> None:
     api.create_activation()
     events = [
-        {"line_user_id": U1, "name": "a", "event_id": "x" * 500},  # cut to 200 characters
+        {"line_user_id": U1, "name": "a", "event_id": "x" * 200},  # the longest id there may be
         {"line_user_id": U1, "name": "b", "event_id": 12345},  # not a string
         {"line_user_id": U1, "name": "c", "event_id": "a\u0000b"},
         {"line_user_id": U1, "name": 10**30, "event_id": "big"},  # rendered as text
@@ -1091,6 +1091,21 @@ def test_awkward_but_valid_input_is_handled(api: Api, sim: ThreadedSimulator) ->
     assert states["unicode"] == "delivered"
     assert states["big"] == "delivered"
     assert event_state(api, "x" * 200)["state"] == "delivered"
+
+
+def test_an_event_id_over_200_characters_is_refused_not_cut_into_another_events_id(api: Api) -> None:
+    api.create_activation()
+    api.trigger([{"line_user_id": U1, "event_id": "x" * 200}])
+
+    longer = api.post(
+        "/v1/activations/welcome/triggers",
+        json={"events": [{"line_user_id": U2, "event_id": "ok"}, {"line_user_id": U1, "event_id": "x" * 201}]},
+    )
+
+    assert longer.status_code == 422, longer.text  # before: cut to "x" * 200 and dropped as a duplicate
+    assert problem_fields(longer) == ["events[1].event_id"]
+    assert "at most 200 characters (got 201)" in longer.json()["message"]
+    assert [e["event_id"] for e in api.log()] == ["x" * 200]  # nothing of the request was stored
 
 
 def test_a_body_over_16_mb_is_refused_before_it_is_read(api: Api) -> None:

@@ -29,7 +29,26 @@ def test_csv_has_a_header_and_one_row_per_event() -> None:
     assert rows[2][COLUMNS.index("sent_message_ids")] == "1 2"
 
 
-@pytest.mark.parametrize("dangerous", ['=HYPERLINK("x")', "+1", "-2+3", "@SUM(A1)", "\t=1"])
+@pytest.mark.parametrize(
+    "dangerous",
+    [
+        '=HYPERLINK("x")',
+        "+1",
+        "-2+3",
+        "@SUM(A1)",
+        "\t=1",
+        " =1+1",
+        "\n=1",
+        "\r=1",
+        ";=1",
+        '＝HYPERLINK("x")',
+        "＋1",
+        "－1",
+        "＠SUM(A1)",
+        "﹦1",
+        "−1",
+    ],
+)
 def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted(dangerous: str) -> None:
     rows = list(csv.reader(io.StringIO(to_csv([entry(event_id=dangerous, error=dangerous)]))))
     assert rows[1][0] == "'" + dangerous

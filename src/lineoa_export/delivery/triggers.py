@@ -3,7 +3,9 @@
 Each event is a JSON object of profile attributes. Its id is its ``event_id`` field when
 present (the same id for the same activation is accepted once), else a new UUID. An
 event that cannot be rendered is stored as failed at once, with the reason, so the
-activation table shows it; only input that is not an event at all is refused.
+activation table shows it; only input that is not an event at all is refused, and so is an
+``event_id`` over :data:`MAX_EVENT_ID_LENGTH` characters (cut short, it could be taken for
+another event's id and dropped as a duplicate).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .. import activations
+from ..errors import FieldProblem, InvalidInput
 from ..naming import is_valid_unicode, storable
 from ..store.database import Database
 from .outbox import NewEvent, enqueue
@@ -38,8 +41,18 @@ def event_id_of(event: Mapping[str, Any]) -> str:
     if given is None or given == "":
         return uuid.uuid4().hex
     # A number or other JSON value is used as its JSON text (true, not Python's True).
-    text = given if isinstance(given, str) else json.dumps(given, ensure_ascii=False, separators=(",", ":"))
-    return text[:MAX_EVENT_ID_LENGTH]
+    return given if isinstance(given, str) else json.dumps(given, ensure_ascii=False, separators=(",", ":"))
+
+
+def check_event_ids(events: list[dict[str, Any]]) -> None:
+    """InvalidInput naming each event whose id is too long; nothing of the request is stored then."""
+    problems = [
+        FieldProblem(f"events[{i}].event_id", f"at most {MAX_EVENT_ID_LENGTH} characters (got {len(event_id)})")
+        for i, event in enumerate(events)
+        if len(event_id := event_id_of(event)) > MAX_EVENT_ID_LENGTH
+    ]
+    if problems:
+        raise InvalidInput(problems)
 
 
 def prepare(activation: activations.Activation, compiled: activations.Compiled, event: dict[str, Any]) -> NewEvent:
@@ -81,6 +94,8 @@ def prepare(activation: activations.Activation, compiled: activations.Compiled, 
 def accept(db: Database, activation_name: str, events: Iterable[dict[str, Any]], *, now: float) -> list[TriggerResult]:
     """Render and store ``events`` durably; returns one result per event, in order."""
     activation = activations.get(db, activation_name)
+    events = list(events)
+    check_event_ids(events)
     compiled = activations.compile_spec(activation.spec)
     prepared = [prepare(activation, compiled, e) for e in events]
     states = enqueue(db, prepared, now=now)
