@@ -20,6 +20,7 @@ from ..delivery.worker import Worker
 from ..operations import WorkerHandle
 from .api import create_api
 from .metrics import Metrics
+from .slow_clients import server_limits
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,9 @@ async def serve(ctx: Context, *, host: str, port: int, log_level: str = "info") 
     # thread too, so a trigger holding SQLite's write lock never stalls the event loop.
     worker = Worker(ctx.db, ctx.vault, ctx.settings, clock=ctx.clock, listener=metrics.on_result, inline_sqlite=False)
     app = create_api(ctx, worker=WorkerHandle.on_running_loop(worker), metrics=metrics)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off", **server_limits())
+    )
 
     def request_stop(*_: Any) -> None:
         server.should_exit = True
