@@ -166,3 +166,15 @@ def test_wrong_key_is_a_configuration_error_that_names_no_secret() -> None:
 def test_garbage_instead_of_a_sealed_secret_is_a_configuration_error(garbage: bytes) -> None:
     with pytest.raises(ConfigurationError):
         Vault(Fernet.generate_key()).open(garbage)
+
+
+def test_a_new_database_and_its_wal_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}")
+    ctx = open_context(settings)
+    try:
+        ctx.db.run("apikey_insert", {"name": "k", "key_hash": "h", "now": 0.0})  # a write: the WAL exists
+        files = sorted(tmp_path.iterdir())
+        assert {f.name for f in files} >= {"app.db", "app.db-wal", "app.db-shm", "app.db.key"}
+        assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}
+    finally:
+        ctx.close()

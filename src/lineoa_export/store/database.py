@@ -12,6 +12,7 @@ and an async twin.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import threading
@@ -200,6 +201,7 @@ class Database:
             assert self.path is not None
             if self.path.parent != Path(""):
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             conn.row_factory = _dict_row
             # WAL lets the API read while the worker writes; NORMAL sync is durable across
@@ -311,6 +313,18 @@ class Database:
         except Exception:
             return False
         return True
+
+
+def _create_private(path: Path) -> None:
+    """A new database file readable by its owner only (0600, like the key file): it holds the
+    activation table's personal data. SQLite gives the -wal and -shm files the database's mode."""
+    if str(path) == ":memory:":
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return  # an existing database keeps the mode its operator gave it
+    os.close(fd)
 
 
 def _commit(conn: sqlite3.Connection) -> None:
