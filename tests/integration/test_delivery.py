@@ -402,6 +402,7 @@ def test_a_stored_api_url_no_longer_allowed_sends_nothing_and_pauses_naming_the_
             assert p.event("e")["state"] == "paused"
             reason = activations.get(p.ctx.db, "welcome").pause_reason or ""
             assert "LINEOA_EXPORT_ALLOWED_API_HOSTS" in reason and p.sim.url in reason
+            assert "LINE refused" not in reason  # nothing was sent
             assert p.sim.record.stats()["requests_by_endpoint"] == {}  # not even a token request
             activations.resume(p.ctx.db, "welcome", now=p.clock.now())
             await p.run_worker()  # allowed again

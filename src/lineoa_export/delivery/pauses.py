@@ -55,6 +55,10 @@ def probe_delay(trips: int) -> float:
 
 def reason_for(outcome: Outcome) -> tuple[PauseKind, str]:
     kind, text = REASON_OF_OUTCOME[outcome.kind]
+    if outcome.status_code is None and outcome.error:
+        # Decided here, not by LINE (credentials that cannot be opened, an api_url no longer
+        # allowed): nothing was sent, so "LINE refused (401)" would send the operator astray.
+        return kind, outcome.error
     return kind, f"{text}: {outcome.error}" if outcome.error else text
 
 
