@@ -356,9 +356,9 @@ class Operations:
 
     # -- API keys --------------------------------------------------------------------------
 
-    def create_apikey(self, name: str) -> str:
-        """A new key, shown this once."""
-        return apikeys.create(self.db, name, now=self.now())
+    def create_apikey(self, name: str, role: str = "admin") -> str:
+        """A new key with ``role`` (see :mod:`apikeys`), shown this once."""
+        return apikeys.create(self.db, name, now=self.now(), role=role)
 
     def list_apikeys(self) -> list[apikeys.ApiKey]:
         return apikeys.list_all(self.db)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from cli_support import DEMO_TOKEN, Setup, describe, new_user
+from cli_support import DEMO_TOKEN, Cli, Setup, describe, new_user
 
 
 def test_preview_prints_the_request_an_event_would_make_and_sends_nothing(setup: Setup) -> None:
@@ -90,3 +90,14 @@ def test_rotate_keeps_the_old_secret_when_line_refuses_the_new_one(setup: Setup)
     rotated = cli.ok("auth", "rotate", "line", "--access-token", DEMO_TOKEN)
     assert "rotated the credentials of line (tested: Demo Official Account)" in rotated.stdout
     assert sim.stats()["requests_by_endpoint"]["bot_info"] == {"200": 3, "401": 1}
+
+
+def test_apikey_create_takes_a_role_and_list_shows_it(cli: Cli) -> None:
+    made = cli.ok("apikey", "create", "journeys", "--role", "trigger")
+    assert made.stdout.strip().startswith("lxk_") and "(role trigger)" in made.stderr
+    cli.ok("apikey", "create", "ops")
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in cli.ok("apikey", "list").stdout.splitlines()]
+    rows = {c[0]: c[1] for c in cells if len(c) == 4}
+    assert rows == {"journeys": "trigger", "ops": "admin"}, rows
+    refused = cli("apikey", "create", "x", "--role", "root")
+    assert refused.returncode == 1 and "role: must be one of admin, operator, trigger, read" in refused.stderr

@@ -1,4 +1,5 @@
-"""Schemathesis against our own ``/openapi.json``, in process: no input may make the API answer 5xx.
+"""Schemathesis against our own ``/openapi.json``, in process: no input, from a key of any role,
+may make the API answer 5xx.
 
 The database holds one authentication (``line``, stored untested, pointing at an unused loopback
 port so nothing real is ever called) and one activation (``welcome``). Each generated case is
@@ -54,8 +55,11 @@ class State:
     def __init__(self, ctx: Context, key: str, api_url: str, directory: Path) -> None:
         self.directory = directory
         self.ctx = ctx
-        self.key = key
+        self.key = key  # an admin's
         self.api_url = api_url
+        self.others = {
+            role: apikeys.create(ctx.db, role, now=START, role=role) for role in ("operator", "trigger", "read")
+        }
 
     def restore(self) -> None:
         """Put back ``line`` and ``welcome`` (a case may have deleted, paused or changed them)."""
@@ -141,4 +145,8 @@ def test_no_input_makes_the_api_answer_5xx(case: Any, state: State) -> None:
     if params is not None:
         case.path_parameters = params
         case.call_and_validate(headers=headers, checks=[not_a_server_error])
+        state.restore()
+    # Every other role, on the names that exist: allowed or refused, never a server error.
+    for key in state.others.values():
+        case.call_and_validate(headers={"Authorization": f"Bearer {key}"}, checks=[not_a_server_error])
         state.restore()

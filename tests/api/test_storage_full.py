@@ -85,7 +85,7 @@ def test_the_store_says_storage_full_for_sqlite_full(tmp_path: Path) -> None:
         fill_disk(db)
         with pytest.raises(StorageFull, match="disk is full"):
             for i in range(1000):
-                db.run("apikey_insert", {"name": f"k{i}", "key_hash": "h" * 64 + str(i), "now": 0.0})
+                db.run("apikey_insert", {"name": f"k{i}", "key_hash": "h" * 64 + str(i), "now": 0.0, "role": "admin"})
         assert db.storage_full
     finally:
         db.close()

@@ -22,7 +22,7 @@ from urllib.parse import unquote
 import psycopg
 import pytest
 
-from lineoa_export import activation_table, authentications
+from lineoa_export import activation_table, apikeys, authentications
 from lineoa_export.clock import FakeClock
 from lineoa_export.context import open_context
 from lineoa_export.delivery.worker import Worker
@@ -32,6 +32,8 @@ from lineoa_export.store import migrations
 from lineoa_export.store.database import Database, open_database
 from lineoa_export.store.migrations import SHIPPED, Catalog, SchemaVersionError
 from lineoa_export.testing import SIMULATOR_HOST
+
+START_OF_TEST = 1_800_000_000.0
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 FIXTURE_SECRET = "v010-fixture-secret-not-for-production"  # the key 0.1.0 encrypted the fixture's credentials with
@@ -176,6 +178,20 @@ def test_upgrade_keeps_authentications_activations_events_and_attempts(db_url: s
         assert authentications.load_credentials(ctx.db, ctx.vault, main).access_token == "demo-access-token"
     finally:
         ctx.close()
+
+
+def test_api_keys_made_by_0_1_0_are_admins_after_the_upgrade(db_url: str) -> None:
+    load_v010(db_url)
+    upgrade(db_url)
+    ctx = open_context(settings_for(db_url))
+    try:
+        assert [(k.name, k.role) for k in apikeys.list_all(ctx.db)] == [("ops", "admin")]
+        apikeys.create(ctx.db, "journeys", now=START_OF_TEST, role="trigger")
+        assert {k.name: k.role for k in apikeys.list_all(ctx.db)} == {"ops": "admin", "journeys": "trigger"}
+    finally:
+        ctx.close()
+    with pytest.raises(Exception, match=r"(?i)check"):  # the store itself refuses a role that does not exist
+        execute(db_url, "INSERT INTO api_keys (name, key_hash, created_at, role) VALUES ('x', 'h', 0, 'root')")
 
 
 def test_waiting_events_are_delivered_exactly_once_after_the_upgrade(tmp_path: Path, run, db_url: str) -> None:

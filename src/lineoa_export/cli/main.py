@@ -614,25 +614,33 @@ def serve(
 
 
 @apikey_app.command("create")
-def apikey_create(name: str) -> None:
-    """Create an API key; it is printed once and stored only as a hash."""
-
+def apikey_create(
+    name: str,
+    role: Annotated[
+        str,
+        typer.Option(
+            help="admin: everything; operator: activations, triggers, the activation table (no credentials, "
+            "no keys); trigger: only POST .../triggers; read: the activation table and metrics."
+        ),
+    ] = "admin",
+) -> None:
+    """Create an API key with a role; it is printed once and stored only as a hash."""
     ops = operations()
-    key = guarded(lambda: ops.create_apikey(name))
-    err.print(f"created API key [bold]{name}[/bold]; it will not be shown again:")
+    key = guarded(lambda: ops.create_apikey(name, role))
+    err.print(f"created API key [bold]{name}[/bold] (role {role}); it will not be shown again:")
     print(key)
 
 
 @apikey_app.command("list")
 def apikey_list() -> None:
-    """List API keys (names and dates only)."""
-    from .. import apikeys
+    """List API keys (names, roles and dates only)."""
     from ..activation_table import iso
 
-    ctx = context()
-    table = Table("name", "created", "status")
-    for k in apikeys.list_all(ctx.db):
-        table.add_row(k.name, iso(k.created_at), f"revoked {iso(k.revoked_at)}" if k.revoked_at else "active")
+    ops = operations()
+    table = Table("name", "role", "created", "status")
+    for k in ops.list_apikeys():
+        status = f"revoked {iso(k.revoked_at)}" if k.revoked_at else "active"
+        table.add_row(k.name, k.role, iso(k.created_at), status)
     out.print(table)
 
 

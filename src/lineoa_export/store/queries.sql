@@ -255,18 +255,18 @@ WHERE e.activation = :activation AND a.event BETWEEN :lo AND :hi
 ORDER BY a.event, a.number
 
 -- name: apikey_insert
-INSERT INTO api_keys (name, key_hash, created_at) VALUES (:name, :key_hash, :now)
+INSERT INTO api_keys (name, key_hash, created_at, role) VALUES (:name, :key_hash, :now, :role)
 ON CONFLICT (name) DO NOTHING
 RETURNING name
 
 -- name: apikey_list
-SELECT name, created_at, revoked_at FROM api_keys ORDER BY name
+SELECT name, created_at, revoked_at, role FROM api_keys ORDER BY name
 
 -- name: apikey_revoke
 UPDATE api_keys SET revoked_at = :now WHERE name = :name AND revoked_at IS NULL RETURNING name
 
 -- name: apikey_by_hash
-SELECT name, key_hash FROM api_keys WHERE key_hash = :key_hash AND revoked_at IS NULL
+SELECT name, key_hash, created_at, role FROM api_keys WHERE key_hash = :key_hash AND revoked_at IS NULL
 
 -- name: queue_depth
 SELECT x.name AS activation, e.state, COUNT(*) AS n

@@ -16,6 +16,7 @@ the in-process worker so an accepted event leaves at once.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -29,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, activation_table, activations, apikeys
+from ..apikeys import ApiKey
 from ..context import Context
 from ..delivery.line_client import DEFAULT_API_URL
 from ..errors import (
@@ -88,6 +90,25 @@ class AuthenticationOut(BaseModel):
     created_at: float
     paused: bool
     paused_reason: str | None
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="1-64 letters, digits, '_', '.', '-'")
+    role: Literal["admin", "operator", "trigger", "read"] = "admin"
+
+
+class ApiKeyOut(BaseModel):
+    name: str
+    role: str
+    created_at: float
+    revoked_at: float | None
+
+
+class ApiKeyCreated(BaseModel):
+    name: str
+    role: str
+    key: str = Field(description="The key itself: shown this once, stored only as a hash")
 
 
 class ActivationIn(BaseModel):
@@ -233,6 +254,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         names = {
             401: "unauthorized",
+            403: "forbidden",
             404: "not_found",
             405: "method_not_allowed",
             408: "request_timeout",
@@ -244,24 +266,43 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 422)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422)}
 
 
 async def api_key(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> str:
-    """The name of the caller's API key (the RequestGuard checked it already); 401 without a valid one."""
-    name: str | None = request.scope.get("state", {}).get(VERIFIED_KEY)
-    if name is None and credentials:
-        name = await run_in_threadpool(apikeys.verify, request.app.state.ctx.db, credentials.credentials)
-    if name is None:
+) -> ApiKey:
+    """The caller's API key, name and role (the RequestGuard checked it already); 401 without a valid one."""
+    key: ApiKey | None = request.scope.get("state", {}).get(VERIFIED_KEY)
+    if key is None and credentials:
+        key = await run_in_threadpool(apikeys.verify, request.app.state.ctx.db, credentials.credentials)
+    if key is None:
         raise StarletteHTTPException(
             401, "a valid API key is required (Authorization: Bearer KEY)", headers={"WWW-Authenticate": "Bearer"}
         )
-    return name
+    return key
 
 
-Auth = Annotated[str, Depends(api_key)]
+def needs(need: str) -> Callable[[ApiKey], ApiKey]:
+    """A route's dependency: a valid key (401) whose role may do what the route does (403)."""
+
+    def dependency(key: Annotated[ApiKey, Depends(api_key)]) -> ApiKey:
+        if not apikeys.allows(key.role, need):
+            raise StarletteHTTPException(
+                403,
+                f"this needs an API key with the role {apikeys.who_may(need)}; "
+                f"the key {key.name!r} has the role {key.role!r}",
+            )
+        return key
+
+    return dependency
+
+
+# What each route needs, by name: every route takes exactly one of these.
+Reader = Annotated[ApiKey, Depends(needs("read"))]
+Triggerer = Annotated[ApiKey, Depends(needs("trigger"))]
+Operator = Annotated[ApiKey, Depends(needs("operator"))]
+Admin = Annotated[ApiKey, Depends(needs("admin"))]
 
 
 # -- the app -----------------------------------------------------------------------------------
@@ -310,13 +351,13 @@ def create_api(ctx: Context, *, worker: WorkerHandle | None = None, metrics: Met
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
-    def metrics_endpoint(_: Auth) -> Response:
+    def metrics_endpoint(_: Reader) -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     # -- authentications -------------------------------------------------------------------
 
     @app.post("/v1/authentications", status_code=201, tags=["authentications"])
-    async def create_authentication(body: AuthenticationIn, _: Auth) -> AuthenticationOut:
+    async def create_authentication(body: AuthenticationIn, _: Admin) -> AuthenticationOut:
         auth = await ops.create_authentication(
             body.name,
             access_token=_secret(body.access_token),
@@ -328,25 +369,25 @@ def create_api(ctx: Context, *, worker: WorkerHandle | None = None, metrics: Met
         return AuthenticationOut(**auth.public())
 
     @app.get("/v1/authentications", tags=["authentications"])
-    def list_authentications(_: Auth) -> list[AuthenticationOut]:
+    def list_authentications(_: Admin) -> list[AuthenticationOut]:
         return [AuthenticationOut(**a.public()) for a in ops.list_authentications()]
 
     @app.get("/v1/authentications/{name}", tags=["authentications"])
-    def get_authentication(name: str, _: Auth) -> AuthenticationOut:
+    def get_authentication(name: str, _: Admin) -> AuthenticationOut:
         return AuthenticationOut(**ops.get_authentication(name).public())
 
     @app.delete("/v1/authentications/{name}", status_code=204, tags=["authentications"])
-    def delete_authentication(name: str, _: Auth) -> Response:
+    def delete_authentication(name: str, _: Admin) -> Response:
         ops.delete_authentication(name)
         return Response(status_code=204)
 
     @app.post("/v1/authentications/{name}/test", tags=["authentications"])
-    async def test_authentication(name: str, _: Auth) -> dict[str, Any]:
+    async def test_authentication(name: str, _: Admin) -> dict[str, Any]:
         bot = await ops.test_authentication(name)
         return {"ok": True, "bot_user_id": bot.user_id, "bot_name": bot.display_name}
 
     @app.post("/v1/authentications/{name}/rotate", tags=["authentications"])
-    async def rotate_authentication(name: str, body: RotateIn, _: Auth) -> AuthenticationOut:
+    async def rotate_authentication(name: str, body: RotateIn, _: Admin) -> AuthenticationOut:
         auth = await ops.rotate_authentication(
             name,
             access_token=_secret(body.access_token),
@@ -355,6 +396,24 @@ def create_api(ctx: Context, *, worker: WorkerHandle | None = None, metrics: Met
         )
         return AuthenticationOut(**auth.public())
 
+    # -- API keys --------------------------------------------------------------------------
+
+    @app.post("/v1/apikeys", status_code=201, tags=["API keys"])
+    def create_apikey(body: ApiKeyIn, _: Admin) -> ApiKeyCreated:
+        return ApiKeyCreated(name=body.name, role=body.role, key=ops.create_apikey(body.name, body.role))
+
+    @app.get("/v1/apikeys", tags=["API keys"])
+    def list_apikeys(_: Admin) -> list[ApiKeyOut]:
+        return [
+            ApiKeyOut(name=k.name, role=k.role, created_at=k.created_at, revoked_at=k.revoked_at)
+            for k in ops.list_apikeys()
+        ]
+
+    @app.delete("/v1/apikeys/{name}", status_code=204, tags=["API keys"])
+    def revoke_apikey(name: str, _: Admin) -> Response:
+        ops.revoke_apikey(name)
+        return Response(status_code=204)
+
     # -- activations -----------------------------------------------------------------------
 
     def activation_out(a: activations.Activation, with_counts: bool = True) -> ActivationOut:
@@ -362,47 +421,47 @@ def create_api(ctx: Context, *, worker: WorkerHandle | None = None, metrics: Met
         return ActivationOut(**a.public(), counts=counts)
 
     @app.post("/v1/activations", status_code=201, tags=["activations"])
-    def create_activation(body: ActivationIn, _: Auth) -> ActivationOut:
+    def create_activation(body: ActivationIn, _: Operator) -> ActivationOut:
         return activation_out(ops.create_activation(body.name, body.fields(), copy_from=body.copy_from))
 
     @app.get("/v1/activations", tags=["activations"])
-    def list_activations(_: Auth) -> list[ActivationOut]:
+    def list_activations(_: Reader) -> list[ActivationOut]:
         return [activation_out(a) for a in ops.list_activations()]
 
     @app.get("/v1/activations/{name}", tags=["activations"])
-    def get_activation(name: str, _: Auth) -> ActivationOut:
+    def get_activation(name: str, _: Reader) -> ActivationOut:
         return activation_out(ops.get_activation(name))
 
     @app.patch("/v1/activations/{name}", tags=["activations"])
-    def update_activation(name: str, body: ActivationIn, _: Auth) -> ActivationOut:
+    def update_activation(name: str, body: ActivationIn, _: Operator) -> ActivationOut:
         return activation_out(ops.update_activation(name, body.changes()))
 
     @app.delete("/v1/activations/{name}", status_code=204, tags=["activations"])
-    def delete_activation(name: str, _: Auth) -> Response:
+    def delete_activation(name: str, _: Operator) -> Response:
         ops.delete_activation(name)
         return Response(status_code=204)
 
     @app.post("/v1/activations/{name}/pause", tags=["activations"])
-    def pause_activation(name: str, _: Auth, body: PauseIn | None = None) -> ActivationOut:
+    def pause_activation(name: str, _: Operator, body: PauseIn | None = None) -> ActivationOut:
         return activation_out(ops.pause_activation(name, (body or PauseIn()).reason))
 
     @app.post("/v1/activations/{name}/resume", tags=["activations"])
-    def resume_activation(name: str, _: Auth) -> ActivationOut:
+    def resume_activation(name: str, _: Operator) -> ActivationOut:
         return activation_out(ops.resume_activation(name))
 
     @app.post("/v1/activations/{name}/validate", tags=["activations"])
-    async def validate_activation(name: str, _: Auth, body: SampleIn | None = None) -> dict[str, Any]:
+    async def validate_activation(name: str, _: Operator, body: SampleIn | None = None) -> dict[str, Any]:
         await ops.validate_activation(name, (body or SampleIn()).event)
         return {"valid": True, "checked": ["local", "line"]}
 
     @app.post("/v1/activations/{name}/preview", tags=["activations"])
-    def preview_activation(name: str, body: SampleIn, _: Auth) -> dict[str, Any]:
+    def preview_activation(name: str, body: SampleIn, _: Operator) -> dict[str, Any]:
         return ops.preview_activation(name, body.event or {}).public()
 
     # -- triggers --------------------------------------------------------------------------
 
     @app.post("/v1/activations/{name}/triggers", status_code=202, tags=["triggers"])
-    def trigger(name: str, body: TriggerIn, _: Auth) -> TriggerOut:
+    def trigger(name: str, body: TriggerIn, _: Triggerer) -> TriggerOut:
         if (body.event is None) == (body.events is None):
             raise InvalidInput.single("body", "give exactly one of 'event' or 'events'")
         triggered = ops.trigger(name, [body.event] if body.event is not None else (body.events or []))
@@ -413,7 +472,7 @@ def create_api(ctx: Context, *, worker: WorkerHandle | None = None, metrics: Met
     @app.get("/v1/activations/{name}/log", tags=["activation table"], response_model=LogPage)
     def read_log(
         name: str,
-        _: Auth,
+        _: Reader,
         delivered: bool | None = None,
         state: Literal["queued", "retrying", "paused", "delivered", "failed"] | None = None,
         status_code: Annotated[int | None, Query(ge=100, le=599)] = None,
@@ -442,11 +501,11 @@ def create_api(ctx: Context, *, worker: WorkerHandle | None = None, metrics: Met
         return StreamingResponse(chunks, media_type="application/x-ndjson")
 
     @app.get("/v1/activations/{name}/events/{event_id}", tags=["activation table"])
-    def read_event(name: str, event_id: str, _: Auth) -> dict[str, Any]:
+    def read_event(name: str, event_id: str, _: Reader) -> dict[str, Any]:
         return ops.event(name, event_id)
 
     @app.post("/v1/activations/{name}/replay", tags=["operations"])
-    def replay(name: str, _: Auth, body: ReplayIn | None = None) -> ReplayOut:
+    def replay(name: str, _: Operator, body: ReplayIn | None = None) -> ReplayOut:
         result = ops.replay(name, (body or ReplayIn()).event_ids)
         return ReplayOut(replayed=result.replayed, not_replayable=result.not_replayable)
 

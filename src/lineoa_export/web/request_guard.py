@@ -27,10 +27,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 KEYED_PATHS = ("/v1/", "/metrics")
-VERIFIED_KEY = "api_key_name"  # where the key's name is left in scope["state"]
+VERIFIED_KEY = "api_key"  # where the verified key (name and role) is left in scope["state"]
 
 ErrorResponse = Callable[[int, str, str], Response]
-VerifyKey = Callable[[str], str | None]
+VerifyKey = Callable[[str], object | None]  # the key (apikeys.ApiKey) or None
 
 
 class BodyTooLarge(HTTPException):

@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import Request
 
-from ... import activations
+from ... import activations, apikeys
 from ...errors import AlreadyExists, ConfigurationError, InvalidInput, LineoaExportError, NotFound
 from ...operations import Operations
 from .forms import FormTooLarge
@@ -41,11 +41,6 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
-}
-ROLE_NEEDS = {
-    "read": "read, operator or admin",
-    "operator": "operator or admin",
-    "admin": "admin",
 }
 
 
@@ -134,7 +129,7 @@ class Console:
                 request,
                 403,
                 "Not allowed",
-                f"This needs a key with the role {ROLE_NEEDS[need]}; "
+                f"This needs a key with the role {apikeys.who_may(need)}; "
                 f"the key {session.key!r} has the role {session.role!r}.",
             )
         return session

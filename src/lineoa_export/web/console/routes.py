@@ -153,8 +153,8 @@ def _check_login(console: Console, request: Request, form: Form) -> Response | s
         page.headers["Retry-After"] = str(wait)
         return page
     presented = form.get("api_key", "").strip()
-    name = apikeys.verify(console.db, presented) if presented else None
-    key = console.sessions.active_key(name) if name else None
+    verified = apikeys.verify(console.db, presented) if presented else None
+    key = console.sessions.active_key(verified.name) if verified else None
     if key is None:
         console.throttle.failed(_client(request))
         return _login_page(request, console, error="That API key is not valid (or was revoked).", status=401)

@@ -32,20 +32,18 @@ from ...clock import Clock
 from ...store.database import Database
 
 SESSION_SECONDS = 12 * 3600
+# What a console page or action needs; :func:`apikeys.allows` decides who may. A ``trigger``
+# key (what a journey engine holds) may do none of them, so it cannot use the console at all.
 Role = Literal["read", "operator", "admin"]
-# What each role may do in the console, lowest first; a role not listed (``trigger``, what a
-# journey engine holds) cannot use the console at all.
-RANKS: dict[str, int] = {"read": 1, "operator": 2, "admin": 3}
-CONSOLE_ROLES = tuple(RANKS)
+CONSOLE_ROLES = apikeys.MAY["read"]
 
 
 def role_of(key: apikeys.ApiKey) -> str:
-    """The key's role; keys from before roles existed are administrators."""
-    return str(getattr(key, "role", "admin"))
+    return key.role
 
 
 def allows(role: str, need: Role) -> bool:
-    return RANKS.get(role, 0) >= RANKS[need]
+    return apikeys.allows(role, need)
 
 
 @dataclass(frozen=True, slots=True)
