@@ -285,7 +285,7 @@ async def test_credentials(client: LineClient, credentials: Credentials, clock: 
     try:
         token = await tokens.token()
     except TokenUnavailable as exc:
-        reason = _shown_reason(exc.outcome)
+        reason = shown_reason(exc.outcome)
         if exc.outcome.status_code is None:
             reason = f"no answer to the channel token request ({reason})"
         raise CredentialsRejected(reason) from None
@@ -293,7 +293,7 @@ async def test_credentials(client: LineClient, credentials: Credentials, clock: 
     outcome = classify(answer)
     if outcome.kind is not OutcomeKind.DELIVERED:
         where = f"HTTP {outcome.status_code}" if outcome.status_code else "no answer"
-        raise CredentialsRejected(f"LINE refused the credentials ({where}): {_shown_reason(outcome)}")
+        raise CredentialsRejected(f"LINE refused the credentials ({where}): {shown_reason(outcome)}")
     info = success_json(answer) or {}
     return BotInfo(user_id=_short_text(info.get("userId")), display_name=_short_text(info.get("displayName")))
 
@@ -302,8 +302,9 @@ async def test_credentials(client: LineClient, credentials: Credentials, clock: 
 MAX_SHOWN_TEXT = 200
 
 
-def _shown_reason(outcome: Outcome) -> str:
-    """What a caller may see of a failed answer: LINE's JSON message, or a coarse transport reason."""
+def shown_reason(outcome: Outcome) -> str:
+    """What a caller may see of a failed answer: LINE's JSON message, or a coarse transport reason
+    (never the text of whatever else answered at ``api_url``)."""
     if outcome.status_code is None:
         error = outcome.error or ""
         return "timeout" if error.startswith("timeout") else "the connection failed"

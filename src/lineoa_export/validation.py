@@ -45,8 +45,8 @@ async def validate_with_line(
         try:
             token = await tokens.token()
         except authentications.TokenUnavailable as exc:
-            return exc.outcome.error
+            return authentications.shown_reason(exc.outcome)
         outcome = classify(await client.validate_push(token, messages))
     finally:
         await transport.close()
-    return None if outcome.kind is OutcomeKind.DELIVERED else outcome.error
+    return None if outcome.kind is OutcomeKind.DELIVERED else authentications.shown_reason(outcome)

@@ -108,3 +108,20 @@ def test_the_test_endpoint_refuses_a_stored_url_no_longer_allowed(tmp_path: Path
     assert "api_url" in response.json()["message"]
     assert "LINEOA_EXPORT_ALLOWED_API_HOSTS" in response.json()["message"]
     assert sim.stats()["requests_by_endpoint"] == {}
+
+
+@pytest.mark.parametrize("reply", [GREETING, HTML_401], ids=["mariadb", "html-401"])
+def test_validate_never_echoes_a_foreign_answer(tmp_path: Path, reply: bytes) -> None:
+    server = OneAnswerServer(reply)
+    try:
+        with make_api(tmp_path, None, api_url=server.url) as api:
+            api.create_activation()
+            response = api.post(
+                "/v1/activations/welcome/validate", json={"event": {"line_user_id": "U" + "0" * 32, "name": "Ann"}}
+            )
+    finally:
+        server.close()
+
+    assert response.status_code == 422, response.text
+    for leaked in (b"MariaDB", b"secret-salt", b"payroll", b"intranet"):
+        assert leaked not in response.content
