@@ -9,6 +9,7 @@ that meets them, into one of these::
     ├── AlreadyExists           a name already taken
     ├── CredentialsRejected     LINE refused the channel credentials (its reason attached)
     ├── StorageFull             the database's disk is full (nothing was stored)
+    ├── DatabaseUnavailable     the database cannot be reached now (connection refused or lost)
     └── ConfigurationError      a setting or environment variable that cannot be used
         └── ApiUrlNotAllowed    a stored api_url the current LINEOA_EXPORT_ALLOWED_API_HOSTS refuses
 """
@@ -68,3 +69,14 @@ class ConfigurationError(LineoaExportError):
 
 class ApiUrlNotAllowed(ConfigurationError):
     """A stored authentication's ``api_url`` is not allowed by the settings in force now."""
+
+
+class DatabaseUnavailable(LineoaExportError):
+    """The database cannot be reached now: connecting failed, or the connection was lost.
+
+    The store replaces the lost connection on the next call, so trying again later works
+    once the database is back. (The message never holds the URL's password.)
+    """
+
+    #: What an API client is told (the message itself names the database host).
+    public_message = "the database is not reachable now; try again shortly"

@@ -18,13 +18,13 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import ConfigurationError, InvalidInput, StorageFull
+from ..errors import ConfigurationError, DatabaseUnavailable, InvalidInput, StorageFull
 from ..naming import is_valid_unicode
 from .migrations import Dialect, ensure_current
 
@@ -50,6 +50,27 @@ def query(name: str, dialect: Dialect) -> str:
         sql = _NAMED_PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
         sql = sql.replace("/*FOR_UPDATE*/", "FOR UPDATE OF e SKIP LOCKED")
     return sql
+
+
+CONNECT_TIMEOUT = 5  # seconds, for PostgreSQL (unless the URL sets connect_timeout)
+
+# The password of postgresql://user:PASSWORD@host/db (up to the last @ before the query), and a
+# password=... parameter: never in a message or a log line.
+_URL_PASSWORD = re.compile(r"^([a-z][a-z0-9+.-]*://[^:/@]*):[^?#]*@", re.IGNORECASE)
+_PARAM_PASSWORD = re.compile(r"(password=)[^&\s]*", re.IGNORECASE)
+
+
+def redacted(url: str) -> str:
+    """The URL with any password replaced by ``***``, for messages."""
+    return _PARAM_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", url))
+
+
+class ConnectionLost(DatabaseUnavailable):
+    """A PostgreSQL connection broke under a call (the next call connects afresh)."""
+
+
+def _is_broken(conn: Any) -> bool:
+    return bool(getattr(conn, "broken", False) or getattr(conn, "closed", False))
 
 
 class Tx(Protocol):
@@ -186,13 +207,15 @@ class Database:
             self.path = None
         else:
             raise ConfigurationError(
-                f"LINEOA_EXPORT_DATABASE_URL: unsupported URL {url!r} (use sqlite:///PATH or postgresql://...)"
+                f"LINEOA_EXPORT_DATABASE_URL: unsupported URL {redacted(url)!r} "
+                "(use sqlite:///PATH or postgresql://...)"
             )
         self._local = threading.local()
         self._all: list[Any] = []
         self._lock = threading.Lock()
         self._writers = threading.Lock()
         self.storage_full = False  # the last write found the disk full (``/readyz`` says so)
+        self._generation = 0  # connections of an older generation are replaced on their next use
 
     # -- connections -------------------------------------------------------------------------
 
@@ -212,21 +235,62 @@ class Database:
             conn.execute("PRAGMA busy_timeout=30000")
             return conn
         import psycopg
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
         from psycopg.rows import dict_row
 
         try:
-            return psycopg.connect(self.url, autocommit=True, row_factory=dict_row)
+            # A bounded connect: a database host that drops packets must not hang a request or
+            # a claim for the OS's two-minute TCP timeout. A connect_timeout in the URL wins.
+            options = {"connect_timeout": CONNECT_TIMEOUT, **conninfo_to_dict(self.url)}
+            return psycopg.connect(make_conninfo("", **options), autocommit=True, row_factory=dict_row)
+        except psycopg.ProgrammingError as exc:  # libpq could not parse the URL
+            raise ConfigurationError(f"LINEOA_EXPORT_DATABASE_URL {redacted(self.url)!r}: {exc}") from None
         except psycopg.OperationalError as exc:
-            raise ConfigurationError(f"cannot connect to {self.url}: {exc}") from None
+            reason = " ".join(str(exc).split())  # libpq's message spans lines
+            raise DatabaseUnavailable(f"cannot connect to {redacted(self.url)}: {reason}") from None
 
     def _conn(self) -> Any:
+        """This thread's connection; a new one if the last was lost (PostgreSQL restart, failover)."""
         conn = getattr(self._local, "conn", None)
+        if conn is not None and (self._local.generation != self._generation or _is_broken(conn)):
+            self._discard(conn)
+            conn = None
         if conn is None:
             conn = self._connect()
-            self._local.conn = conn
+            self._local.conn, self._local.generation = conn, self._generation
             with self._lock:
                 self._all.append(conn)
         return conn
+
+    def _discard(self, conn: Any) -> None:
+        self._local.conn = None
+        with self._lock:
+            if conn in self._all:
+                self._all.remove(conn)
+        with suppress(Exception):
+            conn.close()
+
+    @contextmanager
+    def _replacing_lost(self, conn: Any) -> Iterator[None]:
+        """Turn a lost PostgreSQL connection into :class:`DatabaseUnavailable`, and retire them all.
+
+        One lost connection means the server went away (restart, failover, a cut network): the
+        other threads' connections are as dead but do not know it yet, so each would fail once
+        more. A new generation makes every thread connect afresh on its next call instead.
+        """
+        if self.dialect == "sqlite":
+            yield
+            return
+        import psycopg
+
+        try:
+            yield
+        except psycopg.OperationalError as exc:
+            if not _is_broken(conn):
+                raise
+            with self._lock:
+                self._generation += 1
+            raise ConnectionLost(f"lost the connection to the database: {' '.join(str(exc).split())}") from None
 
     def close(self) -> None:
         with self._lock:
@@ -249,7 +313,7 @@ class Database:
         """
         conn = self._conn()
         if self.dialect == "postgres":
-            with conn.transaction():
+            with self._replacing_lost(conn), conn.transaction():
                 conn.execute(query("lock_schema", "postgres"))
                 yield _SchemaTx(conn, "postgres")
             return
@@ -289,14 +353,15 @@ class Database:
                         conn.execute("ROLLBACK")
                     raise
         else:
-            with self._noting_full_disk(), conn.transaction():
+            with self._replacing_lost(conn), self._noting_full_disk(), conn.transaction():
                 yield _Tx(conn, "postgres")
         self.storage_full = False  # a write went through: there is room again
 
     def run(self, name: str, params: Params | None = None) -> list[Row]:
         """One statement in its own transaction (reads, single writes)."""
-        with self._noting_full_disk():
-            return _Tx(self._conn(), self.dialect).run(name, params)
+        conn = self._conn()
+        with self._replacing_lost(conn), self._noting_full_disk():
+            return _Tx(conn, self.dialect).run(name, params)
 
     @contextmanager
     def _noting_full_disk(self) -> Iterator[None]:
@@ -308,11 +373,18 @@ class Database:
             raise
 
     def ping(self) -> bool:
-        try:
-            self._conn().execute("SELECT 1")
-        except Exception:
-            return False
-        return True
+        """Whether the database answers now; a connection lost while idle is replaced, not reported."""
+        for _ in range(2):
+            try:
+                conn = self._conn()
+                with self._replacing_lost(conn):
+                    conn.execute("SELECT 1")
+                return True
+            except ConnectionLost:
+                continue  # once more, on a new connection
+            except Exception:
+                return False
+        return False
 
 
 def _create_private(path: Path) -> None:

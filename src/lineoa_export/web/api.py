@@ -36,6 +36,7 @@ from ..delivery.line_client import DEFAULT_API_URL
 from ..errors import (
     AlreadyExists,
     CredentialsRejected,
+    DatabaseUnavailable,
     FieldProblem,
     InvalidInput,
     LineoaExportError,
@@ -237,6 +238,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StorageFull)
     async def full(_: Request, exc: StorageFull) -> JSONResponse:
         return _error(503, "storage_full", str(exc))
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def database_unavailable(_: Request, _exc: DatabaseUnavailable) -> JSONResponse:
+        # The store replaces lost connections by itself: the same request works again once it is back.
+        return _error(503, "database_unavailable", DatabaseUnavailable.public_message)
 
     @app.exception_handler(LineoaExportError)
     async def other(_: Request, exc: LineoaExportError) -> JSONResponse:

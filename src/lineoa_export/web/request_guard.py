@@ -26,6 +26,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..errors import DatabaseUnavailable
+
 KEYED_PATHS = ("/v1/", "/metrics")
 VERIFIED_KEY = "api_key"  # where the verified key (name and role) is left in scope["state"]
 
@@ -95,7 +97,10 @@ class RequestGuard:
         headers = Headers(scope=scope)
         if needs_key(scope["path"]):
             token = bearer_token(headers)
-            name = await run_in_threadpool(self.verify_key, token) if token else None
+            try:
+                name = await run_in_threadpool(self.verify_key, token) if token else None
+            except DatabaseUnavailable:  # the store reconnects by itself: a retry will do
+                return self.error(503, "database_unavailable", DatabaseUnavailable.public_message)
             if name is None:
                 response = self.error(401, "unauthorized", "a valid API key is required (Authorization: Bearer KEY)")
                 response.headers["WWW-Authenticate"] = "Bearer"
