@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from lineoa_export import authentications
+from lineoa_export import apikeys, authentications
 from lineoa_export.authentications import Credentials
 from lineoa_export.context import key_file_for, open_context
 from lineoa_export.errors import ConfigurationError
@@ -172,7 +172,7 @@ def test_a_new_database_and_its_wal_files_are_readable_by_their_owner_only(tmp_p
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'app.db'}")
     ctx = open_context(settings)
     try:
-        ctx.db.run("apikey_insert", {"name": "k", "key_hash": "h", "now": 0.0})  # a write: the WAL exists
+        apikeys.create(ctx.db, "k", now=0.0)  # a write: the WAL exists
         files = sorted(tmp_path.iterdir())
         assert {f.name for f in files} >= {"app.db", "app.db-wal", "app.db-shm", "app.db.key"}
         assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}
