@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+import pytest
 
 from lineoa_export import activations
 from lineoa_export.delivery import outbox
@@ -407,6 +408,32 @@ def test_a_stored_api_url_no_longer_allowed_sends_nothing_and_pauses_naming_the_
             activations.resume(p.ctx.db, "welcome", now=p.clock.now())
             await p.run_worker()  # allowed again
             assert p.event("e")["state"] == "delivered"
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("stored_url", ["http://user:pw@127.0.0.1:19999", "http://a..b", "http://127.0.0.1:1/#x"])
+def test_an_unusable_api_url_stored_by_an_older_version_pauses_its_channel_instead_of_looping(
+    tmp_path: Path, run, stored_url: str
+) -> None:
+    """Issue 8, finding 3: such URLs are refused at input now, but a database from 0.1.0 may hold one."""
+    from lineoa_export.authentications import Credentials
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path) as p:
+            p.ctx.db.run("auth_insert", {
+                "name": "old", "kind": "access_token", "api_url": stored_url, "channel_id": None,
+                "channel_key": "auth:old", "credentials": Credentials.from_options("t", None, None).seal(p.ctx.vault),
+                "bot_user_id": None, "bot_name": None, "created_at": 0.0,
+            })  # fmt: skip
+            p.create_activation(authentication="old")
+            p.trigger([{"event_id": "e", "line_user_id": user_id(1), "name": "U"}])
+            await p.run_worker()  # returns: nothing loops
+            entry = p.event("e")
+            assert entry["state"] == "paused"
+            assert entry["attempts"] == 1 and "api_url" in entry["attempt_log"][0]["error"]  # recorded, once
+            reason = activations.get(p.ctx.db, "welcome").pause_reason or ""
+            assert "api_url" in reason and "user:pw@127" not in reason
 
     run(scenario())
 
