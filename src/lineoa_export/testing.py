@@ -31,7 +31,7 @@ from .delivery.outcomes import Answer, NoAnswer
 from .delivery.worker import Worker, WorkerStats
 from .settings import Settings
 from .simulator import RunningSimulator, SimulatorOptions, running_simulator
-from .simulator.options import DEFAULT_ACCESS_TOKEN, DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_SECRET
+from .simulator.options import DEFAULT_ACCESS_TOKEN, DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_SECRET, ChannelConfig
 
 TEST_SECRET_KEY = "lineoa-export-test-key, never for production"
 #: Where the simulator listens: tests allow it as an API host (``LINEOA_EXPORT_ALLOWED_API_HOSTS``).
@@ -52,11 +52,13 @@ class Pipeline:
     activation: str = "welcome"
     workers: list[Worker] = field(default_factory=list)
 
-    def create_auth(self, *, minted: bool = False, name: str | None = None) -> authentications.Authentication:
+    def create_auth(
+        self, *, minted: bool = False, name: str | None = None, token: str = DEFAULT_ACCESS_TOKEN
+    ) -> authentications.Authentication:
         creds = (
             authentications.Credentials.from_options(None, DEFAULT_CHANNEL_ID, DEFAULT_CHANNEL_SECRET)
             if minted
-            else authentications.Credentials.from_options(DEFAULT_ACCESS_TOKEN, None, None)
+            else authentications.Credentials.from_options(token, None, None)
         )
         return authentications.create(
             self.ctx.db,
@@ -97,6 +99,22 @@ class Pipeline:
 
     def event(self, event_id: str, activation: str | None = None) -> dict[str, Any]:
         return activation_table.event(self.ctx.db, activation or self.activation, event_id)
+
+
+def channel(n: int, **fields: Any) -> ChannelConfig:
+    """Simulator channel number ``n`` (an OA of its own: id, token, bot); its token is ``token(n)``."""
+    return ChannelConfig(
+        channel_id=str(2_000_000_000 + n),
+        access_tokens=[token(n)],
+        bot_user_id="U" + uuid.uuid5(uuid.NAMESPACE_OID, f"bot-{n}").hex,
+        display_name=f"OA {n}",
+        **fields,
+    )
+
+
+def token(n: int) -> str:
+    """The channel access token of :func:`channel` ``n``."""
+    return f"token-of-channel-{n}"
 
 
 @contextlib.asynccontextmanager

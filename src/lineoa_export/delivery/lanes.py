@@ -104,10 +104,19 @@ class Lane:
     paused: bool = False  # the channel is held (quota, credentials)
     probing: bool = False  # this worker sends the tripped channel's probe
     next_claim_at: float = 0.0  # monotonic: when an idle lane is looked at again
+    #: The lane's fair share of the process's pushes in flight (see :func:`fair_share`).
+    share: int = 1_000_000
+
+    def limit(self) -> int:
+        """Pushes this lane may have in flight now: its budget, within its share of the process."""
+        return min(self.budget.limit, self.share)
+
+    def busy(self) -> bool:
+        return self.in_flight > 0 or self.queue.qsize() > 0
 
     def capacity(self) -> int:
-        """Events this lane may hold at once: its in-flight budget plus a moment of sending."""
-        return self.budget.limit + math.ceil(self.budget.rate * CLAIM_AHEAD)
+        """Events this lane may hold at once: its in-flight allowance plus a moment of sending."""
+        return self.limit() + math.ceil(self.budget.rate * CLAIM_AHEAD)
 
     def room(self) -> int:
         """Events this lane could take now: its capacity less what it holds."""
@@ -118,8 +127,18 @@ class Lane:
     def senders_wanted(self) -> int:
         """More senders to start: up to the budget, and no more than there is work for."""
         work = self.queue.qsize() + self.in_flight
-        return max(0, min(self.budget.limit, work) - self.senders)
+        return max(0, min(self.limit(), work) - self.senders)
 
     def should_retire(self) -> bool:
-        """A sender leaves when the budget shrank below the senders running."""
-        return self.senders > self.budget.limit
+        """A sender leaves when the budget (or the share) shrank below the senders running."""
+        return self.senders > self.limit()
+
+
+def fair_share(concurrency: int, busy_lanes: int) -> int:
+    """Pushes in flight one lane may hold when ``busy_lanes`` lanes have work: an equal part of
+    the process's ``concurrency`` (at least :data:`MIN_BUDGET`).
+
+    Without it a hanging channel, whose pushes never come back, would fill the process's
+    connections with its own budget and leave none to the channels that answer.
+    """
+    return max(MIN_BUDGET, concurrency // max(1, busy_lanes))

@@ -45,7 +45,7 @@ from ..store.database import Database
 from ..vault import Vault
 from . import outbox, pauses
 from .channel import LineChannel
-from .lanes import Breaker, InFlightBudget, Lane
+from .lanes import Breaker, InFlightBudget, Lane, fair_share
 from .line_client import AiohttpTransport, LineClient, Timeouts, Transport
 from .liveness import DEAD_AFTER, Liveness
 from .outbox import Claimed, Result
@@ -138,6 +138,7 @@ class Worker:
         self._held = 0  # claimed and not yet recorded
         self._settled = asyncio.Event()  # set whenever held work drops
         self._last_claimed = float("-inf")
+        self._claimed_last_round = 0
         self._next_housekeeping = 0.0
         self._warned_unshared = False
         self._wake = asyncio.Event()
@@ -247,6 +248,7 @@ class Worker:
         now = self.clock.now()
         mono = time.monotonic()
         wants: list[tuple[str, int]] = []
+        self._share_out()
         for key in self._channel_keys:
             lane = self._lane(key)
             if lane.breaker.open and not lane.probing:
@@ -257,6 +259,7 @@ class Worker:
             if room >= threshold and mono >= lane.next_claim_at:
                 wants.append((key, wanted))
         if not wants:
+            self._claimed_last_round = 0
             return False
         batch = await self._db(
             outbox.claim,
@@ -268,12 +271,14 @@ class Worker:
             alive_since=now - DEAD_AFTER,
         )
         self._generation += 1
+        self._claimed_last_round = len(batch)
         got = Counter(c.channel_key for c in batch)
         for claimed in batch:
             self._lane(claimed.channel_key).queue.put_nowait((self._generation, claimed))
         self._held += len(batch)
         if batch:
             self._last_claimed = mono
+            self._share_out()  # before senders start: the lanes that just got work count too
         full = False
         for key, wanted in wants:
             lane = self._lanes[key]
@@ -311,10 +316,15 @@ class Worker:
             return False
         for lane in self._lanes.values():
             lane.next_claim_at = 0.0
-        if pending.next_due is not None and pending.next_due > now:
+        wake_at = pending.next_due
+        if (wake_at is None or wake_at <= now) and not self._claimed_last_round:
+            # Due, yet no lane would claim it: its channel is tripped. Wait for the probe.
+            probes = [lane.breaker.probe_at for lane in self._lanes.values() if lane.breaker.probe_at is not None]
+            wake_at = min(probes, default=now + 1.0)
+        if wake_at is not None and wake_at > now:
             # Look again at least every second: what is due next may be another worker's lease,
             # and that worker may finish (and free it) long before the lease would run out.
-            await self.clock.sleep(min(pending.next_due - now, 1.0))
+            await self.clock.sleep(min(wake_at - now, 1.0))
         self._next_housekeeping = 0.0  # the clock moved: holds and probes may have changed
         return True
 
@@ -362,6 +372,13 @@ class Worker:
             )
             self._apply_board(lane)
         return lane
+
+    def _share_out(self) -> None:
+        """Give every lane its fair share of the process's pushes in flight (lanes.fair_share)."""
+        lanes = [self._lane(key) for key in self._channel_keys]
+        share = fair_share(self.settings.concurrency, sum(1 for lane in lanes if lane.busy()))
+        for lane in lanes:
+            lane.share = share
 
     def _start_senders(self, lane: Lane) -> None:
         for _ in range(lane.senders_wanted()):
@@ -429,14 +446,14 @@ class Worker:
         now = self.clock.now()
         if key_expired(c.first_attempt_at, now):
             return self._settle(c, EventState.FAILED, error=KEY_EXPIRED_ERROR, now=now), None
-        if lane.paused or self._is_held(c, generation):
-            return self._settle(c, EventState.PAUSED, error=None, now=now), None
-        probe = lane.probing
-        if lane.breaker.open and not probe:
-            return self._settle(c, EventState.RETRYING, error=None, now=now, due=lane.breaker.probe_at), None
-        lane.probing = False
-        if not lane.limiter.try_acquire():
+        held = self._held_back(lane, c, generation, now)
+        if held is None and not lane.limiter.try_acquire():
             await lane.limiter.acquire()
+            # The wait may have seen the channel trip or pause: look again before sending.
+            held = self._held_back(lane, c, generation, self.clock.now())
+        if held is not None:
+            return held, None
+        probe, lane.probing = lane.probing, False
         started = self.clock.now()
         if started > c.leased_until - 2 * self.settings.timeout:
             # Too long in line: the lease could run out mid-request and another worker send the
@@ -459,6 +476,14 @@ class Worker:
         if decision.verdict is Verdict.PAUSE and not lane.paused:
             await self._pause_channel(lane, c, outcome)
         return self._result(c, outcome, decision, started, duration * 1000), outcome
+
+    def _held_back(self, lane: Lane, c: Claimed, generation: int, now: float) -> Result | None:
+        """The event must not be sent now (paused, or its channel tripped): its settled result."""
+        if lane.paused or self._is_held(c, generation):
+            return self._settle(c, EventState.PAUSED, error=None, now=now)
+        if lane.breaker.open and not lane.probing:
+            return self._settle(c, EventState.RETRYING, error=None, now=now, due=lane.breaker.probe_at)
+        return None
 
     async def _push_gated(self, lane: Lane, c: Claimed) -> tuple[Outcome, float]:
         async with self._gate:

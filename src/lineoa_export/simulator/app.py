@@ -287,6 +287,16 @@ class SimState:
         assert isinstance(fault, int)
         return self.answer(endpoint, fault, status_body(fault))
 
+    async def channel_fault(self, request: web.Request, endpoint: str, channel: ChannelConfig) -> web.Response | None:
+        """The channel's own latency and faults (one OA sick while the others are well)."""
+        if channel.latency_ms:
+            await asyncio.sleep(channel.latency_ms / 1000.0)
+        if channel.hang:
+            return await self.misbehave(request, endpoint, "hang")
+        if channel.fail_status is not None:
+            return await self.misbehave(request, endpoint, channel.fail_status)
+        return None
+
     def reset(self) -> None:
         """Forget the record, refill buckets, forget minted tokens, reseed faults."""
         self.record.reset()
@@ -355,6 +365,9 @@ def _make_push(st: SimState) -> Handler:
         channel_id = channel.channel_id
         if not st.take(channel_id, PUSH, channel.rate_limit_per_second, channel.effective_burst):
             return st.answer(PUSH, 429, _BODY_RATE)
+        channel_fault = await st.channel_fault(request, PUSH, channel)
+        if channel_fault is not None:
+            return channel_fault
 
         body = await request.read()
         retry_key = headers.get("X-Line-Retry-Key")
@@ -502,6 +515,9 @@ def _make_multicast(st: SimState) -> Handler:
         rate = channel.multicast_rate_per_second
         if not st.take(channel.channel_id, MULTICAST, rate, rate):
             return st.answer(MULTICAST, 429, _BODY_RATE)
+        channel_fault = await st.channel_fault(request, MULTICAST, channel)
+        if channel_fault is not None:
+            return channel_fault
         body = await request.read()
         retry_key = request.headers.get("X-Line-Retry-Key")
         if retry_key is not None:

@@ -48,6 +48,13 @@ class ChannelConfig(BaseModel):
     burst: float | None = Field(default=None, gt=0)
     #: Token bucket of the multicast endpoint.
     multicast_rate_per_second: float = Field(default=200.0, gt=0)
+    #: True: every push and multicast to this channel hangs (``hang_seconds``, then the connection
+    #: closes): one LINE channel having an incident while the others are fine.
+    hang: bool = False
+    #: Every push and multicast to this channel answers this status (e.g. 500: a 5xx storm on one OA).
+    fail_status: int | None = Field(default=None, ge=400, le=599)
+    #: Latency of this channel's pushes, milliseconds (instead of the simulator-wide ``latency_ms``).
+    latency_ms: float | None = Field(default=None, ge=0.0)
 
     @property
     def effective_burst(self) -> float:

@@ -1,0 +1,261 @@
+"""Delivery lanes: what one LINE channel does never slows another (issue 7).
+
+Each scenario runs the real worker against the in-process simulator, whose channels can each
+hang, answer 5xx or answer late, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lineoa_export import activations
+from lineoa_export.activation_table import iso
+from lineoa_export.clock import SystemClock
+from lineoa_export.delivery import outbox, pauses
+from lineoa_export.delivery.lanes import Breaker, InFlightBudget, Lane, fair_share
+from lineoa_export.delivery.liveness import DEAD_AFTER, FENCE_AFTER, Liveness
+from lineoa_export.delivery.outbox import Claimed, Result
+from lineoa_export.delivery.outcomes import Outcome
+from lineoa_export.delivery.rate_limit import ChannelLimiter
+from lineoa_export.delivery.states import EventState
+from lineoa_export.simulator import SimulatorOptions
+from lineoa_export.simulator.options import ChannelConfig
+from lineoa_export.testing import Pipeline, channel, pipeline, token, user_id
+
+
+def _events(prefix: str, n: int) -> list[dict[str, Any]]:
+    return [{"event_id": f"{prefix}-{i}", "line_user_id": user_id(i), "name": f"n{i}"} for i in range(n)]
+
+
+def _add_channel(p: Pipeline, n: int) -> str:
+    """An authentication and an activation on simulator channel ``n``; returns the activation."""
+    p.create_auth(name=f"oa{n}", token=token(n))
+    p.create_activation(f"act{n}", authentication=f"oa{n}")
+    return f"act{n}"
+
+
+class Results:
+    """A worker listener: every result in the order the worker kept it, by activation."""
+
+    def __init__(self) -> None:
+        self.order: list[tuple[str, EventState]] = []
+        self.when_done: dict[str, asyncio.Event] = {}
+        self.expected: dict[str, int] = {}
+
+    def wait_for(self, activation: str, delivered: int) -> asyncio.Event:
+        self.expected[activation] = delivered
+        self.when_done[activation] = asyncio.Event()
+        return self.when_done[activation]
+
+    def delivered(self, activation: str) -> int:
+        return sum(1 for a, s in self.order if a == activation and s is EventState.DELIVERED)
+
+    def __call__(self, claimed: Claimed, result: Result, outcome: Outcome | None) -> None:
+        self.order.append((claimed.activation, result.state))
+        want = self.expected.get(claimed.activation)
+        if want is not None and self.delivered(claimed.activation) >= want:
+            self.when_done[claimed.activation].set()
+
+
+async def _run_until(p: Pipeline, results: Results, done: list[asyncio.Event], **settings: Any) -> None:
+    worker = p.worker(**settings)
+    worker._listener = results
+    task = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(60):
+            await asyncio.gather(*(d.wait() for d in done))
+    finally:
+        worker.stop()
+        await task
+
+
+def test_a_hanging_channel_does_not_hold_back_the_healthy_ones(tmp_path: Path, run, db_url: str) -> None:
+    """Three healthy channels deliver everything while the fourth's pushes are still hanging."""
+    options = SimulatorOptions(
+        channels=[ChannelConfig(), channel(1), channel(2), channel(3), channel(4, hang=True)], hang_seconds=30
+    )
+
+    async def scenario() -> None:
+        # A real clock: the worker runs as serve runs it (a fake one would race through its quota checks).
+        async with pipeline(tmp_path, options, database_url=db_url, clock=SystemClock(), timeout=4.0) as p:
+            healthy = [_add_channel(p, n) for n in (1, 2, 3)]
+            sick = _add_channel(p, 4)
+            p.trigger(_events("h", 200), activation=sick)
+            for name in healthy:
+                p.trigger(_events(name, 200), activation=name)
+            results = Results()
+            done = [results.wait_for(name, 200) for name in healthy]
+            await _run_until(p, results, done)
+            # Every healthy event was delivered before any hanging push came back (4-s timeout).
+            assert all(results.delivered(name) == 200 for name in healthy)
+            last_healthy = max(i for i, (a, _) in enumerate(results.order) if a != sick)
+            assert sick not in [a for a, _ in results.order[: last_healthy + 1]]
+            assert p.sim.record.hung > 0
+
+    run(scenario())
+
+
+def test_a_5xx_storm_on_one_channel_costs_the_others_nothing(tmp_path: Path, run, db_url: str) -> None:
+    options = SimulatorOptions(channels=[ChannelConfig(), channel(1), channel(2, fail_status=500)])
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path, options, database_url=db_url) as p:
+            well, storm = _add_channel(p, 1), _add_channel(p, 2)
+            p.trigger(_events("s", 50), activation=storm)
+            p.trigger(_events("w", 50), activation=well)
+            start = p.clock.now()
+            await p.run_worker()
+            well_log = p.log(well)
+            assert {e["state"] for e in well_log} == {"delivered"}
+            # First attempt, at once: no retry wait of the sick channel was spent on them.
+            assert all(e["attempts"] == 1 and e["finished_at"] == iso(start) for e in well_log)
+            storm_log = p.log(storm)
+            assert {e["state"] for e in storm_log} == {"failed"}
+            assert {e["status_code"] for e in storm_log} == {500}
+            # LINE answered (500): a 5xx storm is retried per event, it does not trip the breaker.
+            assert pauses.board(p.ctx.db).tripped(activations.get(p.ctx.db, storm).channel_key) is None
+
+    run(scenario())
+
+
+def test_claims_are_fair_a_deep_backlog_does_not_starve_a_small_channel(tmp_path: Path, run, db_url: str) -> None:
+    options = SimulatorOptions(channels=[ChannelConfig(), channel(1), channel(2)])
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path, options, database_url=db_url) as p:
+            deep, small = _add_channel(p, 1), _add_channel(p, 2)
+            p.trigger(_events("d", 1500), activation=deep)
+            p.trigger(_events("s", 10), activation=small)  # stored after all 1,500
+            results = Results()
+            worker = p.worker()
+            worker._listener = results
+            await worker.run(until_idle=True)
+            positions = [i for i, (a, _) in enumerate(results.order) if a == small]
+            assert len(positions) == 10
+            # FIFO would send the small channel's events last (positions 1,500+): lanes send them
+            # within the first claim of each lane.
+            assert max(positions) < 400
+            assert results.delivered(deep) == 1500
+
+    run(scenario())
+
+
+def test_the_breaker_trips_on_a_hanging_channel_probes_and_closes_by_itself(tmp_path: Path, run, db_url: str) -> None:
+    options = SimulatorOptions(channels=[ChannelConfig(), channel(1, hang=True)], hang_seconds=30)
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path, options, database_url=db_url, timeout=0.3) as p:
+            act = _add_channel(p, 1)
+            p.trigger(_events("b", 40), activation=act)
+            key = activations.get(p.ctx.db, act).channel_key
+            results = Results()
+            seen_tripped: list[Any] = []
+
+            def heal_once_tripped(claimed: Claimed, result: Result, outcome: Outcome | None) -> None:
+                results(claimed, result, outcome)
+                hold = pauses.board(p.ctx.db).tripped(key)
+                if hold is not None and not seen_tripped:
+                    seen_tripped.append((hold, p.clock.now(), activations.get(p.ctx.db, act)))
+                    p.sim.options.channels[1].hang = False  # LINE is back
+
+            worker = p.worker()
+            worker._listener = heal_once_tripped
+            tripped_at_start = p.clock.now()
+            await worker.run(until_idle=True)
+
+            assert seen_tripped, "the breaker never tripped"
+            hold, tripped_at, status = seen_tripped[0]
+            assert hold.kind is pauses.PauseKind.BREAKER and "did not answer 5 pushes in a row" in hold.reason
+            assert hold.probe_at == pytest.approx(tripped_at + 5.0)
+            assert status.channel_pause_kind == "breaker"
+            assert status.pause_reason.startswith("channel tripped since ")  # what activation show says
+            # It closed by itself once LINE answered, and every event went out exactly once.
+            assert pauses.board(p.ctx.db).tripped(key) is None
+            log = p.log(act)
+            assert [e["state"] for e in log] == ["delivered"] * 40
+            assert p.sim.record.accepted_total == 40
+            # While tripped, nothing but the probe was sent: only the pushes in flight when it
+            # tripped hung; the rest waited without an attempt and without spending a retry.
+            hung = p.sim.record.hung
+            assert 5 <= hung < 40
+            assert sum(e["attempts"] for e in log) == 40 + hung
+            assert p.clock.now() >= tripped_at_start + 5.0
+
+    run(scenario())
+
+
+# -- budgets, shares, takeover: the pieces, on their own -------------------------------------------
+
+
+def test_the_in_flight_budget_follows_the_latency_line_shows() -> None:
+    budget = InFlightBudget(rate=2000, burst=20, max_connections=1000)
+    start = budget.limit
+    for _ in range(400):
+        budget.observe(0.100)  # LINE 100 ms away
+    assert budget.limit == pytest.approx(2000 * 0.100 * 1.5 + 20, rel=0.05)
+    far = budget.limit
+    for _ in range(400):
+        budget.observe(0.001)
+    assert budget.limit < start < far
+    for _ in range(400):
+        budget.observe(2.0)
+    assert budget.limit == 1000  # bounded by the channel's connection limit
+
+
+def test_a_lane_never_holds_more_than_its_fair_share_of_the_process() -> None:
+    lane = Lane("c", ChannelLimiter(2000, 20), InFlightBudget(2000, 20, 1000), Breaker(5))
+    assert lane.limit() == lane.budget.limit
+    lane.share = fair_share(concurrency=16, busy_lanes=4)
+    assert lane.limit() == 4
+    assert fair_share(concurrency=1024, busy_lanes=1) == 1024
+    assert fair_share(concurrency=8, busy_lanes=100) >= 1
+
+
+def test_a_dead_workers_events_are_taken_over_within_5_seconds_not_at_lease_end(
+    tmp_path: Path, run, db_url: str
+) -> None:
+    async def scenario() -> None:
+        async with pipeline(tmp_path, database_url=db_url) as p:
+            p.create_activation()
+            p.trigger(_events("k", 5))
+            db, now = p.ctx.db, p.clock.now()
+            key = activations.get(db, p.activation).channel_key
+            dead = Liveness(db, "dead-worker", p.clock.now)
+            dead.register()
+            held = outbox.claim(
+                db, worker="dead-worker", now=now, lease_seconds=35, wants=[(key, 10)], alive_since=now - DEAD_AFTER
+            )
+            assert len(held) == 5
+            # The dead worker's heartbeat stops here (kill -9). 3 s later it may still be alive:
+            later = now + 3.0
+            assert (
+                outbox.claim(
+                    db, worker="w2", now=later, lease_seconds=35, wants=[(key, 10)], alive_since=later - DEAD_AFTER
+                )
+                == []
+            )
+            # 4.5 s after its last heartbeat it is dead: its events move at once, 30 s before the lease ends.
+            later = now + 4.5
+            taken = outbox.claim(
+                db, worker="w2", now=later, lease_seconds=35, wants=[(key, 10)], alive_since=later - DEAD_AFTER
+            )
+            assert sorted(c.retry_key for c in taken) == sorted(c.retry_key for c in held)
+
+    run(scenario())
+
+
+def test_a_worker_cut_off_from_the_database_fences_itself_before_anyone_may_take_over() -> None:
+    """No overlap of one retry key: the fence comes before others may see the worker as dead."""
+    mono = [100.0]
+
+    live = Liveness(None, "w", lambda: 0.0, monotonic=lambda: mono[0])  # type: ignore[arg-type]  # no beat is made
+    assert not live.fenced
+    mono[0] += FENCE_AFTER - 0.1
+    assert not live.fenced
+    mono[0] += 0.2
+    assert live.fenced
+    assert FENCE_AFTER + 1.0 < DEAD_AFTER  # a heartbeat period of margin between the two
