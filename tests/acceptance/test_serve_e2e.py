@@ -30,7 +30,7 @@ SETTLE_TIMEOUT = 15.0
 class Serve:
     """A ``lineoa-export serve`` process on a free port, with an API key made by the CLI."""
 
-    def __init__(self, cli: Cli) -> None:
+    def __init__(self, cli: Cli, *args: str) -> None:
         created = cli.ok("apikey", "create", "e2e")
         self.key = created.stdout.strip()
         assert self.key.startswith("lxk_"), describe(created)
@@ -39,7 +39,7 @@ class Serve:
         self.log_path = cli.directory / "serve.log"
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "lineoa_export", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "lineoa_export", "serve", "--port", str(self.port), *args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -249,3 +249,58 @@ def test_full_flow_over_http_then_graceful_shutdown(cli: Cli, sim: Simulator, se
     assert not leases_left, f"{len(leases_left)} events still leased by the stopped worker"
     assert not unrecorded, f"{len(unrecorded)} pushes LINE accepted were not recorded before exit"
     assert stats["duplicates_suppressed"] == 0
+
+
+def test_an_api_only_node_stores_triggers_and_a_worker_elsewhere_delivers_them(cli: Cli, sim: Simulator) -> None:
+    """serve --no-worker (API nodes) beside `worker --concurrency N` processes, as on several machines."""
+    server = Serve(cli, "--no-worker")
+    try:
+        server.ok(
+            "POST", "/v1/authentications", {"name": "line", "access_token": DEMO_TOKEN, "api_url": sim.url}, status=201
+        )
+        server.ok(
+            "POST",
+            "/v1/activations",
+            {"name": "w", "authentication": "line", "recipient": "{{u}}", "messages": [{"type": "text", "text": "hi"}]},
+            status=201,
+        )
+        events = [{"u": new_user(), "event_id": f"e{i}"} for i in range(30)]
+        assert server.ok("POST", "/v1/activations/w/triggers", {"events": events}, status=202)["counts"] == {
+            "accepted": 30
+        }
+        metrics = server.call("GET", "/metrics")[1]
+        assert "lineoa_export_lane_in_flight" not in metrics  # no worker in this process
+        assert {e["state"] for e in db_events(cli)} == {"queued"}
+        assert sim.stats()["accepted_pushes"] == 0
+    finally:
+        assert server.terminate(timeout=10) == 0
+        server.stop()
+    refused = cli("worker", "--until-idle", "--concurrency", "0")
+    assert refused.returncode != 0 and "concurrency" in refused.stderr.lower(), describe(refused)
+    cli.ok("worker", "--until-idle", "--concurrency", "4")
+    assert {e["state"] for e in db_events(cli)} == {"delivered"}
+    assert sim.stats()["accepted_pushes"] == 30
+
+
+def test_metrics_show_each_lane_of_the_worker(cli: Cli, sim: Simulator, serve: Serve) -> None:
+    serve.ok(
+        "POST", "/v1/authentications", {"name": "line", "access_token": DEMO_TOKEN, "api_url": sim.url}, status=201
+    )
+    serve.ok(
+        "POST",
+        "/v1/activations",
+        {"name": "m", "authentication": "line", "recipient": "{{u}}", "messages": [{"type": "text", "text": "hi"}]},
+        status=201,
+    )
+    serve.ok("POST", "/v1/activations/m/triggers", {"events": [{"u": new_user()}]}, status=202)
+    wait_until_settled(serve, "m")
+    metrics = serve.call("GET", "/metrics")[1]
+    channel = db_channel_key(cli)
+    for name in ("lane_in_flight", "lane_budget", "lane_latency_seconds", "channel_tripped"):
+        assert f'lineoa_export_{name}{{channel="{channel}"}}' in metrics, name
+    assert f'lineoa_export_channel_tripped{{channel="{channel}"}} 0.0' in metrics
+
+
+def db_channel_key(cli: Cli) -> str:
+    with closing(sqlite3.connect(cli.db_path)) as conn:
+        return str(conn.execute("SELECT channel_key FROM authentications").fetchone()[0])

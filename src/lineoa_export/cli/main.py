@@ -64,10 +64,12 @@ def guarded(fn: Callable[[], T]) -> T:
         fail(str(exc))
 
 
-def context() -> Context:
+def context(**overrides: Any) -> Context:
+    """Settings from the environment (``LINEOA_EXPORT_*``), with command-line flags over them."""
     from ..context import open_context
+    from ..settings import Settings
 
-    return guarded(open_context)
+    return guarded(lambda: open_context(Settings.from_env(**overrides)))
 
 
 def operations() -> Operations:
@@ -543,6 +545,10 @@ def worker(
     until_idle: Annotated[
         bool, typer.Option("--until-idle", help="Exit once nothing is due or waiting to retry.")
     ] = False,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(help="Upper bound of pushes in flight in this process (LINEOA_EXPORT_CONCURRENCY).", min=1),
+    ] = None,
 ) -> None:
     """Deliver due events to LINE (Ctrl-C drains and exits)."""
     import logging
@@ -550,7 +556,7 @@ def worker(
     from .views import describe_results, run_worker_with_progress
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    ctx = context()
+    ctx = context(concurrency=concurrency)
     stats = guarded(lambda: run_worker_with_progress(ctx, until_idle=until_idle, console=err))
     err.print(f"worker done: {describe_results(stats)}")
 
@@ -602,15 +608,21 @@ app.add_typer(apikey_app, name="apikey")
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Serve the API and console only (run `worker` processes elsewhere).")
+    ] = False,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Upper bound of pushes in flight in this process's worker.", min=1)
+    ] = None,
 ) -> None:
-    """Run the JSON API (/v1, /openapi.json, /metrics), the console and the delivery worker."""
+    """Run the JSON API (/v1, /openapi.json, /metrics), the console and, unless --no-worker, the delivery worker."""
     import logging
 
     from ..web.service import serve as run_service
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    ctx = context()
-    guarded(lambda: asyncio.run(run_service(ctx, host=host, port=port)))
+    ctx = context(concurrency=concurrency)
+    guarded(lambda: asyncio.run(run_service(ctx, host=host, port=port, with_worker=not no_worker)))
 
 
 @apikey_app.command("create")

@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 from ..delivery.outbox import Claimed, Result
 from ..delivery.outcomes import Outcome
 from ..delivery.states import EventState
+from ..delivery.worker import Worker
 from ..store.database import Database
 
 
@@ -38,6 +39,42 @@ class _StorageCollector(Collector):
         rate = GaugeMetricFamily("lineoa_export_channel_rate_limit", "Configured pushes per second per channel")
         rate.add_metric([], self._rate_limit)
         yield rate
+
+
+class _LaneCollector(Collector):
+    """What this process's worker holds per channel, read at scrape time from its lanes."""
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        in_flight = GaugeMetricFamily(
+            "lineoa_export_lane_in_flight", "Pushes in flight, by LINE channel", labels=["channel"]
+        )
+        budget = GaugeMetricFamily(
+            "lineoa_export_lane_budget",
+            "Pushes a channel may have in flight (rate x observed latency x 1.5 + burst, within its share)",
+            labels=["channel"],
+        )
+        latency = GaugeMetricFamily(
+            "lineoa_export_lane_latency_seconds", "Average time LINE took to answer, by channel", labels=["channel"]
+        )
+        tripped = GaugeMetricFamily(
+            "lineoa_export_channel_tripped", "1 while a channel's circuit breaker is open", labels=["channel"]
+        )
+        for key, lane in self._worker.lanes().items():
+            in_flight.add_metric([key], lane.in_flight)
+            budget.add_metric([key], lane.limit())
+            latency.add_metric([key], lane.budget.latency)
+            tripped.add_metric([key], 1 if lane.breaker.open else 0)
+        degraded = GaugeMetricFamily(
+            "lineoa_export_rate_limit_degraded",
+            "1 while a channel's shared (Redis) rate limit is unreachable and a local share is used",
+            labels=["channel"],
+        )
+        for key in self._worker.rate_limit_degraded():
+            degraded.add_metric([key], 1)
+        yield from (in_flight, budget, latency, tripped, degraded)
 
 
 class Metrics:
@@ -74,6 +111,10 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_StorageCollector(db, rate_limit))
+
+    def watch(self, worker: Worker) -> None:
+        """Also expose the lanes of this process's worker (in flight, budget, breaker, degraded limits)."""
+        self.registry.register(_LaneCollector(worker))
 
     def on_result(self, claimed: Claimed, result: Result, outcome: Outcome | None) -> None:
         """Worker listener: count what one result says."""

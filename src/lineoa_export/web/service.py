@@ -25,28 +25,39 @@ from .slow_clients import server_limits
 log = logging.getLogger(__name__)
 
 
-async def serve(ctx: Context, *, host: str, port: int, log_level: str = "info") -> None:
+async def serve(ctx: Context, *, host: str, port: int, log_level: str = "info", with_worker: bool = True) -> None:
+    """Serve until SIGTERM / Ctrl-C. ``with_worker=False`` (``serve --no-worker``): an API-only node;
+    triggers are stored and the ``worker`` processes elsewhere deliver them."""
     metrics = Metrics(ctx.db, rate_limit=ctx.settings.rate_limit)
     # The API's own database work runs on the thread pool; the worker's goes to its database
     # thread too, so a trigger holding SQLite's write lock never stalls the event loop.
-    worker = Worker(ctx.db, ctx.vault, ctx.settings, clock=ctx.clock, listener=metrics.on_result, inline_sqlite=False)
-    app = create_api(ctx, worker=WorkerHandle.on_running_loop(worker), metrics=metrics)
+    worker = (
+        Worker(ctx.db, ctx.vault, ctx.settings, clock=ctx.clock, listener=metrics.on_result, inline_sqlite=False)
+        if with_worker
+        else None
+    )
+    if worker is not None:
+        metrics.watch(worker)
+    handle = WorkerHandle.on_running_loop(worker) if worker is not None else None
+    app = create_api(ctx, worker=handle, metrics=metrics)
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off", **server_limits())
     )
 
     def request_stop(*_: Any) -> None:
         server.should_exit = True
-        worker.stop()
+        if worker is not None:
+            worker.stop()
 
     # uvicorn re-raises the signals it captured once it has stopped; with these handlers in
     # place that lands here instead of killing the process before the worker has drained.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, request_stop)
-    worker_task = asyncio.create_task(worker.run())
+    worker_task = asyncio.create_task(worker.run()) if worker is not None else None
     try:
         await server.serve()
     finally:
-        worker.stop()
-        await worker_task
-        log.info("stopped: worker drained")
+        if worker is not None and worker_task is not None:
+            worker.stop()
+            await worker_task
+            log.info("stopped: worker drained")
