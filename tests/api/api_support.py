@@ -20,7 +20,7 @@ from lineoa_export.delivery.worker import Worker, WorkerStats
 from lineoa_export.settings import Settings
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
 from lineoa_export.testing import SIMULATOR_HOST, ThreadedSimulator
-from lineoa_export.web.api import create_api
+from lineoa_export.web.app import create_app
 
 SECRET_KEY = "an API test passphrase of 32+ characters"
 START = 1_800_000_000.0
@@ -126,7 +126,7 @@ def make_api(tmp_path: Path, sim: ThreadedSimulator | None, *, api_url: str | No
             api_url=url,
             now=clock.now(),
         )
-        client = ASGIClient(create_api(ctx))
+        client = ASGIClient(create_app(ctx))
         client.trust_env = False
         client.headers["Authorization"] = f"Bearer {key}"
         try:

@@ -23,7 +23,7 @@ from lineoa_export.context import Context, open_context
 from lineoa_export.settings import Settings
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
 from lineoa_export.testing import SIMULATOR_HOST, user_id
-from lineoa_export.web.api import create_api
+from lineoa_export.web.app import create_app
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 BAD_TEXTS = {"nul": "a\x00b", "surrogate": "a\ud800b", "escaped-nul": "\\u0000"}
@@ -84,7 +84,7 @@ def app(database_url: str) -> Iterator[tuple[Any, str, Context]]:
             api_url="http://127.0.0.1:9",
             now=START,
         )
-        client = ASGIClient(create_api(ctx))
+        client = ASGIClient(create_app(ctx))
         client.trust_env = False
         client.headers["Authorization"] = f"Bearer {key}"
         created = client.post("/v1/activations", json={**GOOD_BODY["/v1/activations"], "name": "welcome"})

@@ -16,7 +16,7 @@ import orjson
 import pytest
 from api_support import Api, make_api
 
-from lineoa_export.web.api import MAX_BODY_BYTES
+from lineoa_export.web.app import MAX_BODY_BYTES
 from lineoa_export.web.request_guard import RequestGuard
 
 CHUNK = 64 * 1024
@@ -161,7 +161,7 @@ async def echo_length(scope: Any, receive: Any, send: Any) -> None:
 
 
 def guard(app: Any = echo_length, timeout: float = 0.05) -> RequestGuard:
-    from lineoa_export.web.api import _error
+    from lineoa_export.web.api.errors import error_response as _error
 
     return RequestGuard(app, verify_key=lambda _: None, error=_error, max_body_bytes=1000, body_timeout=timeout)
 

@@ -32,7 +32,7 @@ from lineoa_export.context import Context, open_context
 from lineoa_export.delivery import triggers
 from lineoa_export.settings import Settings
 from lineoa_export.testing import SIMULATOR_HOST
-from lineoa_export.web.api import create_api
+from lineoa_export.web.app import create_app
 
 
 def unused_loopback_url() -> str:
@@ -103,7 +103,7 @@ def _open_state() -> State:
 
 
 STATE = _open_state()
-schema = schemathesis.openapi.from_asgi("/openapi.json", create_api(STATE.ctx))
+schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(STATE.ctx))
 
 
 @pytest.fixture(scope="module")

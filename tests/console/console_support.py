@@ -18,7 +18,7 @@ from lineoa_export.clock import Clock
 from lineoa_export.context import Context, open_context
 from lineoa_export.settings import Settings
 from lineoa_export.testing import SIMULATOR_HOST, TEST_SECRET_KEY
-from lineoa_export.web.api import create_api
+from lineoa_export.web.app import create_app
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
@@ -65,7 +65,7 @@ def console_app(
     ctx = open_context(settings, clock=clock)
     try:
         key = apikeys.create(ctx.db, "ops", now=ctx.clock.now())
-        app = create_api(ctx, worker=worker)
+        app = create_app(ctx, worker=worker)
         with ASGIClient(app) as client:
             yield Console(ctx, app, key, client)
     finally:

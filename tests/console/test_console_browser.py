@@ -24,7 +24,7 @@ from lineoa_export.delivery.worker import Worker
 from lineoa_export.settings import Settings
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
 from lineoa_export.testing import SIMULATOR_HOST, TEST_SECRET_KEY, ThreadedSimulator, user_id
-from lineoa_export.web.api import create_api
+from lineoa_export.web.app import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -49,7 +49,7 @@ def served(ctx: Context) -> Iterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_api(ctx), log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(create_app(ctx), log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

@@ -46,7 +46,7 @@ from lineoa_export.errors import InvalidInput
 from lineoa_export.settings import Settings
 from lineoa_export.templates import MissingVariable, Template
 from lineoa_export.testing import SIMULATOR_HOST, user_id
-from lineoa_export.web.api import create_api
+from lineoa_export.web.app import create_app
 
 SIZES = current_sizes()
 API_SEED = 90_210  # tests/api runs derandomized; this run explores other cases
@@ -434,7 +434,7 @@ def test_generated_trigger_bodies_never_make_the_api_answer_5xx(tmp_path: Path, 
 
 
 FUZZ_STATE = api_fuzz._open_state()  # a database of its own, set up like tests/api's
-fuzz_schema = schemathesis.openapi.from_asgi("/openapi.json", create_api(FUZZ_STATE.ctx))
+fuzz_schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(FUZZ_STATE.ctx))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ A full run against a real simulator process, through the real CLI on a SQLite fi
 - triggers on both, ``worker --until-idle`` with a 401 on the long-lived token (pause, resume),
   a 401 on the minted token (one re-mint), all minted tokens revoked (re-mint again);
 - ``log`` in every format, ``auth show``/``list``/``test``, ``activation show``/``list``;
-- the JSON API (``create_api`` in process, on the same database): every GET, the test call,
+- the JSON API (``create_app`` in process, on the same database): every GET, the test call,
   creating an authentication with a third token, and refused creations.
 
 Then the database file (with ``-wal`` and ``-shm``), every command's stdout and stderr and every
@@ -36,7 +36,7 @@ from lineoa_export import apikeys
 from lineoa_export.context import open_context
 from lineoa_export.settings import Settings
 from lineoa_export.testing import SIMULATOR_HOST, user_id
-from lineoa_export.web.api import create_api
+from lineoa_export.web.app import create_app
 
 MINTED_CHANNEL = "2222222222"
 
@@ -175,7 +175,7 @@ def test_no_token_or_secret_in_the_database_logs_or_api_answers(tmp_path: Path) 
         responses: dict[str, bytes] = {}
         try:
             key = apikeys.create(ctx.db, "secrets-test", now=time.time())
-            client = ASGIClient(create_api(ctx))
+            client = ASGIClient(create_app(ctx))
             client.trust_env = False
             client.headers["Authorization"] = f"Bearer {key}"
 

@@ -18,7 +18,7 @@ import uvicorn
 from ..context import Context
 from ..delivery.worker import Worker
 from ..operations import WorkerHandle
-from .api import create_api
+from .app import create_app
 from .metrics import Metrics
 from .slow_clients import server_limits
 
@@ -39,7 +39,7 @@ async def serve(ctx: Context, *, host: str, port: int, log_level: str = "info", 
     if worker is not None:
         metrics.watch(worker)
     handle = WorkerHandle.on_running_loop(worker) if worker is not None else None
-    app = create_api(ctx, worker=handle, metrics=metrics)
+    app = create_app(ctx, worker=handle, metrics=metrics)
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off", **server_limits())
     )

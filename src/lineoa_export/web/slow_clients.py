@@ -9,7 +9,7 @@ request line and headers       :data:`HEADER_TIMEOUT` s from the connection (or 
                                closed (:class:`HeaderDeadlineH11Protocol`); a head still
                                unfinished at :data:`MAX_HEADER_BYTES` answers 400 (h11's limit)
 idle keep-alive connection     :data:`KEEP_ALIVE_TIMEOUT` s (uvicorn ``timeout_keep_alive``)
-request body                   :data:`~lineoa_export.web.api.BODY_READ_TIMEOUT` s without a
+request body                   :data:`~lineoa_export.web.app.BODY_READ_TIMEOUT` s without a
                                chunk answers 408; over 16 MB answers 413 (web/request_guard.py)
 connections at once            :data:`MAX_CONNECTIONS` (uvicorn ``limit_concurrency``: 503 beyond)
 =============================  =====================================================================

@@ -1,0 +1,158 @@
+"""The JSON bodies of the API: what each route reads and answers, as the OpenAPI document shows them.
+
+The one rule: a body only describes and parses; what a value may be is checked by the operations
+(one rule, one place), except what JSON itself decides (types, unknown fields, lengths of lists).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from ...delivery.line_client import DEFAULT_API_URL
+from ...operations import MAX_BATCH, MAX_REASON, MAX_REPLAY
+
+
+class Problem(BaseModel):
+    field: str
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    problems: list[Problem] = []
+
+
+class AuthenticationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="1-64 letters, digits, '_', '.', '-'")
+    access_token: SecretStr | None = Field(default=None, description="Long-lived channel access token")
+    channel_id: str | None = Field(default=None, description="Channel ID, with channel_secret: tokens are minted")
+    channel_secret: SecretStr | None = None
+    api_url: str = DEFAULT_API_URL
+    skip_test: bool = Field(default=False, description="Store without testing the credentials with LINE")
+
+
+class AuthenticationOut(BaseModel):
+    name: str
+    kind: str
+    api_url: str
+    channel_id: str | None
+    bot_user_id: str | None
+    bot_name: str | None
+    created_at: float
+    paused: bool
+    paused_reason: str | None
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="1-64 letters, digits, '_', '.', '-'")
+    role: Literal["admin", "operator", "trigger", "read"] = "admin"
+
+
+class ApiKeyOut(BaseModel):
+    name: str
+    role: str
+    created_at: float
+    revoked_at: float | None
+
+
+class ApiKeyCreated(BaseModel):
+    name: str
+    role: str
+    key: str = Field(description="The key itself: shown this once, stored only as a hash")
+
+
+class ActivationIn(BaseModel):
+    """An activation. On create, fields left out come from ``copy_from`` or the defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    copy_from: str | None = None
+    description: str | None = None
+    authentication: str | None = None
+    recipient: str | None = Field(default=None, description="Recipient ID template, e.g. {{line_user_id}}")
+    messages: list[Any] | None = Field(default=None, description="Messages Payload: 1-5 LINE message objects")
+    max_retries: int | None = Field(default=None, description="Maximum Number Of Retry (default 3)")
+    initial_retry_delay: float | None = Field(default=None, description="Initial Retry Delay, seconds (default 2)")
+    retry_delay_multiple: float | None = Field(default=None, description="Retry Delay Multiple (default 2)")
+    notification_disabled: bool | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The activation's settings given (for a create: not its name, not where it is copied from)."""
+        return self.model_dump(exclude_none=True, exclude={"copy_from", "name"})
+
+    def changes(self) -> dict[str, Any]:
+        """Everything given (an update refuses a new name or a ``copy_from``)."""
+        return self.model_dump(exclude_none=True)
+
+
+class RotateIn(BaseModel):
+    """The new secret: an access token for a token authentication, else the channel's new secret."""
+
+    model_config = ConfigDict(extra="forbid")
+    access_token: SecretStr | None = None
+    channel_secret: SecretStr | None = None
+    skip_test: bool = Field(default=False, description="Store without testing the new secret with LINE")
+
+
+class ActivationOut(BaseModel):
+    name: str
+    description: str
+    authentication: str
+    recipient: str
+    messages: Any
+    max_retries: int
+    initial_retry_delay: float
+    retry_delay_multiple: float
+    notification_disabled: bool
+    paused: bool
+    paused_reason: str | None
+    created_at: float
+    updated_at: float
+    counts: dict[str, int] = {}
+
+
+class TriggerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event: dict[str, Any] | None = Field(default=None, description="One event: profile attributes")
+    events: list[dict[str, Any]] | None = Field(default=None, description=f"Up to {MAX_BATCH} events")
+
+
+class TriggerOut(BaseModel):
+    results: list[dict[str, Any]]
+    counts: dict[str, int]
+
+
+class SampleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event: dict[str, Any] | None = None
+
+
+class ReplayIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event_ids: list[str] | None = Field(
+        default=None, max_length=MAX_REPLAY, description=f"Up to {MAX_REPLAY} failed events; all when left out"
+    )
+
+
+class ReplayOut(BaseModel):
+    replayed: list[str]
+    not_replayable: list[str]
+
+
+class PauseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="paused through the API", max_length=MAX_REASON)
+
+
+class LogPage(BaseModel):
+    events: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value else None
