@@ -8,7 +8,8 @@ JSON, never lose an accepted event; the fuzzed API never answers 5xx.
 - Activations: ``Compiled.render`` returns a body that ``json.loads`` parses, holding exactly
   the one message of the payload with the event's value verbatim where its placeholder was, or
   raises :class:`RenderError` (and only for a reason: too long, a lone surrogate, ...).
-- Triggers: ``triggers.accept`` on a real SQLite file never raises for any dict event and
+- Triggers: ``triggers.accept`` on a real SQLite file raises for no dict event but one whose
+  ``event_id`` is over 200 characters (InvalidInput naming it, nothing of the batch stored), and
   stores exactly one row per event id (later events with the same id are duplicates).
 - API: schemathesis against ``/openapi.json`` (the helpers of ``tests/api/test_schemathesis.py``,
   a different seed, its own database), and generated trigger bodies: no 5xx.
@@ -269,7 +270,7 @@ def open_db(tmp_path: Path) -> Any:
 
 
 @pytest.mark.timeout(1800)  # release sizes take minutes
-def test_accept_never_raises_and_records_one_row_per_event_id(tmp_path: Path, sizes: Sizes) -> None:
+def test_accept_refuses_only_overlong_ids_and_records_one_row_per_event_id(tmp_path: Path, sizes: Sizes) -> None:
     ctx = open_db(tmp_path)
     names = itertools.count()
     totals: Counter[str] = Counter()
@@ -282,6 +283,14 @@ def test_accept_never_raises_and_records_one_row_per_event_id(tmp_path: Path, si
                 "name": name, "authentication": "line", "recipient": "{{line_user_id}}",
                 "messages": [{"type": "text", "text": "Hi {{name}}"}, {"type": "text", "text": "{{name}}!"}],
             }), now=0.0)  # fmt: skip
+            too_long = [i for i, e in enumerate(batch) if len(triggers.event_id_of(e)) > triggers.MAX_EVENT_ID_LENGTH]
+            if too_long:  # refused whole, naming each such event, and nothing stored (issue 8, finding 9)
+                with pytest.raises(InvalidInput) as refused:
+                    triggers.accept(ctx.db, name, batch, now=1.0)
+                assert [p.path for p in refused.value.problems] == [f"events[{i}].event_id" for i in too_long]
+                assert list(activation_table.iterate(ctx.db, name)) == []
+                totals["refused"] += 1
+                return
             results = triggers.accept(ctx.db, name, batch, now=1.0)
             assert len(results) == len(batch)
             rows = {e["event_id"]: e for e in activation_table.iterate(ctx.db, name)}
