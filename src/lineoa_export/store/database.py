@@ -169,6 +169,25 @@ def _sqlite_statements(sql: str) -> Iterator[str]:
         raise ValueError(f"a script ends inside a statement: {leftover[0][:80]!r}")
 
 
+def _connect_sqlite(path: Path) -> sqlite3.Connection:
+    if path.parent != Path(""):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    _create_private(path)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.row_factory = _dict_row
+    try:
+        # WAL lets the API read while the worker writes; NORMAL sync is durable across
+        # process crashes (what we promise) and only risks the last commit on power loss.
+        _use_wal(conn)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def _use_wal(conn: sqlite3.Connection, patience: float = 30.0) -> None:
     """Switch a SQLite file to WAL, which it then keeps for good.
 
@@ -222,18 +241,13 @@ class Database:
     def _connect(self) -> Any:
         if self.dialect == "sqlite":
             assert self.path is not None
-            if self.path.parent != Path(""):
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            _create_private(self.path)
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.row_factory = _dict_row
-            # WAL lets the API read while the worker writes; NORMAL sync is durable across
-            # process crashes (what we promise) and only risks the last commit on power loss.
-            _use_wal(conn)
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.execute("PRAGMA busy_timeout=30000")
-            return conn
+            try:
+                return _connect_sqlite(self.path)
+            except (OSError, sqlite3.DatabaseError) as exc:  # a directory, no permission, not SQLite
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                raise ConfigurationError(
+                    f"LINEOA_EXPORT_DATABASE_URL: cannot use {str(self.path)!r} as a SQLite database: {reason}"
+                ) from None
         import psycopg
         from psycopg.conninfo import conninfo_to_dict, make_conninfo
         from psycopg.rows import dict_row

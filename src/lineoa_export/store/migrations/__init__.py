@@ -20,6 +20,8 @@ Adding a migration
 4. Each migration runs in the one transaction of its upgrade: it applies whole or not at all.
    Nothing else is needed: new databases and ``lineoa-export db upgrade`` both pick it up, and
    the migration tests upgrade the 0.1.0 fixtures through it.
+5. Two branches that both add number N collide on purpose: loading the migrations fails
+   ("migration N has two names"), so every test fails until one of them is renumbered.
 
 ``0001_initial.sql`` is, byte for byte, the ``schema.sql`` of 0.1.0, which created its tables
 with ``CREATE ... IF NOT EXISTS`` and recorded no version: a database that has those tables but
