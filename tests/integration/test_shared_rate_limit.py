@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 import redis.asyncio
+import redis.exceptions
 
+from lineoa_export.clock import SystemClock
 from lineoa_export.delivery.rate_limit_redis import SharedChannelLimiter
+from lineoa_export.testing import pipeline, user_id
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -90,3 +99,63 @@ def test_acquire_spends_leased_tokens_locally(channel: str) -> None:
         return calls
 
     assert asyncio.run(scenario()) == 1  # one Redis round trip for 20 pushes
+
+
+# -- Redis going away mid-run ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A redis-server of this test's own (so it can be killed), on a free port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    for _ in range(200):
+        try:
+            client.ping()
+            break
+        except redis.exceptions.ConnectionError:
+            time.sleep(0.02)  # the server is starting; nothing to wait on but the port
+    client.close()
+    try:
+        yield url, proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_when_redis_goes_away_workers_keep_delivering_at_a_safe_local_rate(
+    tmp_path: Path, own_redis: tuple[str, subprocess.Popen[bytes]]
+) -> None:
+    url, server = own_redis
+    rate = 400.0
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path, clock=SystemClock(), redis_url=url, rate_limit=rate) as p:
+            p.create_activation()
+            p.trigger([{"event_id": f"r{i}", "line_user_id": user_id(i), "name": "n"} for i in range(600)])
+            worker = p.worker()
+            seen_degraded: list[list[str]] = []
+
+            def on_result(claimed: Any, result: Any, outcome: Any) -> None:
+                if p.sim.record.accepted_total >= 100 and server.poll() is None:
+                    server.kill()  # Redis is gone: the rest must still go out, within the limit
+                    server.wait()
+                if worker.rate_limit_degraded():
+                    seen_degraded.append(worker.rate_limit_degraded())
+
+            worker._listener = on_result
+            await worker.run(until_idle=True)
+            assert p.sim.record.accepted_total == 600
+            assert {e["state"] for e in p.log()} == {"delivered"}
+            assert seen_degraded, "the worker never said its shared limit was unreachable"
+            assert p.sim.record.max_accepted_in_any_window(1.0) <= rate
+
+    asyncio.run(scenario())
