@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -411,3 +412,37 @@ def test_the_cli_refuses_a_0_1_0_database_until_db_upgrade_then_works_on_it(db_u
     assert listed.returncode == 0, listed.stderr
     assert all(name in listed.stdout for name in ("welcome", "strict", "later", "capped"))
     assert "up to date" in cli(db_url, "db", "version").stdout
+
+
+def test_db_upgrade_run_by_three_processes_at_once_applies_each_migration_once(db_url: str) -> None:
+    load_v010(db_url)
+    before = snapshot(db_url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LINEOA_EXPORT_")}
+    env |= {"LINEOA_EXPORT_DATABASE_URL": db_url, "LINEOA_EXPORT_SECRET_KEY": FIXTURE_SECRET, "COLUMNS": "250"}
+    command = [sys.executable, "-m", "lineoa_export", "db", "upgrade"]
+    holder = Database(db_url)
+    try:
+        with holder.schema_change():
+            # The test holds the schema lock while the three start, so they really meet at it.
+            processes = [
+                subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(3)
+            ]
+            if db_url.startswith("postgresql"):  # PostgreSQL shows who waits for a lock: wait for all three
+                waiting = (  # on this schema's lock only (see lock_schema in queries.sql)
+                    "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND classid = 8675309"
+                    " AND objid::text::bigint = (hashtext(current_schema())::bigint & 4294967295)"
+                )
+                deadline = time.monotonic() + 60
+                while rows(db_url, waiting) != [(3,)] and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert rows(db_url, waiting) == [(3,)]
+        outputs = [p.communicate(timeout=60) for p in processes]
+    finally:
+        holder.close()
+
+    assert [p.returncode for p in processes] == [0, 0, 0], outputs
+    said = sorted("upgraded" if "upgraded the database" in out else out.strip() for out, _ in outputs)
+    assert said == [f"the database is at version {SHIPPED.version} already; nothing to do"] * 2 + ["upgraded"]
+    assert recorded_versions(db_url) == list(range(1, SHIPPED.version + 1))
+    assert snapshot(db_url) == before
