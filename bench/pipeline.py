@@ -581,6 +581,8 @@ def report(scenarios: dict[str, Scenario], n: int, rounds: int, json_path: Path)
 
 
 def main() -> None:
+    # The simulator listens on loopback: allow its host as an API host (children inherit it).
+    os.environ.setdefault("LINEOA_EXPORT_ALLOWED_API_HOSTS", "127.0.0.1")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=20000, help="pushes per scenario run (default 20000)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"report path (default {DEFAULT_JSON})")

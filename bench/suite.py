@@ -1333,6 +1333,8 @@ def summary(rows: list[dict[str, Any]], quick: bool) -> None:
 
 
 def main() -> None:
+    # The simulator listens on loopback: allow its host as an API host (children inherit it).
+    os.environ.setdefault("LINEOA_EXPORT_ALLOWED_API_HOSTS", "127.0.0.1")
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes: ~90 s (100,000 queued events)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"report path (default {DEFAULT_JSON})")
