@@ -5,6 +5,11 @@ LINE endpoints (answers and messages as in LINE-FACTS; every answer carries ``x-
 - ``POST /v2/bot/message/push``, ``POST /v2/bot/message/multicast``,
   ``POST /v2/bot/message/validate/push``, ``GET /v2/bot/info``, ``GET /v2/bot/message/quota``,
   ``GET /v2/bot/message/quota/consumption``, ``POST /oauth2/v3/token``, ``POST /v2/oauth/verify``.
+- What LINE tells afterwards (derived from what was accepted; see ``insight.py``):
+  ``GET /v2/bot/message/aggregation/info`` and ``/list`` (units used this month, UTC+9),
+  ``GET /v2/bot/insight/message/event/aggregation`` (statistics per unit, nulls under 20, 60 an
+  hour per channel), ``GET /v2/bot/message/delivery/push?date=`` (pushes per UTC+9 day,
+  ``unready`` until the day is over). A push's unit past the month's 1,000 is dropped silently.
 
 Control endpoints: ``GET /__sim/stats``, ``GET /__sim/accepted[?bodies=1]``,
 ``PATCH /__sim/options`` (JSON merge patch), ``POST /__sim/revoke``, ``POST /__sim/reset``.
@@ -38,6 +43,8 @@ from pydantic import ValidationError
 
 from lineoa_export.errors import FieldProblem
 from lineoa_export.line_messages import validate_messages, validate_push_request
+from lineoa_export.line_time import line_month
+from lineoa_export.simulator import insight
 from lineoa_export.simulator.bucket import TokenBucket
 from lineoa_export.simulator.options import (
     ChannelConfig,
@@ -70,6 +77,12 @@ QUOTA: Final = "quota"
 QUOTA_CONSUMPTION: Final = "quota_consumption"
 TOKEN: Final = "token"
 VERIFY: Final = "verify"
+AGGREGATION_INFO: Final = "aggregation_info"
+AGGREGATION_LIST: Final = "aggregation_list"
+UNIT_STATISTICS: Final = "unit_statistics"
+PUSH_COUNT: Final = "push_count"
+#: LINE's budget for the statistics endpoint: 60 requests an hour per channel.
+STATISTICS_PER_HOUR: Final = 60
 
 # LINE's messages (the message text is the only way a client can tell two 429s apart).
 MSG_AUTH: Final = "Authentication failed. Confirm that the access token in the authorization header is valid."
@@ -240,6 +253,14 @@ class SimState:
                 return fault
             r -= p
         return None
+
+    def kept_unit(self, channel: ChannelConfig, unit: str, wall: float) -> str | None:
+        """``unit`` when the channel's month has room for it (or already has it); LINE drops it silently otherwise."""
+        month = line_month(wall)
+        kept = self.record.use_unit(
+            channel.channel_id, month, unit, prior=channel.prior_aggregation_units, limit=insight.MONTHLY_UNITS
+        )
+        return unit if kept else None
 
     def quota_usage(self, channel: ChannelConfig) -> int:
         return channel.initial_usage + self.record.usage_by_channel[channel.channel_id]
@@ -461,6 +482,8 @@ def _make_push(st: SimState) -> Handler:
             else:
                 quotes.append(None)
                 sent.append({"id": mid})
+        wall = st.clock()
+        units = parsed.get("customAggregationUnits")
         record.add_push(
             AcceptedPush(
                 request_id=request_id,
@@ -471,7 +494,8 @@ def _make_push(st: SimState) -> Handler:
                 quote_tokens=tuple(quotes),
                 body=body,
                 monotonic=st.monotonic(),
-                wall=st.clock(),
+                wall=wall,
+                aggregation_unit=st.kept_unit(channel, units[0], wall) if units else None,
             )
         )
         return st.answer(PUSH, 200, orjson.dumps({"sentMessages": sent}), request_id)
@@ -643,6 +667,47 @@ def _quota_consumption(st: SimState, channel: ChannelConfig) -> dict[str, Any]:
     return {"totalUsage": st.quota_usage(channel)}
 
 
+QueryRender = Callable[[SimState, ChannelConfig, "web.Request"], dict[str, Any]]
+
+
+def _make_query_get(st: SimState, endpoint: str, render: QueryRender, *, per_hour: float | None = None) -> Handler:
+    """A GET endpoint with query parameters: a bad one is a 400 naming it, as LINE answers."""
+
+    async def get(request: web.Request) -> web.StreamResponse:
+        gate = await _bot_gate(st, request, endpoint)
+        if isinstance(gate, web.Response):
+            return gate
+        if per_hour is not None and not st.take(gate.channel_id, endpoint + "/hour", per_hour / 3600.0, per_hour):
+            return st.answer(endpoint, 429, _BODY_RATE)
+        try:
+            answer = render(st, gate, request)
+        except insight.BadQuery as exc:
+            return st.answer(endpoint, 400, details_body(_problem(exc.parameter, exc.reason)))
+        return st.answer(endpoint, 200, orjson.dumps(answer))
+
+    return get
+
+
+def _aggregation_info(st: SimState, channel: ChannelConfig, request: web.Request) -> dict[str, Any]:
+    names = insight.unit_names(st.record, channel.channel_id, line_month(st.clock()), channel.prior_aggregation_units)
+    return {"numOfCustomAggregationUnits": len(names)}
+
+
+def _aggregation_list(st: SimState, channel: ChannelConfig, request: web.Request) -> dict[str, Any]:
+    names = insight.unit_names(st.record, channel.channel_id, line_month(st.clock()), channel.prior_aggregation_units)
+    return insight.unit_page(names, request.query.get("limit"), request.query.get("start"))
+
+
+def _unit_statistics(st: SimState, channel: ChannelConfig, request: web.Request) -> dict[str, Any]:
+    q = request.query
+    unit, first, last = insight.statistics_period(q.get("customAggregationUnit"), q.get("from"), q.get("to"))
+    return insight.statistics(st.record, channel.channel_id, unit, first, last, st.options.engagement)
+
+
+def _push_count(st: SimState, channel: ChannelConfig, request: web.Request) -> dict[str, Any]:
+    return insight.push_count(st.record, channel.channel_id, request.query.get("date"), st.clock())
+
+
 # ---------------------------------------------------------------------------------------------
 # OAuth endpoints
 
@@ -799,6 +864,13 @@ def create_app(
             web.get("/v2/bot/info", _make_get(state, BOT_INFO, _bot_info)),
             web.get("/v2/bot/message/quota", _make_get(state, QUOTA, _quota)),
             web.get("/v2/bot/message/quota/consumption", _make_get(state, QUOTA_CONSUMPTION, _quota_consumption)),
+            web.get("/v2/bot/message/aggregation/info", _make_query_get(state, AGGREGATION_INFO, _aggregation_info)),
+            web.get("/v2/bot/message/aggregation/list", _make_query_get(state, AGGREGATION_LIST, _aggregation_list)),
+            web.get(
+                "/v2/bot/insight/message/event/aggregation",
+                _make_query_get(state, UNIT_STATISTICS, _unit_statistics, per_hour=STATISTICS_PER_HOUR),
+            ),
+            web.get("/v2/bot/message/delivery/push", _make_query_get(state, PUSH_COUNT, _push_count)),
             web.post("/oauth2/v3/token", _make_token(state)),
             web.post("/v2/oauth/verify", _make_verify(state)),
             *_make_control(state),

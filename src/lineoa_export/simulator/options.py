@@ -55,10 +55,25 @@ class ChannelConfig(BaseModel):
     fail_status: int | None = Field(default=None, ge=400, le=599)
     #: Latency of this channel's pushes, milliseconds (instead of the simulator-wide ``latency_ms``).
     latency_ms: float | None = Field(default=None, ge=0.0)
+    #: Aggregation units used this month before the simulator started (LINE allows 1,000).
+    prior_aggregation_units: int = Field(default=0, ge=0)
 
     @property
     def effective_burst(self) -> float:
         return self.rate_limit_per_second if self.burst is None else self.burst
+
+
+class EngagementConfig(BaseModel):
+    """How often a simulated recipient looks: the source of the statistics per unit."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    #: Share of accepted pushes whose recipient opens them (every bubble is then displayed).
+    open_rate: Probability = 0.6
+    #: Share of opened pushes in which the recipient opens a given URL.
+    click_rate: Probability = 0.3
+    #: Share of opened video or audio bubbles that are played.
+    media_play_rate: Probability = 0.5
 
 
 def _script_entry_ok(entry: int | str) -> bool:
@@ -103,6 +118,8 @@ class SimulatorOptions(BaseModel):
     #: nothing for ``hang_seconds``, then close), ``"accept-then-drop"`` (accept the push, then
     #: close without answer: LINE got it but the answer was lost).
     script: dict[str, list[int | str]] = Field(default_factory=dict)
+    #: Where the statistics per unit come from (see simulator/insight.py).
+    engagement: EngagementConfig = Field(default_factory=EngagementConfig)
 
     @field_validator("script")
     @classmethod

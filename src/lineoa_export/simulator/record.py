@@ -23,6 +23,8 @@ class AcceptedPush:
     body: bytes
     monotonic: float
     wall: float
+    #: The ``customAggregationUnits`` name LINE kept (None: none given, or dropped past the budget).
+    aggregation_unit: str | None = None
 
     def sent_messages(self) -> list[dict[str, str]]:
         """The ``sentMessages`` array of the 200 answer."""
@@ -41,6 +43,7 @@ class AcceptedPush:
             "sent_messages": self.sent_messages(),
             "monotonic": self.monotonic,
             "wall": self.wall,
+            "aggregation_unit": self.aggregation_unit,
         }
         if body:
             out["body"] = _body_json(self.body)
@@ -117,6 +120,10 @@ class Record:
         self.hung = 0
         self._accepted_by_key: dict[tuple[str, str], Accepted] = {}
         self._bodies_by_key: dict[tuple[str, str], list[bytes]] = {}
+        #: (channel id, month ``YYYY-MM`` in UTC+9) → unit names in first-use order.
+        self._units: dict[tuple[str, str], dict[str, None]] = {}
+        #: Units LINE dropped because the channel's month had no room left (the push still went).
+        self.units_dropped = 0
 
     # -- recording (hot path) -------------------------------------------------------------------
 
@@ -157,6 +164,17 @@ class Record:
         if multicast.retry_key is not None:
             self._accepted_by_key[(multicast.channel_id, multicast.retry_key)] = multicast
 
+    def use_unit(self, channel_id: str, month: str, unit: str, *, prior: int, limit: int) -> bool:
+        """Count ``unit`` as used this month; False (and dropped) when the month is full."""
+        names = self._units.setdefault((channel_id, month), {})
+        if unit in names:
+            return True
+        if prior + len(names) >= limit:
+            self.units_dropped += 1
+            return False
+        names[unit] = None
+        return True
+
     # -- reading --------------------------------------------------------------------------------
 
     @property
@@ -171,6 +189,10 @@ class Record:
             if key == retry_key and (channel_id is None or cid == channel_id):
                 out.extend(bodies)
         return out
+
+    def units_in_month(self, channel_id: str, month: str) -> list[str]:
+        """Unit names first used on a channel in a month (UTC+9), in first-use order."""
+        return list(self._units.get((channel_id, month), ()))
 
     def pushes_to(self, recipient: str) -> list[AcceptedPush]:
         return [p for p in self.accepted if p.to == recipient]
@@ -205,6 +227,7 @@ class Record:
                 for endpoint, counter in sorted(self.status_by_endpoint.items())
             },
             "quota_usage": dict(self.usage_by_channel),
+            "aggregation_units_dropped": self.units_dropped,
         }
         if recipients:
             out["accepted_per_recipient"] = dict(self.accepted_per_recipient)
