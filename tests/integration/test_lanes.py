@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from lineoa_export import activations
+from lineoa_export import activations, authentications
 from lineoa_export.activation_table import iso
 from lineoa_export.clock import SystemClock
 from lineoa_export.delivery import outbox, pauses
@@ -259,3 +259,43 @@ def test_a_worker_cut_off_from_the_database_fences_itself_before_anyone_may_take
     mono[0] += 0.2
     assert live.fenced
     assert FENCE_AFTER + 1.0 < DEAD_AFTER  # a heartbeat period of margin between the two
+
+
+def test_a_rotated_token_takes_effect_in_a_running_worker_within_seconds(tmp_path: Path, run, db_url: str) -> None:
+    options = SimulatorOptions(channels=[ChannelConfig(), channel(1), channel(2)])
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path, options, database_url=db_url, clock=SystemClock()) as p:
+            act = _add_channel(p, 1)
+            results = Results()
+            worker = p.worker()
+            worker._listener = results
+            task = asyncio.create_task(worker.run())
+            try:
+                first = results.wait_for(act, 5)
+                p.trigger(_events("before", 5), activation=act)
+                worker.wake()
+                async with asyncio.timeout(20):
+                    await first.wait()
+                # The channel's token is rotated while the worker runs (to OA 2's token), and LINE
+                # refuses the old one from now on: nothing may pause or be lost for it.
+                creds = authentications.Credentials.from_options(token(2), None, None)
+                authentications.rotate(p.ctx.db, p.ctx.vault, "oa1", credentials=creds, bot=None)
+                p.sim.options.channels[1].access_tokens = []
+                second = results.wait_for(act, 10)
+                p.trigger(_events("after", 5), activation=act)
+                worker.wake()
+                async with asyncio.timeout(20):
+                    await second.wait()
+            finally:
+                worker.stop()
+                await task
+            by_event = {a.retry_key: a.channel_id for a in p.sim.record.accepted}
+            channels = [by_event[e["retry_key"]] for e in p.log(act)]
+            # Pushes after the rotation went out with the new token: at once, not after a pause.
+            assert channels.count(channel(1).channel_id) == 5
+            assert channels.count(channel(2).channel_id) == 5
+            assert {e["state"] for e in p.log(act)} == {"delivered"}
+            assert activations.get(p.ctx.db, act).pause_reason is None
+
+    run(scenario())

@@ -513,14 +513,32 @@ class Worker:
             )
         return breaker.probe_at if breaker.open else None
 
-    async def _push(self, c: Claimed) -> Outcome:
+    async def _push(self, c: Claimed, *, resent: bool = False) -> Outcome:
         try:
             channel = self._channels.get(c.authentication) or await self._channel(c.authentication)
         except LineoaExportError as exc:
             # Stored credentials that cannot be used (the key changed, the authentication was
             # deleted): a credentials problem of the channel, so it pauses rather than loops.
             return Outcome(OutcomeKind.UNAUTHORIZED, error=f"stored credentials unusable: {exc}")
-        return await channel.push(c.body, c.retry_key)
+        outcome = await channel.push(c.body, c.retry_key)
+        unauthorized = outcome.kind is OutcomeKind.UNAUTHORIZED
+        if unauthorized and not resent and await self._credentials_changed(c.authentication, channel):
+            # Rotated (or re-created) since this worker loaded them: resend with the new ones rather
+            # than pause the channel. A 401 does not use the retry key up, so this stays duplicate-free.
+            return await self._push(c, resent=True)
+        return outcome
+
+    async def _credentials_changed(self, auth_name: str, used: LineChannel) -> bool:
+        """True (and the cached channel dropped) when the stored authentication differs from ``used``'s."""
+        if self._channels.get(auth_name) is not used:
+            return True  # another sender saw the change first and dropped them
+        loaded = self._auth_versions.get(auth_name)
+        _, _, versions = await self._db(_read_state, self.db)
+        if versions.get(auth_name) == loaded:
+            return False
+        self._auth_versions = versions
+        self._channels.pop(auth_name, None)
+        return auth_name in versions
 
     def _result(self, c: Claimed, outcome: Outcome, decision: Decision, started: float, duration_ms: float) -> Result:
         final = decision.verdict in (Verdict.DELIVERED, Verdict.FAIL)
