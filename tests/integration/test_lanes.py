@@ -155,8 +155,12 @@ def test_the_breaker_trips_on_a_hanging_channel_probes_and_closes_by_itself(tmp_
             results = Results()
             seen_tripped: list[Any] = []
 
+            waiting: list[str] = []
+
             def heal_once_tripped(claimed: Claimed, result: Result, outcome: Outcome | None) -> None:
                 results(claimed, result, outcome)
+                if not result.attempted and result.state is EventState.RETRYING:
+                    waiting.append(result.error or "")
                 hold = pauses.board(p.ctx.db).tripped(key)
                 if hold is not None and not seen_tripped:
                     seen_tripped.append((hold, p.clock.now(), activations.get(p.ctx.db, act)))
@@ -173,6 +177,8 @@ def test_the_breaker_trips_on_a_hanging_channel_probes_and_closes_by_itself(tmp_
             assert hold.probe_at == pytest.approx(tripped_at + 5.0)
             assert status.channel_pause_kind == "breaker"
             assert status.pause_reason.startswith("channel tripped since ")  # what activation show says
+            # What the activation table says of the events that waited without being sent:
+            assert waiting and all(error.startswith("waiting: channel tripped") for error in waiting)
             # It closed by itself once LINE answered, and every event went out exactly once.
             assert pauses.board(p.ctx.db).tripped(key) is None
             log = p.log(act)

@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 import orjson
@@ -482,7 +483,9 @@ class Worker:
         if lane.paused or self._is_held(c, generation):
             return self._settle(c, EventState.PAUSED, error=None, now=now)
         if lane.breaker.open and not lane.probing:
-            return self._settle(c, EventState.RETRYING, error=None, now=now, due=lane.breaker.probe_at)
+            # Said in the activation table: why this event waits, and until when.
+            error = f"waiting: channel tripped (LINE did not answer), next probe at {_utc(lane.breaker.probe_at)}"
+            return self._settle(c, EventState.RETRYING, error=error, now=now, due=lane.breaker.probe_at)
         return None
 
     async def _push_gated(self, lane: Lane, c: Claimed) -> tuple[Outcome, float]:
@@ -764,6 +767,10 @@ def _read_state(db: Database) -> tuple[pauses.Board, list[str], dict[str, bytes]
         for r in db.run("auth_versions")
     }
     return board, keys, versions
+
+
+def _utc(ts: float | None) -> str:
+    return "?" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def describe(stats: WorkerStats) -> dict[str, Any]:
