@@ -194,6 +194,8 @@ class Operations:
             if access_token:
                 raise InvalidInput.single("access_token", "this authentication holds a channel secret: give a new one")
             creds = authentications.Credentials.from_options(None, auth.channel_id, channel_secret or None)
+        if not skip_test:
+            self.ctx.api_hosts.check_stored(auth.api_url)  # its host may be no longer allowed
         bot = None if skip_test else await self._test(auth.api_url, creds)
         return await asyncio.to_thread(
             lambda: authentications.rotate(self.db, self.ctx.vault, name, credentials=creds, bot=bot)
@@ -218,6 +220,8 @@ class Operations:
             return await authentications.test_credentials_at(
                 api_url, creds, self.ctx.clock, self.ctx.timeouts, self.ctx.api_hosts
             )
+        except InvalidInput:
+            raise  # a ValueError too, but ours: it names its field
         except ValueError:  # aiohttp's guard against a line break in a header (never echo the value)
             raise CredentialsRejected("the credentials cannot be sent as an HTTP header (a line break?)") from None
 

@@ -125,3 +125,17 @@ def test_validate_never_echoes_a_foreign_answer(tmp_path: Path, reply: bytes) ->
     assert response.status_code == 422, response.text
     for leaked in (b"MariaDB", b"secret-salt", b"payroll", b"intranet"):
         assert leaked not in response.content
+
+
+def test_a_rotation_tested_against_a_stored_url_no_longer_allowed_says_so(
+    tmp_path: Path, sim: ThreadedSimulator
+) -> None:
+    with make_api(tmp_path, sim) as api:
+        api.ctx.vault.api_hosts = api.ctx.settings.model_copy(update={"allowed_api_hosts": ()}).api_hosts
+
+        response = api.post("/v1/authentications/line/rotate", json={"access_token": "new-token"})
+
+    assert response.status_code == 400, response.text
+    assert "LINEOA_EXPORT_ALLOWED_API_HOSTS" in response.json()["message"]
+    assert "line break" not in response.json()["message"]
+    assert sim.stats()["requests_by_endpoint"] == {}
