@@ -7,6 +7,7 @@ hang, answer 5xx or answer late, on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -305,3 +306,37 @@ def test_a_rotated_token_takes_effect_in_a_running_worker_within_seconds(tmp_pat
             assert activations.get(p.ctx.db, act).pause_reason is None
 
     run(scenario())
+
+
+@pytest.mark.postgres
+def test_workers_sharing_postgres_without_redis_split_the_limit_and_say_so(
+    tmp_path: Path, run, caplog: pytest.LogCaptureFixture
+) -> None:
+    import psycopg
+
+    from conftest import POSTGRES
+
+    schema = "test_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path, database_url=url, rate_limit=600) as p:
+            p.create_activation()
+            p.trigger(_events("s", 5))
+            Liveness(p.ctx.db, "another-host:1:w", p.clock.now).register()  # a second live worker
+            worker = p.worker()
+            worker.liveness.register()
+            worker.liveness.beat()
+            await worker.run(until_idle=True)
+            assert {e["state"] for e in p.log()} == {"delivered"}
+            assert [lane.budget.rate for lane in worker.lanes().values()] == [300.0]
+
+    try:
+        with caplog.at_level("WARNING"):
+            run(scenario())
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    assert any("not LINEOA_EXPORT_REDIS_URL" in r.getMessage() for r in caplog.records)
