@@ -642,3 +642,17 @@ def test_trigger_records_an_event_in_the_activation_table(logged_in: Console) ->
     assert [e["event_id"] for e in activation_table.iterate(logged_in.ctx.db, "welcome")] == ["by-hand"]
     bad = logged_in.post(f"{page}/trigger", {"event": "[1]"}, page=page)
     assert "The event must be a JSON object" in bad.text
+
+
+def test_a_tripped_channel_shows_as_tripped_with_since_and_why(logged_in: Console) -> None:
+    from lineoa_export.delivery import pauses
+
+    add_auth(logged_in)
+    add_activation(logged_in)
+    db = logged_in.ctx.db
+    key = activations.get(db, "welcome").channel_key
+    pauses.trip(db, key, reason="circuit breaker: LINE did not answer 5 pushes in a row", trips=1, now=1_800_000_000)
+    for page in ("/console/activations", "/console/activations/welcome"):
+        html = unescape(logged_in.client.get(page).text)
+        assert ">tripped<" in html, page
+        assert "channel tripped since 2027-01-15T08:00:00Z: circuit breaker: LINE did not answer" in html, page
