@@ -56,22 +56,23 @@ class Credentials:
             # They travel in an HTTP header or form: a space or line break can only be a paste error.
             if value and not (value.isascii() and value.isprintable() and " " not in value):
                 raise InvalidInput.single(field, "one line of printable ASCII: no spaces or line breaks")
-        if access_token and not (channel_id or channel_secret):
-            return cls("access_token", access_token=access_token)
+        if access_token and not channel_id:
+            # A token authentication may hold the channel secret too: it only checks webhooks.
+            return cls("access_token", access_token=access_token, channel_secret=channel_secret or None)
         if channel_id and channel_secret and not access_token:
             if not channel_id.isdigit():
                 raise InvalidInput.single("channel_id", "must be the channel's numeric ID")
             return cls("channel_credentials", channel_id=channel_id, channel_secret=channel_secret)
         raise InvalidInput.single(
-            "credentials", "give either an access token, or a channel ID and channel secret (not both)"
+            "credentials",
+            "give either an access token, or a channel ID and channel secret (a token may bring the channel secret "
+            "too, for webhooks)",
         )
 
     def seal(self, vault: Vault) -> bytes:
-        secret = (
-            {"access_token": self.access_token}
-            if self.kind == "access_token"
-            else {"channel_secret": self.channel_secret}
-        )
+        secret: dict[str, str] = {"access_token": self.access_token} if self.access_token else {}
+        if self.channel_secret:
+            secret["channel_secret"] = self.channel_secret
         return vault.seal(orjson.dumps(secret).decode())
 
 
@@ -90,6 +91,12 @@ class Authentication:
     paused_reason: str | None = None
     paused_kind: str | None = None
     activations: int | None = None
+    webhook_secret_set: bool = False
+
+    @property
+    def webhook_path(self) -> str:
+        """Where LINE sends this channel's webhooks on ``serve`` (the URL to give LINE, after the host)."""
+        return f"/line/webhook/{self.name}"
 
     @classmethod
     def from_row(cls, row: Row) -> Authentication:
@@ -105,6 +112,7 @@ class Authentication:
             paused_reason=row.get("paused_reason"),
             paused_kind=row.get("paused_kind"),
             activations=row.get("activations"),
+            webhook_secret_set=bool(row.get("webhook_secret_set")),
         )
 
     def public(self) -> dict[str, Any]:
@@ -118,6 +126,8 @@ class Authentication:
             "created_at": self.created_at,
             "paused": self.paused_reason is not None,
             "paused_reason": self.paused_reason,
+            "webhook_path": self.webhook_path,
+            "webhook_secret_set": self.webhook_secret_set,
         }
 
 
@@ -155,6 +165,7 @@ def create(
             "bot_user_id": bot.user_id if bot else None,
             "bot_name": bot.display_name if bot else None,
             "created_at": now,
+            "webhook_secret_set": credentials.channel_secret is not None,
         },
     )
     if not rows:
@@ -167,11 +178,16 @@ def rotate(db: Database, vault: Vault, name: str, *, credentials: Credentials, b
     current = get(db, name)
     if credentials.kind != current.kind or credentials.channel_id != current.channel_id:
         raise InvalidInput.single("credentials", "a rotation keeps the kind and the channel: create another")
+    if credentials.kind == "access_token" and credentials.channel_secret is None and current.webhook_secret_set:
+        # A new token keeps the webhook secret already stored with the old one.
+        kept = _sealed_secret(db, vault, name).get("channel_secret")
+        credentials = Credentials("access_token", access_token=credentials.access_token, channel_secret=kept)
     params = {
         "name": name,
         "credentials": credentials.seal(vault),
         "bot_user_id": bot.user_id if bot else None,
         "bot_name": bot.display_name if bot else None,
+        "webhook_secret_set": credentials.channel_secret is not None,
     }
     if not db.run("auth_rotate", params):
         raise NotFound(f"authentication {name!r} not found")
@@ -205,13 +221,31 @@ def delete(db: Database, name: str) -> None:
 def load_credentials(db: Database, vault: Vault, auth: Authentication) -> Credentials:
     """The secret, for sending to ``auth.api_url``; ConfigurationError when that host is no longer allowed."""
     vault.api_hosts.check_stored(auth.api_url)
-    rows = db.run("auth_get", {"name": auth.name})
-    if not rows:
-        raise NotFound(f"authentication {auth.name!r} not found")
-    secret = orjson.loads(vault.open(rows[0]["credentials"]))
+    secret = _sealed_secret(db, vault, auth.name)
     if auth.kind == "access_token":
-        return Credentials("access_token", access_token=secret["access_token"])
+        return Credentials(
+            "access_token", access_token=secret["access_token"], channel_secret=secret.get("channel_secret")
+        )
     return Credentials("channel_credentials", channel_id=auth.channel_id, channel_secret=secret["channel_secret"])
+
+
+def _sealed_secret(db: Database, vault: Vault, name: str) -> dict[str, str]:
+    rows = db.run("auth_get", {"name": name})
+    if not rows:
+        raise NotFound(f"authentication {name!r} not found")
+    secret: dict[str, str] = orjson.loads(vault.open(rows[0]["credentials"]))
+    return secret
+
+
+def webhook_secret(db: Database, vault: Vault, name: str) -> tuple[Authentication, str | None]:
+    """The authentication and the channel secret its webhooks are signed with (None: it holds none).
+
+    Unlike :func:`load_credentials`, nothing is sent anywhere: the secret only checks a signature.
+    """
+    auth = get(db, name)
+    if not auth.webhook_secret_set:
+        return auth, None
+    return auth, _sealed_secret(db, vault, name).get("channel_secret")
 
 
 # -- tokens ------------------------------------------------------------------------------------

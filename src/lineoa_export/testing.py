@@ -250,3 +250,32 @@ class ThreadedSimulator:
         if self._stop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
+
+
+# -- an ASGI app on a real port (for what must reach it over HTTP: LINE's webhooks) ---------------
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on a free port of ``host`` in this loop; yields its base URL.
+
+    The socket is bound and listening before uvicorn starts, so a client may connect at once
+    (its connection waits in the backlog): nothing polls for the server to come up.
+    """
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

@@ -52,6 +52,14 @@ def test_an_access_token_alone_is_a_long_lived_credential() -> None:
     assert creds.channel_id is None and creds.channel_secret is None
 
 
+def test_an_access_token_may_bring_the_channel_secret_that_signs_webhooks() -> None:
+    creds = Credentials.from_options(LONG_LIVED, None, CHANNEL_SECRET)
+
+    assert creds.kind == "access_token"
+    assert (creds.access_token, creds.channel_secret) == (LONG_LIVED, CHANNEL_SECRET)
+    assert creds.channel_id is None
+
+
 def test_a_channel_id_and_secret_are_channel_credentials() -> None:
     creds = Credentials.from_options(None, CHANNEL_ID, CHANNEL_SECRET)
 
@@ -67,7 +75,6 @@ def test_a_channel_id_and_secret_are_channel_credentials() -> None:
         ("", "", ""),
         (LONG_LIVED, CHANNEL_ID, CHANNEL_SECRET),
         (LONG_LIVED, CHANNEL_ID, None),
-        (LONG_LIVED, None, CHANNEL_SECRET),
         (None, CHANNEL_ID, None),
         (None, None, CHANNEL_SECRET),
         (None, CHANNEL_ID, ""),

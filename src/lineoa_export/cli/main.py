@@ -102,7 +102,12 @@ def auth_create(
         str | None, typer.Option(help="Channel ID (with --channel-secret: tokens are minted).")
     ] = None,
     channel_secret: Annotated[
-        str | None, typer.Option(help="Channel secret.", envvar="LINE_CHANNEL_SECRET", show_envvar=True)
+        str | None,
+        typer.Option(
+            help="Channel secret: with --channel-id tokens are minted; with --access-token it checks webhooks.",
+            envvar="LINE_CHANNEL_SECRET",
+            show_envvar=True,
+        ),
     ] = None,
     api_url: Annotated[str, typer.Option(help="Where this channel's LINE API lives.")] = "https://api.line.me",
     skip_test: Annotated[bool, typer.Option("--skip-test", help="Store without asking LINE first.")] = False,
@@ -158,6 +163,8 @@ def auth_show(name: str) -> None:
             ("bot user id", a.bot_user_id),
             ("bot name", a.bot_name),
             ("secret", "stored encrypted; never shown"),
+            ("webhook url", f"https://YOUR-HOST{a.webhook_path} (give LINE this; served by `serve`)"),
+            ("webhook secret", "stored" if a.webhook_secret_set else "none: add --channel-secret to receive webhooks"),
             ("created", iso(a.created_at)),
             ("status", f"paused: {a.paused_reason}" if a.paused_reason else "active"),
         ]

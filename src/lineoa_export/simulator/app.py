@@ -12,7 +12,8 @@ LINE endpoints (answers and messages as in LINE-FACTS; every answer carries ``x-
   ``unready`` until the day is over). A push's unit past the month's 1,000 is dropped silently.
 
 Control endpoints: ``GET /__sim/stats``, ``GET /__sim/accepted[?bodies=1]``,
-``PATCH /__sim/options`` (JSON merge patch), ``POST /__sim/revoke``, ``POST /__sim/reset``.
+``PATCH /__sim/options`` (JSON merge patch), ``POST /__sim/revoke``, ``POST /__sim/reset``,
+``POST /__sim/webhook`` (signed follow / unfollow events sent to a URL; see webhooks.py).
 
 A push is checked in the order LINE would: authentication (401), account (403), the channel's
 token bucket (429 rate limit), then random faults or the recipient's script, then the body (415,
@@ -53,6 +54,7 @@ from lineoa_export.simulator.options import (
     merge_patch,
 )
 from lineoa_export.simulator.record import AcceptedMulticast, AcceptedPush, Record
+from lineoa_export.simulator.webhooks import WebhookRequest, send
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -830,6 +832,16 @@ def _make_control(st: SimState) -> list[web.RouteDef]:
         st.reset()
         return _json({})
 
+    async def webhook(request: web.Request) -> web.StreamResponse:
+        try:
+            spec = WebhookRequest.model_validate_json(await request.read())
+        except ValidationError as exc:
+            details = [
+                {"message": e["msg"], "property": ".".join(str(part) for part in e["loc"])} for e in exc.errors()
+            ]
+            return _json({"message": f"The request body has {len(details)} error(s)", "details": details}, 400)
+        return _json({"requests": await send(spec, int(st.clock() * 1000), st.record)})
+
     return [
         web.get("/__sim/stats", stats),
         web.get("/__sim/accepted", accepted),
@@ -837,6 +849,7 @@ def _make_control(st: SimState) -> list[web.RouteDef]:
         web.patch("/__sim/options", options),
         web.post("/__sim/revoke", revoke),
         web.post("/__sim/reset", reset),
+        web.post("/__sim/webhook", webhook),
     ]
 
 

@@ -118,6 +118,10 @@ class Record:
         self.key_body_mismatches = 0
         self.dropped = 0
         self.hung = 0
+        #: Users whose last webhook event (by timestamp) sent by /__sim/webhook was an unfollow.
+        self.blocked: set[str] = set()
+        self._follow_stamps: dict[str, int] = {}
+        self.pushes_to_blocked = 0
         self._accepted_by_key: dict[tuple[str, str], Accepted] = {}
         self._bodies_by_key: dict[tuple[str, str], list[bytes]] = {}
         #: (channel id, month ``YYYY-MM`` in UTC+9) → unit names in first-use order.
@@ -150,7 +154,18 @@ class Record:
     def accepted_for_key(self, channel_id: str, retry_key: str) -> Accepted | None:
         return self._accepted_by_key.get((channel_id, retry_key))
 
+    def note_follow(self, user_id: str, following: bool, timestamp_ms: int) -> None:
+        if self._follow_stamps.get(user_id, -1) >= timestamp_ms:
+            return
+        self._follow_stamps[user_id] = timestamp_ms
+        if following:
+            self.blocked.discard(user_id)
+        else:
+            self.blocked.add(user_id)
+
     def add_push(self, push: AcceptedPush) -> None:
+        if push.to in self.blocked:
+            self.pushes_to_blocked += 1  # LINE answers 200, and nobody reads it
         self.accepted.append(push)
         self.accepted_per_recipient[push.to] += 1
         self.usage_by_channel[push.channel_id] += 1
@@ -228,6 +243,8 @@ class Record:
             },
             "quota_usage": dict(self.usage_by_channel),
             "aggregation_units_dropped": self.units_dropped,
+            "blocked_users": len(self.blocked),
+            "pushes_to_blocked": self.pushes_to_blocked,
         }
         if recipients:
             out["accepted_per_recipient"] = dict(self.accepted_per_recipient)

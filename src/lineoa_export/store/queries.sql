@@ -28,8 +28,10 @@ INSERT INTO schema_migrations (version, name, applied_at, applied_by)
 VALUES (:version, :name, :applied_at, :applied_by)
 
 -- name: auth_insert
-INSERT INTO authentications (name, kind, api_url, channel_id, channel_key, credentials, bot_user_id, bot_name, created_at)
-VALUES (:name, :kind, :api_url, :channel_id, :channel_key, :credentials, :bot_user_id, :bot_name, :created_at)
+INSERT INTO authentications (name, kind, api_url, channel_id, channel_key, credentials, bot_user_id, bot_name, created_at,
+                             webhook_secret_set)
+VALUES (:name, :kind, :api_url, :channel_id, :channel_key, :credentials, :bot_user_id, :bot_name, :created_at,
+        :webhook_secret_set)
 ON CONFLICT (name) DO NOTHING
 RETURNING name
 
@@ -45,7 +47,7 @@ FROM authentications a LEFT JOIN channel_pauses p ON p.channel_key = a.channel_k
 ORDER BY a.name
 
 -- name: auth_rotate
-UPDATE authentications SET credentials = :credentials,
+UPDATE authentications SET credentials = :credentials, webhook_secret_set = :webhook_secret_set,
        bot_user_id = COALESCE(:bot_user_id, bot_user_id), bot_name = COALESCE(:bot_name, bot_name)
 WHERE name = :name
 RETURNING name
@@ -317,3 +319,24 @@ SELECT COUNT(*) AS n FROM workers WHERE heartbeat_at > :alive_since
 
 -- name: worker_forget
 DELETE FROM workers WHERE id = :id OR heartbeat_at < :forget_before
+
+-- Webhooks (issue 9): follow / unfollow, each webhookEventId once, the newest timestamp wins.
+
+-- name: webhook_event_seen
+INSERT INTO webhook_events (channel_key, webhook_event_id, received_at)
+VALUES (:channel_key, :webhook_event_id, :now)
+ON CONFLICT (channel_key, webhook_event_id) DO NOTHING
+RETURNING webhook_event_id
+
+-- name: follower_upsert
+INSERT INTO followers (channel_key, user_id, following, changed_at_ms)
+VALUES (:channel_key, :user_id, :following, :changed_at_ms)
+ON CONFLICT (channel_key, user_id) DO UPDATE SET following = excluded.following, changed_at_ms = excluded.changed_at_ms
+WHERE excluded.changed_at_ms > followers.changed_at_ms
+RETURNING user_id
+
+-- name: follower_get
+SELECT user_id, following, changed_at_ms FROM followers WHERE channel_key = :channel_key AND user_id = :user_id
+
+-- name: followers_blocked_count
+SELECT COUNT(*) AS n FROM followers WHERE channel_key = :channel_key AND NOT following

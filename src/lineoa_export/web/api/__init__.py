@@ -11,7 +11,8 @@ docs page is served (FastAPI's loads its scripts from a third-party CDN); load
 - :mod:`.bodies`: what routes read and answer; :mod:`.errors`: how they say no;
   :mod:`.deps`: the caller's key and role, and the operations;
 - one router per resource: :mod:`.health`, :mod:`.authentications`, :mod:`.apikeys`,
-  :mod:`.activations`, :mod:`.triggers`, :mod:`.events`.
+  :mod:`.activations`, :mod:`.triggers`, :mod:`.events`; and :mod:`.line_webhook`, LINE's
+  webhook, the one route authenticated by a signature instead of a key.
 
 The one rule: routers hold no app and no state; they reach the product through
 :class:`~lineoa_export.operations.Operations` (``app.state.ops``), which :mod:`..app` sets up.
@@ -22,10 +23,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from . import activations, apikeys, authentications, events, health, triggers
+from . import activations, apikeys, authentications, events, health, line_webhook, triggers
 from .errors import install_error_handlers
 
-ROUTERS = (health.router, authentications.router, apikeys.router, activations.router, triggers.router, events.router)
+ROUTERS = (
+    health.router,
+    authentications.router,
+    apikeys.router,
+    activations.router,
+    triggers.router,
+    events.router,
+    line_webhook.router,
+)
 
 
 def include_api(app: FastAPI) -> None:

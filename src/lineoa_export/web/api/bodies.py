@@ -30,7 +30,11 @@ class AuthenticationIn(BaseModel):
     name: str = Field(description="1-64 letters, digits, '_', '.', '-'")
     access_token: SecretStr | None = Field(default=None, description="Long-lived channel access token")
     channel_id: str | None = Field(default=None, description="Channel ID, with channel_secret: tokens are minted")
-    channel_secret: SecretStr | None = None
+    channel_secret: SecretStr | None = Field(
+        default=None,
+        description="Channel secret: with channel_id, tokens are minted; with access_token, it only checks "
+        "the signature of LINE's webhooks (POST /line/webhook/{name}). Write-only: never returned.",
+    )
     api_url: str = DEFAULT_API_URL
     skip_test: bool = Field(default=False, description="Store without testing the credentials with LINE")
 
@@ -45,6 +49,8 @@ class AuthenticationOut(BaseModel):
     created_at: float
     paused: bool
     paused_reason: str | None
+    webhook_path: str = Field(description="Give LINE https://YOUR-HOST + this as the channel's webhook URL")
+    webhook_secret_set: bool = Field(description="Whether the channel secret that signs webhooks is stored")
 
 
 class ApiKeyIn(BaseModel):
