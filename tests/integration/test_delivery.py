@@ -424,7 +424,7 @@ def test_an_unusable_api_url_stored_by_an_older_version_pauses_its_channel_inste
             p.ctx.db.run("auth_insert", {
                 "name": "old", "kind": "access_token", "api_url": stored_url, "channel_id": None,
                 "channel_key": "auth:old", "credentials": Credentials.from_options("t", None, None).seal(p.ctx.vault),
-                "bot_user_id": None, "bot_name": None, "created_at": 0.0,
+                "bot_user_id": None, "bot_name": None, "created_at": 0.0, "webhook_secret_set": False,
             })  # fmt: skip
             p.create_activation(authentication="old")
             p.trigger([{"event_id": "e", "line_user_id": user_id(1), "name": "U"}])
