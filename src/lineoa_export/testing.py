@@ -18,7 +18,7 @@ import json
 import threading
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,25 @@ class Pipeline:
 
     def event(self, event_id: str, activation: str | None = None) -> dict[str, Any]:
         return activation_table.event(self.ctx.db, activation or self.activation, event_id)
+
+
+#: The PostgreSQL server the tests use (trust authentication, as on the CI machine).
+POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@contextlib.contextmanager
+def postgres_schema(server: str = POSTGRES_URL) -> Iterator[str]:
+    """A database URL whose tables live in a fresh schema of their own, dropped afterwards (safe in parallel)."""
+    import psycopg
+
+    schema = "test_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{server}?options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def channel(n: int, **fields: Any) -> ChannelConfig:

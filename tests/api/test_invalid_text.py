@@ -8,7 +8,6 @@ and messages), after a good activation, event and authentication exist to be fou
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,9 @@ from lineoa_export.clock import FakeClock
 from lineoa_export.context import Context, open_context
 from lineoa_export.settings import Settings
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
-from lineoa_export.testing import SIMULATOR_HOST, user_id
+from lineoa_export.testing import SIMULATOR_HOST, postgres_schema, user_id
 from lineoa_export.web.app import create_app
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 BAD_TEXTS = {"nul": "a\x00b", "surrogate": "a\ud800b", "escaped-nul": "\\u0000"}
 GOOD_BODY: dict[str, dict[str, Any]] = {
     "/v1/authentications": {"name": "other", "access_token": "tok", "skip_test": True},
@@ -50,16 +48,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'text.db'}"
         return
-    import psycopg
-
-    schema = "test_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(POSTGRES, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,12 +1,11 @@
 import asyncio
-import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+from lineoa_export.testing import postgres_schema
 
 
 @pytest.fixture
@@ -21,13 +20,5 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'lineoa.db'}"
         return
-    import psycopg
-
-    schema = "test_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(POSTGRES, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with postgres_schema() as url:
+        yield url

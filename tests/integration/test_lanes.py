@@ -7,7 +7,6 @@ hang, answer 5xx or answer late, on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from lineoa_export.delivery.rate_limit import ChannelLimiter
 from lineoa_export.delivery.states import EventState
 from lineoa_export.simulator import SimulatorOptions
 from lineoa_export.simulator.options import ChannelConfig
-from lineoa_export.testing import Pipeline, channel, pipeline, token, user_id
+from lineoa_export.testing import Pipeline, channel, pipeline, postgres_schema, token, user_id
 
 
 def _events(prefix: str, n: int) -> list[dict[str, Any]]:
@@ -312,16 +311,7 @@ def test_a_rotated_token_takes_effect_in_a_running_worker_within_seconds(tmp_pat
 def test_workers_sharing_postgres_without_redis_split_the_limit_and_say_so(
     tmp_path: Path, run, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import psycopg
-
-    from conftest import POSTGRES
-
-    schema = "test_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    url = f"{POSTGRES}?options=-csearch_path%3D{schema}"
-
-    async def scenario() -> None:
+    async def scenario(url: str) -> None:
         async with pipeline(tmp_path, database_url=url, rate_limit=600) as p:
             p.create_activation()
             p.trigger(_events("s", 5))
@@ -333,10 +323,6 @@ def test_workers_sharing_postgres_without_redis_split_the_limit_and_say_so(
             assert {e["state"] for e in p.log()} == {"delivered"}
             assert [lane.budget.rate for lane in worker.lanes().values()] == [300.0]
 
-    try:
-        with caplog.at_level("WARNING"):
-            run(scenario())
-    finally:
-        with psycopg.connect(POSTGRES, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with postgres_schema() as url, caplog.at_level("WARNING"):
+        run(scenario(url))
     assert any("not LINEOA_EXPORT_REDIS_URL" in r.getMessage() for r in caplog.records)

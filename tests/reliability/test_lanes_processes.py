@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,9 +24,8 @@ import pytest
 from cli_support import Cli, Simulator, describe
 from reliability_support import SECRET_KEY
 
-from lineoa_export.testing import channel, token, user_id
+from lineoa_export.testing import channel, postgres_schema, token, user_id
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 HANG_TIMEOUT = 10.0  # LINEOA_EXPORT_TIMEOUT: a hanging push gives up after this
 
 
@@ -36,14 +34,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'db.sqlite'}"
         return
-    schema = "test_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield f"{POSTGRES}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(POSTGRES, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture
