@@ -8,13 +8,21 @@ Messages Payload            required  JSON array of 1-5 LINE message objects
 Maximum Number Of Retry     3         ≥ 0
 Initial Retry Delay         2 s       ≥ 0 (the page's "-2" is read as 2 seconds)
 Retry Delay Multiple        2         ≥ 1
+Aggregation Unit            derived   1-30 of ``A-Z a-z 0-9 _``, or none
 ==========================  ========  ============================================
+
+Every push of an activation carries its aggregation unit (``customAggregationUnits``), so
+LINE's statistics can be read per activation (see :func:`derived_unit` for the default, and
+``delivery/units.py`` for LINE's 1,000 units a month). ``no_aggregation_unit`` (or a null unit)
+sends without one. A copy gets a unit of its own, derived from its own name, unless given one.
 
 Everything is validated when an activation is saved, so a trigger only renders.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +45,41 @@ NEGATIVE_DELAY = (
 )
 
 
+_UNIT = re.compile(r"^[A-Za-z0-9_]{1,30}$")
+_NOT_UNIT = re.compile(r"[^A-Za-z0-9_]")
+UNIT_RULE = "must be 1 to 30 letters (A-Z, a-z), digits or underscores"
+
+
+def derived_unit(name: str) -> str:
+    """The aggregation unit an activation named ``name`` gets by default.
+
+    A name that is already a valid unit is used as it is. Any other (a '-' or '.', or over 30
+    characters) becomes its valid characters, cut to 25, plus ``_`` and 4 hex digits of its
+    hash: ``spring-sale`` and ``spring_sale`` must not share one unit, or LINE would add up
+    their statistics.
+    """
+    if _UNIT.match(name):
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "backslashreplace")).hexdigest()[:4]
+    return f"{_NOT_UNIT.sub('_', name)[:25]}_{digest}"
+
+
+def resolve_unit(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with ``aggregation_unit`` decided: given (a null means none), none when
+    ``no_aggregation_unit``, else derived from the name. ``no_aggregation_unit`` is input only."""
+    data = dict(data)
+    no_unit = data.pop("no_aggregation_unit", False)
+    if not isinstance(no_unit, bool):
+        raise InvalidInput.single("no_aggregation_unit", "must be true or false")
+    if no_unit:
+        if data.get("aggregation_unit") is not None:
+            raise InvalidInput.single("no_aggregation_unit", "cannot be given together with an aggregation_unit")
+        data["aggregation_unit"] = None
+    elif "aggregation_unit" not in data and isinstance(data.get("name"), str):
+        data["aggregation_unit"] = derived_unit(data["name"])
+    return data
+
+
 class ActivationSpec(BaseModel):
     """An activation as a user writes it (CLI flags, API body)."""
 
@@ -51,6 +94,15 @@ class ActivationSpec(BaseModel):
     initial_retry_delay: float = Field(default=2.0, le=86_400)
     retry_delay_multiple: float = Field(default=2.0, ge=1, le=100)
     notification_disabled: bool = False
+    #: ``customAggregationUnits`` of every push; None: sent without a unit.
+    aggregation_unit: str | None = None
+
+    @field_validator("aggregation_unit")
+    @classmethod
+    def _valid_unit(cls, value: str | None) -> str | None:
+        if value is not None and not _UNIT.match(value):
+            raise ValueError(UNIT_RULE)
+        return value
 
     @field_validator("initial_retry_delay")
     @classmethod
@@ -79,6 +131,7 @@ def problems_from_pydantic(exc: ValidationError) -> list[FieldProblem]:
 
 def parse_spec(data: dict[str, Any]) -> ActivationSpec:
     """Parse and fully check an activation, reporting every bad field at once."""
+    data = resolve_unit(data)
     try:
         spec = ActivationSpec.model_validate(data)
     except ValidationError as exc:
@@ -108,6 +161,8 @@ class Compiled:
     recipient: Template
     messages: Template
     notification_disabled: bool
+    #: ``["unit"]``, built once: every push of the activation carries the same list.
+    aggregation_units: list[str] | None = None
 
     def render(self, event: dict[str, Any]) -> tuple[str, bytes]:
         """The recipient and the exact push request body for ``event``.
@@ -133,6 +188,8 @@ class Compiled:
         body: dict[str, Any] = {"to": recipient, "messages": rendered}
         if self.notification_disabled:
             body["notificationDisabled"] = True
+        if self.aggregation_units is not None:
+            body["customAggregationUnits"] = self.aggregation_units
         try:
             return recipient, orjson.dumps(body)
         except orjson.JSONEncodeError as exc:  # e.g. an integer beyond 64 bits, a lone surrogate
@@ -166,7 +223,8 @@ def compile_spec(spec: ActivationSpec) -> Compiled:
         problems.extend(_storable(spec))
     if problems or recipient is None or messages is None:
         raise InvalidInput(problems)
-    return Compiled(recipient, messages, bool(getattr(spec, "notification_disabled", False)))
+    unit = getattr(spec, "aggregation_unit", None)
+    return Compiled(recipient, messages, bool(getattr(spec, "notification_disabled", False)), [unit] if unit else None)
 
 
 def _storable(spec: ActivationSpec) -> list[FieldProblem]:
@@ -220,6 +278,7 @@ class Activation:
             initial_retry_delay=row["initial_retry_delay"],
             retry_delay_multiple=row["retry_delay_multiple"],
             notification_disabled=bool(row["notification_disabled"]),
+            aggregation_unit=row.get("aggregation_unit"),
         )
         return cls(
             spec,

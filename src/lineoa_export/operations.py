@@ -27,7 +27,7 @@ import orjson
 
 from . import activation_table, activations, apikeys, authentications
 from .context import Context
-from .delivery import outbox, triggers
+from .delivery import outbox, triggers, units
 from .delivery.line_client import DEFAULT_API_URL, PUSH_PATH
 from .errors import AlreadyExists, ApiUrlNotAllowed, ConfigurationError, CredentialsRejected, InvalidInput, NotFound
 from .naming import check_name, is_valid_unicode
@@ -235,12 +235,18 @@ class Operations:
             raise NotFound(f"activation {name[:64]!r} not found")
         return activations.get(self.db, name)
 
+    def unit_status(self, name: str) -> units.UnitStatus:
+        """The activation's aggregation unit this month: none, unused, in use, or withheld (1,000 used up)."""
+        activation = self.get_activation(name)
+        return units.status(self.db, activation.channel_key, activation.spec.aggregation_unit, self.now())
+
     def counts(self, name: str) -> dict[str, int]:
         return activations.counts(self.db, name)
 
     def copied_fields(self, source: str) -> dict[str, Any]:
-        """The settings of ``source`` a copy starts from (everything but its name)."""
-        return self.get_activation(source).spec.model_dump(exclude={"name"})
+        """The settings of ``source`` a copy starts from: everything but its name and its aggregation
+        unit (a copy's statistics are its own: its unit is derived from its own name unless given)."""
+        return self.get_activation(source).spec.model_dump(exclude={"name", "aggregation_unit"})
 
     def create_activation(
         self, name: str | None, fields: dict[str, Any], *, copy_from: str | None = None
@@ -258,6 +264,8 @@ class Operations:
             raise InvalidInput.single("name", "an activation cannot be renamed or copied by an update")
         current = self.get_activation(name).spec.model_dump()
         changes = {k: v for k, v in changes.items() if k != "copy_from"}
+        if changes.get("no_aggregation_unit"):
+            current.pop("aggregation_unit")  # "none" replaces the unit it had
         spec = activations.parse_spec({**current, **changes, "name": name})
         return activations.update(self.db, spec, now=self.now())
 

@@ -18,6 +18,7 @@ def test_preview_prints_the_request_an_event_would_make_and_sends_nothing(setup:
     assert preview["request"]["body"] == {
         "to": uid,
         "messages": [{"type": "text", "text": "Hello Ann, you have 12 points."}],
+        "customAggregationUnits": ["welcome"],
     }
     assert preview["request"]["headers"]["Authorization"] == "Bearer <stored token>"
     assert setup.sim.stats()["requests_by_endpoint"].get("push") is None

@@ -167,6 +167,7 @@ def test_full_flow_over_http_then_graceful_shutdown(cli: Cli, sim: Simulator, se
     assert preview["request"]["body"] == {
         "to": sample["line_user_id"],
         "messages": [{"type": "text", "text": "Hello Ann"}],
+        "customAggregationUnits": ["welcome"],
     }
     assert sim.stats()["accepted_pushes"] == 0  # validate and preview send nothing
 

@@ -550,6 +550,7 @@ def test_preview_shows_the_exact_request_without_sending(api: Api, sim: Threaded
         "to": U1,
         "messages": [{"type": "text", "text": "Hello Ann"}],
         "notificationDisabled": True,
+        "customAggregationUnits": ["welcome"],
     }
     # What the worker then sends is byte for byte what preview showed.
     api.trigger([{"line_user_id": U1, "name": "Ann", "event_id": "e1"}])
@@ -736,7 +737,11 @@ def test_log_entry_fields_and_one_event_with_its_attempts(delivered_log: Api) ->
     assert [a["attempt"] for a in flaky["attempt_log"]] == [1, 2]
     assert flaky["line_request_id"]
     assert flaky["sent_message_ids"]
-    assert flaky["request_body"] == {"to": U2, "messages": [{"type": "text", "text": "Hello b"}]}
+    assert flaky["request_body"] == {
+        "to": U2,
+        "messages": [{"type": "text", "text": "Hello b"}],
+        "customAggregationUnits": ["welcome"],
+    }
     bad = event_state(api, "bad")
     assert (bad["state"], bad["delivered"], bad["status_code"]) == ("failed", False, 400)
     assert bad["error"]

@@ -42,7 +42,8 @@ def test_retries_wait_2_4_8_seconds_and_reuse_key_and_body(tmp_path: Path, run, 
             accepted = p.sim.record.accepted
             assert len(accepted) == 1
             assert accepted[0].retry_key == entry["retry_key"]
-            assert accepted[0].body == orjson.dumps({"to": u, "messages": [{"type": "text", "text": "Hello Ann"}]})
+            sent = {"to": u, "messages": [{"type": "text", "text": "Hello Ann"}], "customAggregationUnits": ["welcome"]}
+            assert accepted[0].body == orjson.dumps(sent)
             assert p.sim.record.stats()["key_body_mismatches"] == 0
 
     run(scenario())

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from lineoa_export.activations import ActivationSpec, Compiled, RenderError, compile_spec, parse_spec
+from lineoa_export.activations import ActivationSpec, Compiled, RenderError, compile_spec, derived_unit, parse_spec
 from lineoa_export.delivery.retry_policy import RetryPolicy
 from lineoa_export.errors import InvalidInput
 
@@ -196,11 +196,17 @@ def test_render_gives_the_exact_push_body() -> None:
     recipient, body = compiled().render({"line_user_id": USER, "first_name": "Ann"})
 
     assert recipient == USER
-    assert body == (b'{"to":"' + USER.encode() + b'","messages":[{"type":"text","text":"Hello Ann"}]}')
+    assert body == (
+        b'{"to":"'
+        + USER.encode()
+        + b'","messages":[{"type":"text","text":"Hello Ann"}],"customAggregationUnits":["welcome"]}'
+    )
 
 
 def test_render_adds_notification_disabled_only_when_set() -> None:
-    _, body = compiled(notification_disabled=True).render({"line_user_id": USER, "first_name": "Ann"})
+    _, body = compiled(notification_disabled=True, no_aggregation_unit=True).render(
+        {"line_user_id": USER, "first_name": "Ann"}
+    )
 
     assert body == (
         b'{"to":"' + USER.encode() + b'","messages":[{"type":"text","text":"Hello Ann"}],"notificationDisabled":true}'
@@ -218,13 +224,14 @@ def test_render_is_byte_stable_and_escapes_values() -> None:
     assert orjson.loads(first) == {
         "to": USER,
         "messages": [{"type": "text", "text": 'Hello Ann "the" \\ สวัสดี\n'}],
+        "customAggregationUnits": ["welcome"],
     }
 
 
 def test_render_with_a_fixed_recipient_and_no_placeholders() -> None:
     sticker = {"type": "sticker", "packageId": "446", "stickerId": "1988"}
 
-    recipient, body = compiled(recipient=GROUP, messages=[sticker]).render({})
+    recipient, body = compiled(recipient=GROUP, messages=[sticker], aggregation_unit=None).render({})
 
     assert recipient == GROUP
     assert body == (
@@ -307,3 +314,45 @@ def test_a_non_string_event_id_is_kept_as_its_json_text() -> None:
     assert event_id_of({"event_id": 12345}) == "12345"
     assert event_id_of({"event_id": True}) == "true"
     assert event_id_of({"event_id": {"a": 1}}) == '{"a":1}'
+
+
+# -- aggregation units ------------------------------------------------------------------------
+
+
+def test_the_unit_is_the_name_when_the_name_is_a_valid_unit() -> None:
+    assert parse_spec(spec_data(name="Spring_2027")).aggregation_unit == "Spring_2027"
+
+
+def test_a_name_that_is_no_valid_unit_becomes_one_of_its_own() -> None:
+    dashed = derived_unit("spring-sale")
+    underscored = derived_unit("spring_sale")
+    long = derived_unit("a-very-long-activation-name.for-the-spring-sale")
+
+    assert dashed.startswith("spring_sale_") and dashed != underscored  # their statistics stay apart
+    assert len(long) <= 30 and long.startswith("a_very_long_activation_na")
+    for unit in (dashed, long, derived_unit("x.y")):
+        assert parse_spec(spec_data(aggregation_unit=unit)).aggregation_unit == unit  # LINE takes it
+
+
+def test_a_unit_given_or_none() -> None:
+    assert parse_spec(spec_data(aggregation_unit="Promo_A")).aggregation_unit == "Promo_A"
+    assert parse_spec(spec_data(aggregation_unit=None)).aggregation_unit is None
+    assert parse_spec(spec_data(no_aggregation_unit=True)).aggregation_unit is None
+
+
+@pytest.mark.parametrize(
+    ("over", "field"),
+    [
+        ({"aggregation_unit": "has space"}, "aggregation_unit"),
+        ({"aggregation_unit": "x" * 31}, "aggregation_unit"),
+        ({"aggregation_unit": ""}, "aggregation_unit"),
+        ({"aggregation_unit": "ユニット"}, "aggregation_unit"),
+        ({"no_aggregation_unit": "yes"}, "no_aggregation_unit"),
+        ({"no_aggregation_unit": True, "aggregation_unit": "Promo_A"}, "no_aggregation_unit"),
+    ],
+)
+def test_a_bad_unit_is_refused_naming_the_field(over: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidInput) as exc:
+        parse_spec(spec_data(**over))
+
+    assert field in problems_of(exc)

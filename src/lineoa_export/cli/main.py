@@ -244,6 +244,16 @@ NotificationOpt = Annotated[
     bool | None,
     typer.Option("--notification-disabled/--notification-enabled", help="Deliver without a notification sound."),
 ]
+UnitOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--aggregation-unit",
+        help="customAggregationUnits of every push, for `stats` (1-30 of A-Z a-z 0-9 _; default: from the name).",
+    ),
+]
+NoUnitOpt = Annotated[
+    bool | None, typer.Option("--no-aggregation-unit", help="Send without an aggregation unit (no `stats`).")
+]
 
 
 def _activation_fields(options: dict[str, Any]) -> dict[str, Any]:
@@ -266,6 +276,8 @@ def activation_create(
     initial_retry_delay: DelayOpt = None,
     retry_delay_multiple: MultipleOpt = None,
     notification_disabled: NotificationOpt = None,
+    aggregation_unit: UnitOpt = None,
+    no_aggregation_unit: NoUnitOpt = None,
 ) -> None:
     """Create a triggered activation (the payload is validated before it is saved)."""
     options = {k: v for k, v in locals().items() if k not in ("name", "copy_from")}  # the flags, first thing
@@ -286,6 +298,8 @@ def activation_update(
     initial_retry_delay: DelayOpt = None,
     retry_delay_multiple: MultipleOpt = None,
     notification_disabled: NotificationOpt = None,
+    aggregation_unit: UnitOpt = None,
+    no_aggregation_unit: NoUnitOpt = None,
 ) -> None:
     """Change an activation; what is not given stays as it was."""
     options = {k: v for k, v in locals().items() if k != "name"}  # the flags, first thing
@@ -327,11 +341,13 @@ def activation_show(name: str) -> None:
     """Show an activation: its parameters, its state, and its event counts."""
     from .. import activations
     from ..activation_table import iso
+    from ..delivery import units
 
     ctx = context()
     a = guarded(lambda: activations.get(ctx.db, name))
     c = activations.counts(ctx.db, name)
     s = a.spec
+    unit = units.status(ctx.db, a.channel_key, s.aggregation_unit, ctx.clock.now())
     show_kv(
         [
             ("name", s.name),
@@ -344,6 +360,7 @@ def activation_show(name: str) -> None:
             ("retry delay multiple", f"{s.retry_delay_multiple:g}"),
             ("retry waits", ", ".join(f"{s.policy.delay(n):g} s" for n in range(1, s.max_retries + 1)) or "no retries"),
             ("notification disabled", s.notification_disabled),
+            ("aggregation unit", unit.describe()),
             ("events", ", ".join(f"{k} {v}" for k, v in sorted(c.items())) or "none"),
             ("created", iso(a.created_at)),
             ("updated", iso(a.updated_at)),

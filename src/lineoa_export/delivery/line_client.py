@@ -152,5 +152,23 @@ class LineClient:
     async def quota_consumption(self, token: str) -> Answer | NoAnswer:
         return await self.get(token, "/v2/bot/message/quota/consumption")
 
+    async def aggregation_info(self, token: str) -> Answer | NoAnswer:
+        """Aggregation units used this month (UTC+9)."""
+        return await self.get(token, "/v2/bot/message/aggregation/info")
+
+    async def aggregation_list(self, token: str, start: str | None = None) -> Answer | NoAnswer:
+        """One page of this month's unit names (``start``: the ``next`` of the page before)."""
+        query = {"limit": "100"} if start is None else {"limit": "100", "start": start}
+        return await self.get(token, "/v2/bot/message/aggregation/list?" + urlencode(query))
+
+    async def unit_statistics(self, token: str, unit: str, first: str, last: str) -> Answer | NoAnswer:
+        """LINE's statistics for a unit between two ``yyyyMMdd`` days (60 requests an hour per channel)."""
+        query = urlencode({"customAggregationUnit": unit, "from": first, "to": last})
+        return await self.get(token, "/v2/bot/insight/message/event/aggregation?" + query)
+
+    async def push_count(self, token: str, day: str) -> Answer | NoAnswer:
+        """Pushes LINE counted on a ``yyyyMMdd`` day (UTC+9)."""
+        return await self.get(token, "/v2/bot/message/delivery/push?" + urlencode({"date": day}))
+
     async def validate_push(self, token: str, messages: Any) -> Answer | NoAnswer:
         return await self.post_json(token, "/v2/bot/message/validate/push", {"messages": messages})

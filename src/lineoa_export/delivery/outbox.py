@@ -28,6 +28,7 @@ class NewEvent:
     body: bytes | None
     retry_key: str
     error: str | None = None  # set when rendering failed: stored as failed at once
+    aggregation_unit: str | None = None  # the unit the body carries (see units.py)
 
     def params(self, now: float) -> dict[str, Any]:
         failed = self.error is not None
@@ -43,6 +44,7 @@ class NewEvent:
             "next_attempt_at": None if failed else now,
             "finished_at": now if failed else None,
             "error": self.error,
+            "aggregation_unit": self.aggregation_unit,
         }
 
 
@@ -76,6 +78,7 @@ class Claimed:
     accepted_at: float
     policy: RetryPolicy
     leased_until: float = float("inf")
+    aggregation_unit: str | None = None  # the body's customAggregationUnits[0], if any
 
 
 def claim(
@@ -124,6 +127,7 @@ def _claimed(r: dict[str, Any], route: tuple[str, RetryPolicy], until: float) ->
         accepted_at=r["accepted_at"],
         policy=route[1],
         leased_until=until,
+        aggregation_unit=r["aggregation_unit"],
     )
 
 

@@ -88,7 +88,15 @@ def prepare(activation: activations.Activation, compiled: activations.Compiled, 
             retry_key,
             "event: a value is nested too deeply to render",
         )
-    return NewEvent(activation.name, event_id, activation.channel_key, recipient, body, retry_key)
+    return NewEvent(
+        activation.name,
+        event_id,
+        activation.channel_key,
+        recipient,
+        body,
+        retry_key,
+        aggregation_unit=activation.spec.aggregation_unit,
+    )
 
 
 def accept(db: Database, activation_name: str, events: Iterable[dict[str, Any]], *, now: float) -> list[TriggerResult]:

@@ -54,6 +54,7 @@ from .outcomes import Outcome, OutcomeKind
 from .rate_limit import RateLimits
 from .retry_policy import KEY_EXPIRED_ERROR, Decision, Verdict, decide, key_expired
 from .states import EventState
+from .units import UnitBudget
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -130,6 +131,7 @@ class Worker:
         self._channels: dict[str, LineChannel] = {}
         self._auth_versions: dict[str, bytes] = {}
         self._channel_lookups: dict[str, asyncio.Future[LineChannel]] = {}
+        self.units = UnitBudget(db, self._db, self.clock.now)
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="lineoa-db")
         self._inline_db = db.dialect == "sqlite" and inline_sqlite
         self._gate = asyncio.Semaphore(settings.concurrency)  # the process's pushes in flight
@@ -462,7 +464,7 @@ class Worker:
             return self._settle(
                 c, EventState.RETRYING if c.retries else EventState.QUEUED, error=None, now=started
             ), None
-        outcome, duration = await self._push_gated(lane, c)
+        outcome, duration = await self._push_gated(lane, c, c.first_attempt_at or started)
         probe_at = await self._after_answer(lane, outcome, duration, probe)
         decision = decide(
             outcome,
@@ -488,12 +490,12 @@ class Worker:
             return self._settle(c, EventState.RETRYING, error=error, now=now, due=lane.breaker.probe_at)
         return None
 
-    async def _push_gated(self, lane: Lane, c: Claimed) -> tuple[Outcome, float]:
+    async def _push_gated(self, lane: Lane, c: Claimed, first_attempt_at: float) -> tuple[Outcome, float]:
         async with self._gate:
             if self.liveness.fenced:
                 raise Fenced
             t0 = time.perf_counter()
-            outcome = await self._push(c)
+            outcome = await self._push(c, first_attempt_at)
             return outcome, time.perf_counter() - t0
 
     async def _after_answer(self, lane: Lane, outcome: Outcome, duration: float, probe: bool) -> float | None:
@@ -516,19 +518,23 @@ class Worker:
             )
         return breaker.probe_at if breaker.open else None
 
-    async def _push(self, c: Claimed, *, resent: bool = False) -> Outcome:
+    async def _push(self, c: Claimed, first_attempt_at: float, *, resent: bool = False) -> Outcome:
         try:
             channel = self._channels.get(c.authentication) or await self._channel(c.authentication)
         except LineoaExportError as exc:
             # Stored credentials that cannot be used (the key changed, the authentication was
             # deleted): a credentials problem of the channel, so it pauses rather than loops.
             return Outcome(OutcomeKind.UNAUTHORIZED, error=f"stored credentials unusable: {exc}")
-        outcome = await channel.push(c.body, c.retry_key)
+        body = c.body
+        if c.aggregation_unit is not None:
+            # The month of the first attempt decides, so a retry sends the same bytes (units.py).
+            body = await self.units.body_for(channel, c.channel_key, c.aggregation_unit, body, first_attempt_at)
+        outcome = await channel.push(body, c.retry_key)
         unauthorized = outcome.kind is OutcomeKind.UNAUTHORIZED
         if unauthorized and not resent and await self._credentials_changed(c.authentication, channel):
             # Rotated (or re-created) since this worker loaded them: resend with the new ones rather
             # than pause the channel. A 401 does not use the retry key up, so this stays duplicate-free.
-            return await self._push(c, resent=True)
+            return await self._push(c, first_attempt_at, resent=True)
         return outcome
 
     async def _credentials_changed(self, auth_name: str, used: LineChannel) -> bool:

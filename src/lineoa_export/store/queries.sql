@@ -60,9 +60,10 @@ SELECT name FROM activations WHERE authentication = :name ORDER BY name
 
 -- name: activation_insert
 INSERT INTO activations (name, description, authentication, recipient, messages, max_retries,
-                         initial_retry_delay, retry_delay_multiple, notification_disabled, created_at, updated_at)
+                         initial_retry_delay, retry_delay_multiple, notification_disabled, aggregation_unit,
+                         created_at, updated_at)
 VALUES (:name, :description, :authentication, :recipient, :messages, :max_retries,
-        :initial_retry_delay, :retry_delay_multiple, :notification_disabled, :now, :now)
+        :initial_retry_delay, :retry_delay_multiple, :notification_disabled, :aggregation_unit, :now, :now)
 ON CONFLICT (name) DO NOTHING
 RETURNING name
 
@@ -70,7 +71,7 @@ RETURNING name
 UPDATE activations SET description = :description, authentication = :authentication, recipient = :recipient,
        messages = :messages, max_retries = :max_retries, initial_retry_delay = :initial_retry_delay,
        retry_delay_multiple = :retry_delay_multiple, notification_disabled = :notification_disabled,
-       updated_at = :now
+       aggregation_unit = :aggregation_unit, updated_at = :now
 WHERE name = :name
 RETURNING name
 
@@ -107,13 +108,13 @@ SELECT state, COUNT(*) AS n FROM events WHERE activation = :name GROUP BY state
 
 -- name: event_insert
 INSERT INTO events (activation, event_id, channel_key, recipient, body, retry_key, state, retries,
-                    accepted_at, next_attempt_at, finished_at, error)
+                    accepted_at, next_attempt_at, finished_at, error, aggregation_unit)
 VALUES (:activation, :event_id, :channel_key, :recipient, :body, :retry_key,
         CASE WHEN :state = 'queued' AND (
                   EXISTS (SELECT 1 FROM channel_pauses p WHERE p.channel_key = :channel_key AND p.kind <> 'breaker')
                OR EXISTS (SELECT 1 FROM activations x WHERE x.name = :activation AND x.paused_reason IS NOT NULL))
              THEN 'paused' ELSE :state END,
-        0, :accepted_at, :next_attempt_at, :finished_at, :error)
+        0, :accepted_at, :next_attempt_at, :finished_at, :error, :aggregation_unit)
 ON CONFLICT (activation, event_id) DO NOTHING
 RETURNING id, state
 
@@ -131,7 +132,8 @@ WHERE id IN (
     LIMIT :limit
     /*FOR_UPDATE*/
 )
-RETURNING id, activation, channel_key, body, retry_key, attempts, retries, first_attempt_at, accepted_at
+RETURNING id, activation, channel_key, body, retry_key, attempts, retries, first_attempt_at, accepted_at,
+          aggregation_unit
 
 -- name: activation_routes
 SELECT name, authentication, max_retries, initial_retry_delay, retry_delay_multiple FROM activations
@@ -340,3 +342,21 @@ SELECT user_id, following, changed_at_ms FROM followers WHERE channel_key = :cha
 
 -- name: followers_blocked_count
 SELECT COUNT(*) AS n FROM followers WHERE channel_key = :channel_key AND NOT following
+
+-- name: aggregation_unit_get
+SELECT channel_key, month, unit, granted, units_used, note, checked_at FROM aggregation_units
+WHERE channel_key = :channel_key AND month = :month AND unit = :unit
+
+-- name: aggregation_unit_insert
+-- The first decision stored wins (several workers may decide at once); see delivery/units.py.
+INSERT INTO aggregation_units (channel_key, month, unit, granted, units_used, note, checked_at)
+VALUES (:channel_key, :month, :unit, :granted, :units_used, :note, :checked_at)
+ON CONFLICT (channel_key, month, unit) DO NOTHING
+
+-- name: aggregation_units_withheld
+-- Activations whose pushes go without their unit this month (LINE's 1,000 were used up).
+SELECT x.name AS activation, u.unit, u.channel_key FROM aggregation_units u
+JOIN authentications a ON a.channel_key = u.channel_key
+JOIN activations x ON x.authentication = a.name AND x.aggregation_unit = u.unit
+WHERE u.granted = 0 AND u.month = :month
+ORDER BY x.name

@@ -7,6 +7,8 @@ whichever process did the work.
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -15,6 +17,7 @@ from ..delivery.outbox import Claimed, Result
 from ..delivery.outcomes import Outcome
 from ..delivery.states import EventState
 from ..delivery.worker import Worker
+from ..line_time import line_month
 from ..store.database import Database
 
 
@@ -39,6 +42,14 @@ class _StorageCollector(Collector):
         rate = GaugeMetricFamily("lineoa_export_channel_rate_limit", "Configured pushes per second per channel")
         rate.add_metric([], self._rate_limit)
         yield rate
+        withheld = GaugeMetricFamily(
+            "lineoa_export_aggregation_unit_withheld",
+            "1 while an activation's pushes go without their aggregation unit (LINE's 1,000 this month used up)",
+            labels=["activation", "unit"],
+        )
+        for row in self._db.run("aggregation_units_withheld", {"month": line_month(time.time())}):
+            withheld.add_metric([row["activation"], row["unit"]], 1)
+        yield withheld
 
 
 class _LaneCollector(Collector):

@@ -16,7 +16,11 @@ router = APIRouter(prefix="/v1/activations", tags=["activations"])
 
 
 def _out(ops: Operations, activation: activations.Activation) -> ActivationOut:
-    return ActivationOut(**activation.public(), counts=ops.counts(activation.name))
+    return ActivationOut(
+        **activation.public(),
+        counts=ops.counts(activation.name),
+        aggregation_unit_status=ops.unit_status(activation.name).public(),
+    )
 
 
 @router.post("", status_code=201)

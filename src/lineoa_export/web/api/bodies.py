@@ -86,14 +86,26 @@ class ActivationIn(BaseModel):
     initial_retry_delay: float | None = Field(default=None, description="Initial Retry Delay, seconds (default 2)")
     retry_delay_multiple: float | None = Field(default=None, description="Retry Delay Multiple (default 2)")
     notification_disabled: bool | None = None
+    aggregation_unit: str | None = Field(
+        default=None,
+        description="customAggregationUnits of every push (1-30 of A-Z a-z 0-9 _); null: none; "
+        "left out: derived from the name",
+    )
+    no_aggregation_unit: bool | None = Field(default=None, description="true: pushes carry no aggregation unit")
 
     def fields(self) -> dict[str, Any]:
         """The activation's settings given (for a create: not its name, not where it is copied from)."""
-        return self.model_dump(exclude_none=True, exclude={"copy_from", "name"})
+        return self._unit_given(self.model_dump(exclude_none=True, exclude={"copy_from", "name"}))
 
     def changes(self) -> dict[str, Any]:
         """Everything given (an update refuses a new name or a ``copy_from``)."""
-        return self.model_dump(exclude_none=True)
+        return self._unit_given(self.model_dump(exclude_none=True))
+
+    def _unit_given(self, fields: dict[str, Any]) -> dict[str, Any]:
+        # A null aggregation_unit is a choice ("none"), not a field left out.
+        if "aggregation_unit" in self.model_fields_set and self.aggregation_unit is None:
+            fields["no_aggregation_unit"] = True
+        return fields
 
 
 class RotateIn(BaseModel):
@@ -115,6 +127,10 @@ class ActivationOut(BaseModel):
     initial_retry_delay: float
     retry_delay_multiple: float
     notification_disabled: bool
+    aggregation_unit: str | None = None
+    aggregation_unit_status: dict[str, Any] = Field(
+        default_factory=dict, description="This month's state of the unit: none, unused, in_use or withheld"
+    )
     paused: bool
     paused_reason: str | None
     created_at: float

@@ -37,6 +37,7 @@ ACTIVATION_FIELDS = (
     "max_retries",
     "initial_retry_delay",
     "retry_delay_multiple",
+    "aggregation_unit",
 )
 NUMBERS: tuple[tuple[str, type[int] | type[float]], ...] = (
     ("max_retries", int),
@@ -134,6 +135,8 @@ def copied_values(spec: activations.ActivationSpec, form: Form) -> dict[str, Any
         "initial_retry_delay": number(spec.initial_retry_delay),
         "retry_delay_multiple": number(spec.retry_delay_multiple),
         "notification_disabled": spec.notification_disabled,
+        "aggregation_unit": spec.aggregation_unit or "",
+        "no_aggregation_unit": spec.aggregation_unit is None,
         "sample_event": form.get("sample_event") or SAMPLE_EVENT,
     }
 
@@ -142,6 +145,7 @@ def posted_values(form: Form) -> dict[str, Any]:
     """The activation form as posted."""
     values: dict[str, Any] = {f: form.get(f, "") for f in ACTIVATION_FIELDS}
     values["notification_disabled"] = form.get("notification_disabled") == "on"
+    values["no_aggregation_unit"] = form.get("no_aggregation_unit") == "on"
     values["sample_event"] = form.get("sample_event") or SAMPLE_EVENT
     return values
 
@@ -159,6 +163,8 @@ def default_values() -> dict[str, Any]:
         "initial_retry_delay": number(fields["initial_retry_delay"].default),
         "retry_delay_multiple": number(fields["retry_delay_multiple"].default),
         "notification_disabled": False,
+        "aggregation_unit": "",
+        "no_aggregation_unit": False,
         "sample_event": SAMPLE_EVENT,
     }
 
@@ -182,6 +188,11 @@ def spec_data(values: dict[str, Any]) -> tuple[dict[str, Any], list[FieldProblem
         "recipient": values["recipient"].strip(),
         "notification_disabled": bool(values["notification_disabled"]),
     }
+    unit = str(values.get("aggregation_unit", "")).strip()
+    if values.get("no_aggregation_unit"):
+        data["no_aggregation_unit"] = True
+    elif unit:  # else derived from the name
+        data["aggregation_unit"] = unit
     text = values["messages"].strip()
     if not text:
         problems.append(FieldProblem("messages", "required: a JSON array of 1-5 LINE message objects"))

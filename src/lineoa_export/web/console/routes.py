@@ -388,7 +388,8 @@ def activations_list(request: Request, console: C, session: Reader) -> Response:
 def activation_new(request: Request, console: C, session: Operator, copy_from: str | None = None) -> Response:
     if copy_from:
         source = console.activation(request, copy_from)
-        values = forms.copied_values(source.spec, {}) | {"copy_from": copy_from}
+        # A copy's unit is its own (derived from its name) unless one is typed in.
+        values = forms.copied_values(source.spec, {}) | {"copy_from": copy_from, "aggregation_unit": ""}
         return _activation_form(request, console, session, values, editing=None)
     values = forms.default_values()
     auths = console.ops.list_authentications()
@@ -410,7 +411,7 @@ def _copy(request: Request, console: Console, post: Posted) -> Response:
             problems=[FieldProblem("copy_from", "choose an activation to copy")],
         )
     source = console.activation(request, source_name)
-    values = forms.copied_values(source.spec, post.form) | {"copy_from": source_name}
+    values = forms.copied_values(source.spec, post.form) | {"copy_from": source_name, "aggregation_unit": ""}
     return _activation_form(request, console, post.session, values, editing=None)
 
 

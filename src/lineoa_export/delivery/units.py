@@ -1,0 +1,219 @@
+"""LINE's 1,000 aggregation units a month per channel: whether a push may carry its unit.
+
+A trigger renders the activation's unit into every body (``customAggregationUnits``). LINE
+counts at most 1,000 distinct units per channel per calendar month (UTC+9) and silently drops
+the rest: the push is sent, its statistics are lost. So before a unit's first push on a channel
+in a month, the worker asks LINE how many units the month has used
+(``/v2/bot/message/aggregation/info``; when the month is full, whether ours is already among
+them, ``/aggregation/list``) and stores the decision in ``aggregation_units``. A refused unit is
+taken out of the body before sending, and the activation says so instead of losing it silently.
+
+The one rule: a decision, once stored, never changes, and it is looked up by the month of the
+event's *first* attempt. A retry therefore sends byte for byte what the first attempt sent
+(LINE-FACTS: same retry key, same body). Several workers deciding at once all use the first
+decision stored.
+
+On the push path this costs one dictionary lookup per push carrying a unit; LINE and the
+database are asked once per unit, channel and month.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from ..authentications import TokenUnavailable
+from ..line_time import line_month
+from ..store.database import Database
+from .channel import LineChannel
+from .outcomes import success_json
+
+log = logging.getLogger(__name__)
+
+MONTHLY_UNITS: Final = 1000
+#: Pages of ``/aggregation/list`` read at most when the month is full (100 names a page).
+MAX_LIST_PAGES: Final = 12
+
+DbCall = Callable[..., Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class UnitDecision:
+    """May ``unit`` be used on a channel in ``month``, and why."""
+
+    channel_key: str
+    month: str
+    unit: str
+    granted: bool
+    units_used: int | None
+    note: str
+    checked_at: float
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> UnitDecision:
+        return cls(
+            row["channel_key"],
+            row["month"],
+            row["unit"],
+            bool(row["granted"]),
+            row["units_used"],
+            row["note"],
+            row["checked_at"],
+        )
+
+
+def stored(db: Database, channel_key: str, month: str, unit: str) -> UnitDecision | None:
+    rows = db.run("aggregation_unit_get", {"channel_key": channel_key, "month": month, "unit": unit})
+    return UnitDecision.from_row(rows[0]) if rows else None
+
+
+def store(db: Database, decision: UnitDecision) -> UnitDecision:
+    """Keep ``decision`` unless another worker stored one first; the one stored wins."""
+    with db.transaction() as tx:
+        tx.run(
+            "aggregation_unit_insert",
+            {
+                "channel_key": decision.channel_key,
+                "month": decision.month,
+                "unit": decision.unit,
+                "granted": int(decision.granted),
+                "units_used": decision.units_used,
+                "note": decision.note,
+                "checked_at": decision.checked_at,
+            },
+        )
+    kept = stored(db, decision.channel_key, decision.month, decision.unit)
+    return kept if kept is not None else decision
+
+
+@dataclass(frozen=True, slots=True)
+class UnitStatus:
+    """What an activation's unit does this month, for ``activation show``, the API and the console."""
+
+    unit: str | None
+    month: str
+    decision: UnitDecision | None
+
+    @property
+    def state(self) -> str:
+        """``none`` (no unit), ``unused`` (no push this month yet), ``in_use``, or ``withheld``."""
+        if self.unit is None:
+            return "none"
+        if self.decision is None:
+            return "unused"
+        return "in_use" if self.decision.granted else "withheld"
+
+    def describe(self) -> str:
+        if self.unit is None:
+            return "none: pushes carry no aggregation unit"
+        if self.decision is None:
+            return f"{self.unit} (no push yet in {self.month}, UTC+9)"
+        if self.decision.granted:
+            return f"{self.unit} (in use in {self.month}: {self.decision.note})"
+        return f"{self.unit} WITHHELD in {self.month}: {self.decision.note}"
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "unit": self.unit,
+            "month": self.month,
+            "state": self.state,
+            "note": self.decision.note if self.decision else None,
+            "checked_at": self.decision.checked_at if self.decision else None,
+        }
+
+
+def status(db: Database, channel_key: str, unit: str | None, now: float) -> UnitStatus:
+    """The unit's state on its channel in the month of ``now`` (UTC+9)."""
+    month = line_month(now)
+    return UnitStatus(unit, month, stored(db, channel_key, month, unit) if unit else None)
+
+
+def without_unit(body: bytes) -> bytes:
+    """``body`` with its ``customAggregationUnits`` taken out (only for a refused unit)."""
+    data = orjson.loads(body)
+    data.pop("customAggregationUnits", None)
+    return orjson.dumps(data)
+
+
+async def ask_line(channel: LineChannel, unit: str) -> tuple[bool, int | None, str]:
+    """LINE's word on this month's units: (granted, units used, why)."""
+    try:
+        token = await channel.tokens.token()
+    except TokenUnavailable:
+        return True, None, "LINE could not be asked how many units this month used: sent with the unit"
+    info = success_json(await channel.client.aggregation_info(token))
+    used = info.get("numOfCustomAggregationUnits") if info else None
+    if not isinstance(used, int):
+        return True, None, "LINE did not say how many units this month used: sent with the unit"
+    if used < MONTHLY_UNITS:
+        return True, used, f"{used} of LINE's {MONTHLY_UNITS:,} units a month used before this one"
+    if await _listed(channel, token, unit):
+        return True, used, f"already among this month's {used} units"
+    return False, used, f"LINE's {MONTHLY_UNITS:,} units this month are used up: pushes go without the unit"
+
+
+async def _listed(channel: LineChannel, token: str, unit: str) -> bool:
+    start: str | None = None
+    for _ in range(MAX_LIST_PAGES):
+        page = success_json(await channel.client.aggregation_list(token, start))
+        if page is None:
+            return False
+        names = page.get("customAggregationUnits")
+        if isinstance(names, list) and unit in names:
+            return True
+        start = page.get("next")
+        if not isinstance(start, str):
+            return False
+    return False
+
+
+class UnitBudget:
+    """The decisions a worker knows, and the one lookup per unit and month it makes."""
+
+    def __init__(self, db: Database, db_call: DbCall, now: Callable[[], float]) -> None:
+        self._db = db
+        self._db_call = db_call
+        self._now = now
+        self._known: dict[tuple[str, str, str], bool] = {}
+        self._lookups: dict[tuple[str, str, str], asyncio.Future[bool]] = {}
+        #: Pushes this worker sent without their unit (a refused month).
+        self.withheld = 0
+
+    async def body_for(self, channel: LineChannel, channel_key: str, unit: str, body: bytes, at: float) -> bytes:
+        """The body to send at ``at`` (the event's first attempt): as stored, or without its unit."""
+        key = (channel_key, line_month(at), unit)
+        granted = self._known.get(key)
+        if granted is None:
+            granted = await self._decide(channel, key)
+        if granted:
+            return body
+        self.withheld += 1
+        return without_unit(body)
+
+    async def _decide(self, channel: LineChannel, key: tuple[str, str, str]) -> bool:
+        lookup = self._lookups.get(key)
+        if lookup is None:
+            lookup = self._lookups[key] = asyncio.ensure_future(self._look_up(channel, key))
+        try:
+            granted = await asyncio.shield(lookup)
+        finally:
+            if self._lookups.get(key) is lookup and lookup.done():
+                self._lookups.pop(key, None)
+        self._known[key] = granted
+        return granted
+
+    async def _look_up(self, channel: LineChannel, key: tuple[str, str, str]) -> bool:
+        channel_key, month, unit = key
+        decision: UnitDecision | None = await self._db_call(stored, self._db, channel_key, month, unit)
+        if decision is None:
+            granted, used, note = await ask_line(channel, unit)
+            fresh = UnitDecision(channel_key, month, unit, granted, used, note, self._now())
+            decision = await self._db_call(store, self._db, fresh)
+            if not decision.granted:
+                log.warning("channel %s: pushes of unit %s go without it in %s: %s", channel_key, unit, month, note)
+        return decision.granted

@@ -1,0 +1,29 @@
+"""Acceptance: aggregation units on the command line (issue 10)."""
+
+from __future__ import annotations
+
+from cli_support import Setup, describe, new_user
+
+
+def test_pushes_carry_the_unit_and_activation_show_says_how_it_stands(setup: Setup) -> None:
+    cli, sim = setup.cli, setup.sim
+    setup.activation("spring")
+    setup.activation("promo", "--aggregation-unit", "Promo_A")
+    setup.activation("quiet", "--no-aggregation-unit")
+    assert "no push yet" in cli.ok("activation", "show", "spring").stdout
+    for name in ("spring", "promo", "quiet"):
+        cli.ok("trigger", name, "--event", setup.event(new_user()))
+    cli.ok("worker", "--until-idle")
+    units = sorted(str(a["body"].get("customAggregationUnits")) for a in sim.accepted(bodies=True))
+    assert units == ["None", "['Promo_A']", "['spring']"]
+    shown = cli.ok("activation", "show", "spring").stdout
+    assert "aggregation unit" in shown and "spring (in use in" in shown
+    assert "none: pushes carry no aggregation unit" in cli.ok("activation", "show", "quiet").stdout
+
+
+def test_a_bad_unit_is_refused_naming_the_field(setup: Setup) -> None:
+    result = setup.cli("activation", "create", "bad", "--auth", "line", "--recipient", "{{uid}}",
+                       "--messages", '[{"type":"text","text":"hi"}]', "--aggregation-unit", "no spaces")  # fmt: skip
+    assert result.returncode != 0, describe(result)
+    assert "aggregation_unit" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,66 @@
+"""The API's side of issue 10: aggregation units on activations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from api_support import Api
+
+from lineoa_export.testing import user_id
+
+
+def test_an_activation_gets_a_unit_from_its_name_and_says_how_it_stands(api: Api) -> None:
+    created = api.create_activation("spring_sale")
+    assert created["aggregation_unit"] == "spring_sale"
+    assert created["aggregation_unit_status"]["state"] == "unused"
+    api.trigger([{"line_user_id": user_id(1), "name": "Ann"}], "spring_sale")
+    api.deliver()
+    shown = api.get("/v1/activations/spring_sale").json()
+    assert shown["aggregation_unit_status"]["state"] == "in_use"
+    assert shown["aggregation_unit_status"]["month"] == "2027-01"
+    assert api.sim is not None and api.sim.sim is not None
+    [accepted] = api.sim.sim.record.accepted
+    assert orjson.loads(accepted.body)["customAggregationUnits"] == ["spring_sale"]
+
+
+def test_a_null_unit_or_no_aggregation_unit_means_none(api: Api) -> None:
+    assert api.create_activation("a", aggregation_unit=None)["aggregation_unit"] is None
+    assert api.create_activation("b", no_aggregation_unit=True)["aggregation_unit"] is None
+    assert api.get("/v1/activations/b").json()["aggregation_unit_status"]["state"] == "none"
+    changed = api.patch("/v1/activations/b", json={"aggregation_unit": "Promo_A"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["aggregation_unit"] == "Promo_A"
+    cleared = api.patch("/v1/activations/b", json={"no_aggregation_unit": True})
+    assert cleared.json()["aggregation_unit"] is None
+    kept = api.patch("/v1/activations/a", json={"description": "x"})
+    assert kept.json()["aggregation_unit"] is None
+
+
+def test_a_copy_gets_a_unit_of_its_own(api: Api) -> None:
+    api.create_activation("original", aggregation_unit="Shared")
+    copy = api.post("/v1/activations", json={"name": "copy", "copy_from": "original"})
+    assert copy.status_code == 201, copy.text
+    assert copy.json()["aggregation_unit"] == "copy"
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"aggregation_unit": "no spaces"}, "aggregation_unit"),
+        ({"aggregation_unit": "x" * 31}, "aggregation_unit"),
+        ({"aggregation_unit": "Promo", "no_aggregation_unit": True}, "no_aggregation_unit"),
+    ],
+)
+def test_a_bad_unit_answers_422_naming_the_field(api: Api, fields: dict[str, Any], field: str) -> None:
+    body = {
+        "name": "bad",
+        "authentication": "line",
+        "recipient": "{{line_user_id}}",
+        "messages": [{"type": "text", "text": "hi"}],
+        **fields,
+    }
+    response = api.post("/v1/activations", json=body)
+    assert response.status_code == 422, response.text
+    assert field in [p["field"] for p in response.json()["problems"]]
