@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .db import db_app
@@ -43,7 +44,9 @@ T = TypeVar("T")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    # The message may quote input ("[/red]" would be read as markup) and is one line however
+    # long: the terminal may wrap it, rich must not cut it in two for a script reading stderr.
+    err.print(f"[red]error:[/red] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -541,7 +544,7 @@ def _trigger_stream(ops: Operations, activation: str, path: str) -> dict[str, in
         chunk: list[dict[str, Any]] = []
         for _, item in read_events(source):
             if isinstance(item, BadLine):
-                err.print(f"[red]error:[/red] {item} (not recorded)")
+                err.print(f"[red]error:[/red] {escape(str(item))} (not recorded)")
                 counts["unreadable"] += 1
                 progress.advance(task)
                 continue
