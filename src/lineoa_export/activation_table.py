@@ -77,6 +77,8 @@ def _entry(row: Row, attempts: list[dict[str, Any]]) -> dict[str, Any]:
         "time": iso(row["accepted_at"]),
         "next_attempt_at": iso(row["next_attempt_at"]) if row["state"] in ("retrying", "queued") else None,
         "finished_at": iso(row["finished_at"]),
+        # A deferred event (quiet hours, frequency cap) goes back in line at this time.
+        "due_at": iso(row["next_attempt_at"]) if row["state"] == "deferred" else None,
         "attempt_log": attempts,
     }
 

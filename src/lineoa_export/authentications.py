@@ -92,6 +92,7 @@ class Authentication:
     paused_kind: str | None = None
     activations: int | None = None
     webhook_secret_set: bool = False
+    blocked_users: int = 0  # users whose last webhook event on this channel was an unfollow
 
     @property
     def webhook_path(self) -> str:
@@ -113,6 +114,7 @@ class Authentication:
             paused_kind=row.get("paused_kind"),
             activations=row.get("activations"),
             webhook_secret_set=bool(row.get("webhook_secret_set")),
+            blocked_users=int(row.get("blocked_users") or 0),
         )
 
     def public(self) -> dict[str, Any]:
@@ -128,6 +130,7 @@ class Authentication:
             "paused_reason": self.paused_reason,
             "webhook_path": self.webhook_path,
             "webhook_secret_set": self.webhook_secret_set,
+            "blocked_users": self.blocked_users,
         }
 
 

@@ -168,6 +168,7 @@ def auth_show(name: str) -> None:
             ("secret", "stored encrypted; never shown"),
             ("webhook url", f"https://YOUR-HOST{a.webhook_path} (give LINE this; served by `serve`)"),
             ("webhook secret", "stored" if a.webhook_secret_set else "none: add --channel-secret to receive webhooks"),
+            ("blocked users", f"{a.blocked_users} (not pushed; from LINE's unfollow webhooks)"),
             ("created", iso(a.created_at)),
             ("status", f"paused: {a.paused_reason}" if a.paused_reason else "active"),
         ]
@@ -597,7 +598,10 @@ def log(
     format: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
     failed: Annotated[bool, typer.Option("--failed", help="Only events that failed for good.")] = False,
     state: Annotated[
-        str | None, typer.Option(help="Only events in this state: queued, retrying, paused, delivered, failed.")
+        str | None,
+        typer.Option(
+            help="Only events in this state: queued, retrying, paused, delivered, failed, suppressed, deferred."
+        ),
     ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the newest N events.", min=1)] = None,
 ) -> None:
@@ -606,8 +610,13 @@ def log(
 
     if format not in ("table", "json", "csv"):
         fail("--format: must be table, json or csv", 2)
-    if state not in (None, "queued", "retrying", "paused", "delivered", "failed") or (failed and state):
-        fail("--state: must be queued, retrying, paused, delivered or failed (and not with --failed)", 2)
+    states = (None, "queued", "retrying", "paused", "delivered", "failed", "suppressed", "deferred")
+    if state not in states or (failed and state):
+        fail(
+            "--state: must be queued, retrying, paused, delivered, failed, suppressed or deferred "
+            "(and not with --failed)",
+            2,
+        )
     ops = operations()
     filters = activation_table.Filters(state="failed" if failed else state)
     if limit is not None:

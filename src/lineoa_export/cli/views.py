@@ -17,7 +17,15 @@ from ..delivery.outbox import Claimed, Result
 from ..delivery.outcomes import Outcome
 from ..delivery.worker import Worker, WorkerStats
 
-STATE_STYLE = {"delivered": "green", "failed": "red", "retrying": "yellow", "paused": "magenta", "queued": "cyan"}
+STATE_STYLE = {
+    "delivered": "green",
+    "failed": "red",
+    "retrying": "yellow",
+    "paused": "magenta",
+    "queued": "cyan",
+    "suppressed": "bright_black",
+    "deferred": "blue",
+}
 
 
 def run_worker_with_progress(ctx: Context, *, until_idle: bool, console: Console) -> WorkerStats:

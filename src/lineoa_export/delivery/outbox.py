@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..store.database import Database
+from . import audience_gate
 from .retry_policy import KEY_LIFETIME_SECONDS, RetryPolicy
 from .states import EventState
 
@@ -102,13 +103,17 @@ def claim(
         rows = [r for key, limit in wants for r in tx.run("claim_due", {**params, "channel_key": key, "limit": limit})]
         if not rows:
             return []
+        route_rows = tx.run("activation_routes")
         routes = {
             r["name"]: (
                 r["authentication"],
                 RetryPolicy(r["max_retries"], r["initial_retry_delay"], r["retry_delay_multiple"]),
             )
-            for r in tx.run("activation_routes")
+            for r in route_rows
         }
+        # Blocked recipients, quiet hours, frequency caps: settled here, never handed to a sender.
+        audiences = {r["name"]: audience_gate.audience_of(r) for r in route_rows}
+        rows = audience_gate.screen(tx, db.dialect, rows, audiences, now)
     return [_claimed(r, routes[r["activation"]], until) for r in rows if r["activation"] in routes]
 
 

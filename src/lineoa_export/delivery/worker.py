@@ -44,7 +44,7 @@ from ..errors import LineoaExportError
 from ..settings import Settings
 from ..store.database import Database
 from ..vault import Vault
-from . import outbox, pauses
+from . import audience_gate, outbox, pauses
 from .channel import LineChannel
 from .lanes import Breaker, InFlightBudget, Lane, fair_share
 from .line_client import AiohttpTransport, LineClient, Timeouts, Transport
@@ -629,6 +629,7 @@ class Worker:
         self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY
         try:
             board, keys, versions = await self._db(_read_state, self.db)
+            await self._db(audience_gate.release_due, self.db, now=self.clock.now())
         except Exception:
             log.exception("reading holds and channels failed; keeping the last known ones")
             return

@@ -36,13 +36,15 @@ ON CONFLICT (name) DO NOTHING
 RETURNING name
 
 -- name: auth_get
-SELECT a.*, p.reason AS paused_reason, p.kind AS paused_kind
+SELECT a.*, p.reason AS paused_reason, p.kind AS paused_kind,
+       (SELECT COUNT(*) FROM followers f WHERE f.channel_key = a.channel_key AND NOT f.following) AS blocked_users
 FROM authentications a LEFT JOIN channel_pauses p ON p.channel_key = a.channel_key
 WHERE a.name = :name
 
 -- name: auth_list
 SELECT a.*, p.reason AS paused_reason, p.kind AS paused_kind,
-       (SELECT COUNT(*) FROM activations x WHERE x.authentication = a.name) AS activations
+       (SELECT COUNT(*) FROM activations x WHERE x.authentication = a.name) AS activations,
+       (SELECT COUNT(*) FROM followers f WHERE f.channel_key = a.channel_key AND NOT f.following) AS blocked_users
 FROM authentications a LEFT JOIN channel_pauses p ON p.channel_key = a.channel_key
 ORDER BY a.name
 
@@ -95,7 +97,7 @@ ORDER BY x.name
 UPDATE events SET channel_key = (
     SELECT a.channel_key FROM activations x JOIN authentications a ON a.name = x.authentication
     WHERE x.name = :name)
-WHERE activation = :name AND state IN ('queued', 'retrying', 'paused')
+WHERE activation = :name AND state IN ('queued', 'retrying', 'paused', 'deferred')
 
 -- name: activation_delete
 DELETE FROM activations WHERE name = :name RETURNING name
@@ -133,10 +135,15 @@ WHERE id IN (
     /*FOR_UPDATE*/
 )
 RETURNING id, activation, channel_key, body, retry_key, attempts, retries, first_attempt_at, accepted_at,
-          aggregation_unit
+          aggregation_unit, recipient, counted_at, time_zone,
+          -- the audience gate (delivery/audience_gate.py): when the recipient blocked the account, if so
+          (SELECT f.changed_at_ms FROM followers f
+           WHERE f.channel_key = events.channel_key AND f.user_id = events.recipient AND NOT f.following) AS blocked_at_ms
 
 -- name: activation_routes
-SELECT name, authentication, max_retries, initial_retry_delay, retry_delay_multiple FROM activations
+SELECT name, authentication, max_retries, initial_retry_delay, retry_delay_multiple,
+       frequency_cap, over_cap, quiet_hours, time_zone, time_zone_attribute, in_quiet_hours
+FROM activations
 
 -- name: release_lease
 UPDATE events SET leased_until = NULL, leased_by = NULL WHERE id = :id AND leased_by = :worker
@@ -360,3 +367,30 @@ JOIN authentications a ON a.channel_key = u.channel_key
 JOIN activations x ON x.authentication = a.name AND x.aggregation_unit = u.unit
 WHERE u.granted = 0 AND u.month = :month
 ORDER BY x.name
+
+-- The audience gate (delivery/audience_gate.py): blocked users, quiet hours, frequency caps.
+
+-- name: gate_hold
+UPDATE events SET state = :state, next_attempt_at = :next_attempt_at, finished_at = :finished_at, error = :error,
+       leased_until = NULL, leased_by = NULL
+WHERE id = :id
+
+-- name: cap_lock
+SELECT pg_advisory_xact_lock(8675310, hashtext(:activation || ' ' || :recipient))
+
+-- name: cap_counted
+SELECT counted_at FROM events
+WHERE activation = :activation AND recipient = :recipient AND counted_at > :since
+  AND state IN ('queued', 'retrying', 'paused', 'delivered')
+
+-- name: cap_count
+UPDATE events SET counted_at = :now WHERE id = :id
+
+-- name: deferred_release
+UPDATE events SET
+    state = CASE WHEN EXISTS (SELECT 1 FROM channel_pauses p WHERE p.channel_key = events.channel_key AND p.kind <> 'breaker')
+                   OR EXISTS (SELECT 1 FROM activations x WHERE x.name = events.activation AND x.paused_reason IS NOT NULL)
+                 THEN 'paused' ELSE 'queued' END,
+    error = NULL
+WHERE state = 'deferred' AND next_attempt_at <= :now
+RETURNING id

@@ -51,6 +51,7 @@ class AuthenticationOut(BaseModel):
     paused_reason: str | None
     webhook_path: str = Field(description="Give LINE https://YOUR-HOST + this as the channel's webhook URL")
     webhook_secret_set: bool = Field(description="Whether the channel secret that signs webhooks is stored")
+    blocked_users: int = Field(description="Users the channel's webhooks last said blocked the account")
 
 
 class ApiKeyIn(BaseModel):

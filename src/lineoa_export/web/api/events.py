@@ -33,7 +33,7 @@ def read_log(
     ops: Ops,
     _: Reader,
     delivered: bool | None = None,
-    state: Literal["queued", "retrying", "paused", "delivered", "failed"] | None = None,
+    state: Literal["queued", "retrying", "paused", "delivered", "failed", "suppressed", "deferred"] | None = None,
     status_code: Annotated[int | None, Query(ge=100, le=599)] = None,
     since: Annotated[datetime | None, Query(description="ISO 8601; events accepted at or after")] = None,
     until: Annotated[datetime | None, Query(description="ISO 8601; events accepted before")] = None,

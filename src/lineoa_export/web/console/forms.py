@@ -26,7 +26,7 @@ from ...errors import FieldProblem, InvalidInput
 
 MAX_FORM_BYTES = 2 * 1024 * 1024
 MAX_FIELDS = 100
-STATES = ("queued", "retrying", "paused", "delivered", "failed")
+STATES = ("queued", "retrying", "paused", "delivered", "failed", "suppressed", "deferred")
 SAMPLE_EVENT = '{"line_user_id": "U0123456789abcdef0123456789abcdef", "name": "Ann"}'
 ACTIVATION_FIELDS = (
     "name",
