@@ -30,6 +30,7 @@ from .context import Context
 from .delivery import outbox, triggers, units
 from .delivery.line_client import DEFAULT_API_URL, PUSH_PATH
 from .errors import AlreadyExists, ApiUrlNotAllowed, ConfigurationError, CredentialsRejected, InvalidInput, NotFound
+from .insight import statistics
 from .naming import check_name, is_valid_unicode
 
 MAX_BATCH = 1000  # events per trigger call: a batch is one transaction
@@ -313,6 +314,14 @@ class Operations:
         except NotFound:
             api_url = DEFAULT_API_URL
         return Preview(recipient, api_url + PUSH_PATH, orjson.loads(body))
+
+    # -- what LINE tells afterwards ---------------------------------------------------------
+
+    async def activation_stats(self, name: str, first: str | None = None, last: str | None = None) -> statistics.Stats:
+        """LINE's statistics for the activation's unit (``YYYY-MM-DD`` days, UTC+9): fresh when
+        the stored ones are older than a few minutes and the hourly budget allows, else the stored ones."""
+        await asyncio.to_thread(self.get_activation, name)
+        return await statistics.statistics(self.ctx, name, first, last)
 
     # -- events ----------------------------------------------------------------------------
 

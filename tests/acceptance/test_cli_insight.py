@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from cli_support import Setup, describe, new_user
 
 
@@ -27,3 +29,24 @@ def test_a_bad_unit_is_refused_naming_the_field(setup: Setup) -> None:
     assert result.returncode != 0, describe(result)
     assert "aggregation_unit" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_stats_prints_lines_figures_with_fewer_than_20_for_nulls(setup: Setup) -> None:
+    cli = setup.cli
+    setup.activation("spring")
+    for _ in range(3):
+        cli.ok("trigger", "spring", "--event", setup.event(new_user()))
+    cli.ok("worker", "--until-idle")
+    shown = cli.ok("stats", "spring").stdout
+    assert "fetched from LINE just now" in shown
+    assert "unique impressions" in shown and "fewer than 20" in shown
+    as_json = json.loads(cli.ok("stats", "spring", "--format", "json").stdout)
+    assert as_json["source"] == "stored"  # a few seconds old: LINE is not asked again
+    assert as_json["figures"]["overview"]["uniqueImpression"] is None
+
+
+def test_stats_refuses_a_bad_day_naming_the_field(setup: Setup) -> None:
+    setup.activation("spring")
+    result = setup.cli("stats", "spring", "--from", "2027-02-30")
+    assert result.returncode == 1, describe(result)
+    assert "from" in result.stderr and "YYYY-MM-DD" in result.stderr

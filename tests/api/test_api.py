@@ -55,6 +55,7 @@ PROTECTED: list[tuple[str, str, Any]] = [
     ("GET", "/v1/activations/welcome/log", None),
     ("GET", "/v1/activations/welcome/events/e1", None),
     ("POST", "/v1/activations/welcome/replay", None),
+    ("GET", "/v1/activations/welcome/stats", None),
 ]
 
 

@@ -64,3 +64,41 @@ def test_a_bad_unit_answers_422_naming_the_field(api: Api, fields: dict[str, Any
     response = api.post("/v1/activations", json=body)
     assert response.status_code == 422, response.text
     assert field in [p["field"] for p in response.json()["problems"]]
+
+
+# -- stats -------------------------------------------------------------------------------------
+
+
+def test_stats_come_from_line_then_from_the_store(api: Api) -> None:
+    api.create_activation()
+    api.trigger([{"line_user_id": user_id(n), "name": "Ann"} for n in range(3)])
+    api.deliver()
+    first = api.get("/v1/activations/welcome/stats", params={"from": "2027-01-15", "to": "2027-01-15"})
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert (body["source"], body["aggregation_unit"], body["from"], body["to"]) == (
+        "line",
+        "welcome",
+        "2027-01-15",
+        "2027-01-15",
+    )
+    assert body["figures"]["overview"]["uniqueImpression"] is None  # 3 recipients: fewer than 20
+    assert body["null_means"] == "fewer than 20"
+    api.clock.advance(60.0)
+    again = api.get("/v1/activations/welcome/stats", params={"from": "2027-01-15", "to": "2027-01-15"}).json()
+    assert (again["source"], again["age_seconds"]) == ("stored", 60.0)
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"from": "15/01/2027"}, "from"), ({"from": "2027-01-01", "to": "2027-03-01"}, "to"), ({"to": "x"}, "to")],
+)
+def test_bad_stats_days_answer_422_naming_the_field(api: Api, params: dict[str, str], field: str) -> None:
+    api.create_activation()
+    response = api.get("/v1/activations/welcome/stats", params=params)
+    assert response.status_code == 422, response.text
+    assert [p["field"] for p in response.json()["problems"]] == [field]
+
+
+def test_stats_of_an_unknown_activation_is_404(api: Api) -> None:
+    assert api.get("/v1/activations/nope/stats").status_code == 404

@@ -53,6 +53,7 @@ ROUTES: list[tuple[str, str, str, str, Any]] = [
     ("GET", "/v1/activations/{name}/log", "read", "/v1/activations/welcome/log", None),
     ("GET", "/v1/activations/{name}/events/{event_id}", "read", "/v1/activations/welcome/events/e1", None),
     ("POST", "/v1/activations/{name}/replay", "operator", "/v1/activations/welcome/replay", None),
+    ("GET", "/v1/activations/{name}/stats", "read", "/v1/activations/welcome/stats", None),
 ]  # fmt: skip
 
 

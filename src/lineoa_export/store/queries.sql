@@ -394,3 +394,25 @@ UPDATE events SET
     error = NULL
 WHERE state = 'deferred' AND next_attempt_at <= :now
 RETURNING id
+
+-- Statistics per unit (issue 10), kept with the time they were fetched; see insight/statistics.py.
+
+-- name: unit_statistics_get
+SELECT figures, fetched_at FROM unit_statistics
+WHERE channel_key = :channel_key AND unit = :unit AND from_day = :from_day AND to_day = :to_day
+
+-- name: unit_statistics_put
+INSERT INTO unit_statistics (channel_key, unit, from_day, to_day, figures, fetched_at)
+VALUES (:channel_key, :unit, :from_day, :to_day, :figures, :fetched_at)
+ON CONFLICT (channel_key, unit, from_day, to_day) DO UPDATE SET figures = excluded.figures,
+    fetched_at = excluded.fetched_at
+
+-- name: insight_requests_prune
+DELETE FROM insight_requests WHERE channel_key = :channel_key AND requested_at <= :before
+
+-- name: insight_requests_since
+SELECT COUNT(*) AS n, MIN(requested_at) AS oldest FROM insight_requests
+WHERE channel_key = :channel_key AND requested_at > :since
+
+-- name: insight_request_add
+INSERT INTO insight_requests (channel_key, requested_at) VALUES (:channel_key, :now)

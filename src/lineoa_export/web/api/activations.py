@@ -1,10 +1,10 @@
-"""``/v1/activations``: triggered activations (read: ``read``; change, validate, preview: ``operator``)."""
+"""``/v1/activations``: triggered activations (read, stats: ``read``; change, validate, preview: ``operator``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from ... import activations
@@ -63,6 +63,22 @@ def resume_activation(name: str, ops: Ops, _: Operator) -> ActivationOut:
 async def validate_activation(name: str, ops: Ops, _: Operator, body: SampleIn | None = None) -> dict[str, Any]:
     await ops.validate_activation(name, (body or SampleIn()).event)
     return {"valid": True, "checked": ["local", "line"]}
+
+
+@router.get("/{name}/stats")
+async def activation_stats(
+    name: str,
+    ops: Ops,
+    _: Reader,
+    first: str | None = Query(default=None, alias="from", description="First day, YYYY-MM-DD (UTC+9)"),
+    last: str | None = Query(default=None, alias="to", description="Last day, YYYY-MM-DD (UTC+9), at most 30 after"),
+) -> dict[str, Any]:
+    """LINE's statistics for the activation's aggregation unit; a null figure is one under 20.
+
+    LINE is asked when the stored figures are older than 5 minutes and the channel has one of its
+    60 requests an hour left; else the stored figures come back with ``age_seconds`` and a ``note``.
+    """
+    return (await ops.activation_stats(name, first, last)).public()
 
 
 @router.post("/{name}/preview")
