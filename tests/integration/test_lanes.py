@@ -17,11 +17,13 @@ from lineoa_export.activation_table import iso
 from lineoa_export.clock import SystemClock
 from lineoa_export.delivery import outbox, pauses
 from lineoa_export.delivery.lanes import Breaker, InFlightBudget, Lane, fair_share
+from lineoa_export.delivery.line_client import AiohttpTransport, Timeouts
 from lineoa_export.delivery.liveness import DEAD_AFTER, FENCE_AFTER, Liveness
 from lineoa_export.delivery.outbox import Claimed, Result
 from lineoa_export.delivery.outcomes import Outcome
 from lineoa_export.delivery.rate_limit import ChannelLimiter
 from lineoa_export.delivery.states import EventState
+from lineoa_export.delivery.worker import Worker
 from lineoa_export.simulator import SimulatorOptions
 from lineoa_export.simulator.options import ChannelConfig
 from lineoa_export.testing import Pipeline, channel, pipeline, postgres_schema, token, user_id
@@ -326,3 +328,64 @@ def test_workers_sharing_postgres_without_redis_split_the_limit_and_say_so(
     with postgres_schema() as url, caplog.at_level("WARNING"):
         run(scenario(url))
     assert any("not LINEOA_EXPORT_REDIS_URL" in r.getMessage() for r in caplog.records)
+
+
+def test_a_push_cut_off_by_the_fence_is_recorded_as_an_attempt_and_sent_again(tmp_path: Path, run) -> None:
+    """Every attempt is in the activation table, also the one a fenced worker aborted mid-request."""
+
+    class FirstPushHangs:
+        """The real transport, except that the first push never gets an answer (it hangs)."""
+
+        def __init__(self, real: AiohttpTransport) -> None:
+            self.real, self.hanging, self.pushes = real, asyncio.Event(), 0
+
+        async def request(self, method: str, url: str, headers: Any, body: bytes | None) -> Any:
+            if url.endswith("/v2/bot/message/push"):
+                self.pushes += 1
+                if self.pushes == 1:
+                    self.hanging.set()
+                    await asyncio.Event().wait()  # until the fence cancels it
+            return await self.real.request(method, url, headers, body)
+
+        async def close(self) -> None:
+            await self.real.close()
+
+    class CutOff:
+        """The worker's heartbeat database, which can be cut off."""
+
+        def __init__(self, db: Any) -> None:
+            self.db, self.cut = db, False
+
+        def run(self, name: str, params: Any = None) -> Any:
+            if self.cut:
+                raise OSError("database unreachable")
+            return self.db.run(name, params)
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path, clock=SystemClock()) as p:
+            p.create_activation()
+            p.trigger(_events("f", 1))
+            transport = FirstPushHangs(AiohttpTransport(Timeouts(1.0, 10.0), max_connections=8))
+            results = Results()
+            worker = Worker(p.ctx.db, p.ctx.vault, p.ctx.settings, clock=p.clock, transport=transport, listener=results)
+            heartbeat_db = CutOff(p.ctx.db)
+            worker.liveness.db = heartbeat_db  # type: ignore[assignment]
+            task = asyncio.create_task(worker.run())
+            try:
+                async with asyncio.timeout(30):
+                    await transport.hanging.wait()
+                    heartbeat_db.cut = True  # no heartbeat for 2 s: the worker fences itself
+                    while not worker.liveness.fenced:  # noqa: ASYNC110 - the fence is about real time
+                        await asyncio.sleep(0.1)
+                    heartbeat_db.cut = False
+                    await results.wait_for(p.activation, 1).wait()
+            finally:
+                worker.stop()
+                await task
+            entry = p.log()[0]
+            assert entry["state"] == "delivered"
+            assert [a["status_code"] for a in entry["attempt_log"]] == [None, 200]
+            assert entry["attempt_log"][0]["error"].startswith("aborted: this worker lost its database heartbeat")
+            assert transport.pushes == 2  # LINE saw two requests; the table shows two attempts
+
+    run(scenario())

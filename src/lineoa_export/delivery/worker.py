@@ -90,6 +90,9 @@ class WorkerStats:
 Listener = Callable[[Claimed, Result, Outcome | None], None]
 
 
+ABORTED_BY_FENCE = "aborted: this worker lost its database heartbeat and stopped its pushes (sent again)"
+
+
 class Fenced(Exception):
     """This worker lost its heartbeat: it must not send (see liveness.py)."""
 
@@ -137,6 +140,7 @@ class Worker:
         self._gate = asyncio.Semaphore(settings.concurrency)  # the process's pushes in flight
         self._senders: set[asyncio.Task[None]] = set()
         self._results: list[Result] = []
+        self._aborted: list[Result] = []  # pushes the fence cut off, recorded once the heartbeat is back
         self._results_ready = asyncio.Event()
         self._held = 0  # claimed and not yet recorded
         self._settled = asyncio.Event()  # set whenever held work drops
@@ -356,6 +360,11 @@ class Worker:
         """Fenced: wait for the heartbeat to come back, then give up every lease still held."""
         while self.liveness.fenced and not self._stopping:  # noqa: ASYNC110 - the heartbeat task sets no event
             await asyncio.sleep(0.2)
+        # The pushes the fence aborted may have reached LINE: each is an attempt of its event (its
+        # lease still ours unless another worker took the event over, then the write is skipped).
+        self._results.extend(self._aborted)
+        self._held += len(self._aborted)
+        self._aborted = []
         with contextlib.suppress(Exception):
             await self._flush()
             await self._db(outbox.release, self.db, None, worker=self.id)
@@ -494,9 +503,32 @@ class Worker:
         async with self._gate:
             if self.liveness.fenced:
                 raise Fenced
-            t0 = time.perf_counter()
-            outcome = await self._push(c, first_attempt_at)
+            t0, started = time.perf_counter(), self.clock.now()
+            try:
+                outcome = await self._push(c, first_attempt_at)
+            except asyncio.CancelledError:
+                if self.liveness.fenced:
+                    self._aborted.append(self._aborted_attempt(c, started))
+                raise
             return outcome, time.perf_counter() - t0
+
+    def _aborted_attempt(self, c: Claimed, started: float) -> Result:
+        """A push the fence cut off: an attempt without an answer, due again at once, no retry spent."""
+        return Result(
+            event_id=c.id,
+            state=EventState.RETRYING,
+            attempt=c.attempts + 1,
+            retries=c.retries,
+            started_at=started,
+            duration_ms=None,
+            status_code=None,
+            error=ABORTED_BY_FENCE,
+            line_request_id=None,
+            accepted_request_id=None,
+            sent_message_ids=None,
+            next_attempt_at=started,
+            finished_at=None,
+        )
 
     async def _after_answer(self, lane: Lane, outcome: Outcome, duration: float, probe: bool) -> float | None:
         """Feed the lane's budget and breaker; the probe time while the channel is tripped, else None."""
