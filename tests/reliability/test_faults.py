@@ -111,12 +111,14 @@ def test_every_event_is_delivered_once_and_every_attempt_is_recorded(tmp_path: P
             assert len(log) == n and delivered == n, message
             assert stats["accepted_pushes"] == n and stats["max_accepted_per_recipient"] == 1, message
             assert duplicates == 0 and stats["key_body_mismatches"] == 0, message
-            # Every push the simulator saw is one attempt in the table, and the other way round.
-            assert table_attempts == seen, message
+            # Every push the simulator saw is one attempt in the table, and the other way round, but
+            # for attempts that never connected (a loaded machine can miss the 0.5-s connect timeout).
+            never_connected = errors["connect timeout"]
+            assert table_attempts - never_connected == seen, message
             assert sum(logged.values()) == table_attempts, message
             for status, count in push_answers.items():
                 assert logged[status] == count, f"status {status}: table {logged[status]}, LINE {count}; {message}"
-            assert logged[None] == stats["dropped"] + stats["hung"], message
+            assert logged[None] - never_connected == stats["dropped"] + stats["hung"], message
             assert not wrong, f"{message}; e.g. {list(wrong.items())[:5]}"
             # The faults really happened (30 % asked for).
             assert 0.2 < faults / seen < 0.4 and stats["dropped"] and stats["hung"], message

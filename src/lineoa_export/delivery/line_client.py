@@ -82,6 +82,10 @@ class AiohttpTransport:
                     h.get("x-line-request-id"),
                     h.get("x-line-accepted-request-id"),
                 )
+        except aiohttp.ConnectionTimeoutError:
+            # Never connected: LINE cannot have seen this request (a sure resend, and not the
+            # 10-s answer timeout the next line speaks of).
+            return NoAnswer(f"connect timeout: could not connect within {self._timeouts.connect:g} s")
         except TimeoutError:
             return NoAnswer(f"timeout: no answer within {self._timeouts.total:g} s")
         except aiohttp.ClientError as exc:
