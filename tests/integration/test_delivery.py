@@ -439,14 +439,16 @@ def test_an_unusable_api_url_stored_by_an_older_version_pauses_its_channel_inste
     run(scenario())
 
 
-def test_the_worker_survives_a_database_that_fails_a_claim(tmp_path: Path, run) -> None:
+def test_the_worker_survives_a_database_that_fails_a_claim(
+    tmp_path: Path, run, caplog: pytest.LogCaptureFixture
+) -> None:
     from lineoa_export.delivery.worker import Worker
     from lineoa_export.store.database import Database
 
     class FailsOnce(Database):
-        """The real database, whose first write transaction fails as a locked SQLite would."""
+        """The real database, whose first write transactions fail as a locked SQLite would."""
 
-        failures = 1
+        failures = 3
 
         def transaction(self):  # type: ignore[no-untyped-def]
             if self.failures:
@@ -465,7 +467,12 @@ def test_the_worker_survives_a_database_that_fails_a_claim(tmp_path: Path, run) 
             flaky.close()
             assert p.event("e")["state"] == "delivered"
 
-    run(scenario())
+    with caplog.at_level("WARNING"):
+        run(scenario())
+    failed = [r for r in caplog.records if r.getMessage().startswith("claiming events failed")]
+    # One line a try, a traceback only for the first: an outage does not flood the log.
+    assert len(failed) == 3 and [bool(r.exc_info) for r in failed] == [True, False, False]
+    assert any(r.getMessage() == "claiming events works again" for r in caplog.records)
 
 
 def test_pausing_an_activation_holds_the_events_a_running_worker_already_claimed(tmp_path: Path, run) -> None:

@@ -146,6 +146,7 @@ class Worker:
         self._settled = asyncio.Event()  # set whenever held work drops
         self._last_claimed = float("-inf")
         self._claimed_last_round = 0
+        self._claim_failing = False  # the last claim failed (the database is away)
         self._next_housekeeping = 0.0
         self._warned_unshared = False
         self._wake = asyncio.Event()
@@ -237,11 +238,22 @@ class Worker:
                 continue
             try:
                 full = await self._claim_round()
-            except Exception:
+            except Exception as exc:
                 # The database is away (locked, restarting): keep the worker alive and ask again.
-                log.exception("claiming events failed; trying again in %g s", CLAIM_RETRY_SECONDS)
+                # One traceback per outage, then one line a try: a log a reader can still follow.
+                log.warning(
+                    "claiming events failed (%s: %s); trying again in %g s",
+                    type(exc).__name__,
+                    exc,
+                    CLAIM_RETRY_SECONDS,
+                    exc_info=not self._claim_failing,
+                )
+                self._claim_failing = True
                 await asyncio.sleep(CLAIM_RETRY_SECONDS)
                 continue
+            if self._claim_failing:
+                log.warning("claiming events works again")
+                self._claim_failing = False
             if full:
                 continue  # more may be due right now
             if until_idle:
