@@ -9,7 +9,14 @@ Maximum Number Of Retry     3         ≥ 0
 Initial Retry Delay         2 s       ≥ 0 (the page's "-2" is read as 2 seconds)
 Retry Delay Multiple        2         ≥ 1
 Aggregation Unit            derived   1-30 of ``A-Z a-z 0-9 _``, or none
+Frequency cap               none      ``N/PERIOD`` (``1/24h``, ``3/7d``, ``10/30m``); ``over_cap``
+                                      ``suppress`` (default) or ``defer``
+Quiet hours                 none      ``HH:MM-HH:MM`` (may wrap midnight) in ``time_zone``
+                                      (``Asia/Tokyo``) or the event's ``time_zone_attribute``;
+                                      ``in_quiet_hours`` ``defer`` (default) or ``drop``
 ==========================  ========  ============================================
+
+The cap and quiet hours are applied just before an event is sent (``delivery/audience_gate.py``).
 
 Every push of an activation carries its aggregation unit (``customAggregationUnits``), so
 LINE's statistics can be read per activation (see :func:`derived_unit` for the default, and
@@ -23,15 +30,22 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from . import line_messages as line_messages
+from .audience import (
+    DEFAULT_TIME_ZONE,
+    AudienceSettingError,
+    parse_frequency_cap,
+    parse_quiet_hours,
+    parse_time_zone,
+)
 from .delivery import pauses
 from .delivery.retry_policy import RetryPolicy
 from .errors import AlreadyExists, FieldProblem, InvalidInput, NotFound
@@ -39,6 +53,7 @@ from .naming import check_name, is_valid_unicode
 from .store.database import Database, Row
 from .templates import MissingVariable, Template
 
+T = TypeVar("T")
 NEGATIVE_DELAY = (
     "must be 0 or more seconds: it is how long to wait before the first retry, and a wait "
     "cannot be negative (the product page's default '-2' means 2 seconds)"
@@ -96,6 +111,42 @@ class ActivationSpec(BaseModel):
     notification_disabled: bool = False
     #: ``customAggregationUnits`` of every push; None: sent without a unit.
     aggregation_unit: str | None = None
+    #: At most N pushes to one recipient in any rolling PERIOD (``N/PERIOD``); None: no cap.
+    frequency_cap: str | None = None
+    over_cap: Literal["suppress", "defer"] = "suppress"
+    #: ``HH:MM-HH:MM`` in ``time_zone`` (or the recipient's, see ``time_zone_attribute``); None: none.
+    quiet_hours: str | None = None
+    time_zone: str = DEFAULT_TIME_ZONE
+    #: An event attribute holding the recipient's own IANA zone (used when it is one).
+    time_zone_attribute: str | None = Field(default=None, max_length=100)
+    in_quiet_hours: Literal["defer", "drop"] = "defer"
+
+    @field_validator("frequency_cap")
+    @classmethod
+    def _valid_cap(cls, value: str | None) -> str | None:
+        if _unset(value):
+            return None
+        assert value is not None
+        return _reason_only(parse_frequency_cap, value).text
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _valid_quiet_hours(cls, value: str | None) -> str | None:
+        if _unset(value):
+            return None
+        assert value is not None
+        window = _reason_only(parse_quiet_hours, value)
+        return f"{window.start:%H:%M}-{window.end:%H:%M}"
+
+    @field_validator("time_zone")
+    @classmethod
+    def _valid_zone(cls, value: str) -> str:
+        return str(_reason_only(parse_time_zone, value).key)
+
+    @field_validator("time_zone_attribute")
+    @classmethod
+    def _attribute(cls, value: str | None) -> str | None:
+        return None if _unset(value) else value
 
     @field_validator("aggregation_unit")
     @classmethod
@@ -114,6 +165,19 @@ class ActivationSpec(BaseModel):
     @property
     def policy(self) -> RetryPolicy:
         return RetryPolicy(self.max_retries, self.initial_retry_delay, self.retry_delay_multiple)
+
+
+def _reason_only(parse: Callable[[str], T], value: str) -> T:
+    """``parse(value)``; its error without the field name, which the problem adds itself."""
+    try:
+        return parse(value)
+    except AudienceSettingError as exc:
+        raise ValueError(str(exc).split(": ", 1)[-1]) from None
+
+
+def _unset(value: str | None) -> bool:
+    """An empty value or ``none`` clears a setting (a CLI flag or a form field cannot send null)."""
+    return value is None or value.strip().lower() in ("", "none")
 
 
 def field_path(loc: Sequence[Any]) -> str:
@@ -279,6 +343,12 @@ class Activation:
             retry_delay_multiple=row["retry_delay_multiple"],
             notification_disabled=bool(row["notification_disabled"]),
             aggregation_unit=row.get("aggregation_unit"),
+            frequency_cap=row.get("frequency_cap"),
+            over_cap=row.get("over_cap") or "suppress",
+            quiet_hours=row.get("quiet_hours"),
+            time_zone=row.get("time_zone") or DEFAULT_TIME_ZONE,
+            time_zone_attribute=row.get("time_zone_attribute"),
+            in_quiet_hours=row.get("in_quiet_hours") or "defer",
         )
         return cls(
             spec,

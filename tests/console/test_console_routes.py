@@ -656,3 +656,27 @@ def test_a_tripped_channel_shows_as_tripped_with_since_and_why(logged_in: Consol
         html = unescape(logged_in.client.get(page).text)
         assert ">tripped<" in html, page
         assert "channel tripped since 2027-01-15T08:00:00Z: circuit breaker: LINE did not answer" in html, page
+
+
+def test_frequency_cap_and_quiet_hours_are_form_fields_with_errors_by_field(logged_in: Console) -> None:
+    add_auth(logged_in)
+    bad = {**ACTIVATION, "quiet_hours": "25:00-08:00", "time_zone": "Asia/Tokio", "frequency_cap": "1/24h"}
+    refused = logged_in.post("/console/activations", bad)
+    assert refused.status_code == 422
+    text = unescape(refused.text)
+    assert 'quiet_hours: "25:00-08:00" is not HH:MM-HH:MM' in text
+    assert 'time_zone: unknown zone "Asia/Tokio"' in text
+    assert value_of(refused.text, "quiet_hours") == "25:00-08:00"
+
+    good = {**bad, "quiet_hours": "22:00-08:00", "time_zone": "Asia/Bangkok", "over_cap": "defer"}
+    created = logged_in.post("/console/activations", good, page="/console/activations/new", follow=False)
+    assert created.status_code == 303
+    spec = activations.get(logged_in.ctx.db, "welcome").spec
+    assert (spec.frequency_cap, spec.over_cap, spec.quiet_hours, spec.time_zone) == (
+        "1/24h",
+        "defer",
+        "22:00-08:00",
+        "Asia/Bangkok",
+    )
+    edit = logged_in.client.get("/console/activations/welcome/edit").text
+    assert value_of(edit, "frequency_cap") == "1/24h" and value_of(edit, "quiet_hours") == "22:00-08:00"

@@ -260,6 +260,21 @@ UnitOpt = Annotated[
 NoUnitOpt = Annotated[
     bool | None, typer.Option("--no-aggregation-unit", help="Send without an aggregation unit (no `stats`).")
 ]
+CapOpt = Annotated[
+    str | None,
+    typer.Option(help="At most N pushes to one recipient in any rolling PERIOD: 1/24h, 3/7d, 10/30m ('none' clears)."),
+]
+OverCapOpt = Annotated[str | None, typer.Option(help="Over the cap: suppress (default) or defer until it allows.")]
+QuietOpt = Annotated[
+    str | None, typer.Option(help="Quiet hours HH:MM-HH:MM, may wrap midnight, e.g. 22:00-08:00 ('none' clears).")
+]
+ZoneOpt = Annotated[str | None, typer.Option(help="IANA zone of the quiet hours (default Asia/Tokyo).")]
+ZoneAttributeOpt = Annotated[
+    str | None, typer.Option(help="Event attribute holding the recipient's own IANA zone (used when it is one).")
+]
+InQuietOpt = Annotated[
+    str | None, typer.Option(help="A trigger inside quiet hours: defer (default) until they end, or drop.")
+]
 
 
 def _activation_fields(options: dict[str, Any]) -> dict[str, Any]:
@@ -284,6 +299,12 @@ def activation_create(
     notification_disabled: NotificationOpt = None,
     aggregation_unit: UnitOpt = None,
     no_aggregation_unit: NoUnitOpt = None,
+    frequency_cap: CapOpt = None,
+    over_cap: OverCapOpt = None,
+    quiet_hours: QuietOpt = None,
+    time_zone: ZoneOpt = None,
+    time_zone_attribute: ZoneAttributeOpt = None,
+    in_quiet_hours: InQuietOpt = None,
 ) -> None:
     """Create a triggered activation (the payload is validated before it is saved)."""
     options = {k: v for k, v in locals().items() if k not in ("name", "copy_from")}  # the flags, first thing
@@ -306,6 +327,12 @@ def activation_update(
     notification_disabled: NotificationOpt = None,
     aggregation_unit: UnitOpt = None,
     no_aggregation_unit: NoUnitOpt = None,
+    frequency_cap: CapOpt = None,
+    over_cap: OverCapOpt = None,
+    quiet_hours: QuietOpt = None,
+    time_zone: ZoneOpt = None,
+    time_zone_attribute: ZoneAttributeOpt = None,
+    in_quiet_hours: InQuietOpt = None,
 ) -> None:
     """Change an activation; what is not given stays as it was."""
     options = {k: v for k, v in locals().items() if k != "name"}  # the flags, first thing
@@ -342,6 +369,13 @@ def activation_list() -> None:
     out.print(table)
 
 
+def _quiet_hours_shown(s: Any) -> str:
+    if not s.quiet_hours:
+        return "none"
+    zone = s.time_zone + (f" (or the event's {s.time_zone_attribute})" if s.time_zone_attribute else "")
+    return f"{s.quiet_hours} {zone}, inside them: {s.in_quiet_hours}"
+
+
 @activation_app.command("show")
 def activation_show(name: str) -> None:
     """Show an activation: its parameters, its state, and its event counts."""
@@ -367,6 +401,8 @@ def activation_show(name: str) -> None:
             ("retry waits", ", ".join(f"{s.policy.delay(n):g} s" for n in range(1, s.max_retries + 1)) or "no retries"),
             ("notification disabled", s.notification_disabled),
             ("aggregation unit", unit.describe()),
+            ("frequency cap", f"{s.frequency_cap} per recipient, over it: {s.over_cap}" if s.frequency_cap else "none"),
+            ("quiet hours", _quiet_hours_shown(s)),
             ("events", ", ".join(f"{k} {v}" for k, v in sorted(c.items())) or "none"),
             ("created", iso(a.created_at)),
             ("updated", iso(a.updated_at)),

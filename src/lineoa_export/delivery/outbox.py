@@ -30,6 +30,7 @@ class NewEvent:
     retry_key: str
     error: str | None = None  # set when rendering failed: stored as failed at once
     aggregation_unit: str | None = None  # the unit the body carries (see units.py)
+    time_zone: str | None = None  # the recipient's own zone, from the event (see audience_gate.py)
 
     def params(self, now: float) -> dict[str, Any]:
         failed = self.error is not None
@@ -46,6 +47,7 @@ class NewEvent:
             "finished_at": now if failed else None,
             "error": self.error,
             "aggregation_unit": self.aggregation_unit,
+            "time_zone": self.time_zone,
         }
 
 

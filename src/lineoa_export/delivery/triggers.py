@@ -96,7 +96,16 @@ def prepare(activation: activations.Activation, compiled: activations.Compiled, 
         body,
         retry_key,
         aggregation_unit=activation.spec.aggregation_unit,
+        time_zone=_zone_of(activation.spec, event),
     )
+
+
+def _zone_of(spec: activations.ActivationSpec, event: dict[str, Any]) -> str | None:
+    """The recipient's own zone, when the activation reads one from its events (checked when used)."""
+    if spec.time_zone_attribute is None or spec.quiet_hours is None:
+        return None
+    value = event.get(spec.time_zone_attribute)
+    return value if isinstance(value, str) and 0 < len(value) <= 64 and is_valid_unicode(value) else None
 
 
 def accept(db: Database, activation_name: str, events: Iterable[dict[str, Any]], *, now: float) -> list[TriggerResult]:

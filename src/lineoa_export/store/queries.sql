@@ -63,9 +63,11 @@ SELECT name FROM activations WHERE authentication = :name ORDER BY name
 -- name: activation_insert
 INSERT INTO activations (name, description, authentication, recipient, messages, max_retries,
                          initial_retry_delay, retry_delay_multiple, notification_disabled, aggregation_unit,
+                         frequency_cap, over_cap, quiet_hours, time_zone, time_zone_attribute, in_quiet_hours,
                          created_at, updated_at)
 VALUES (:name, :description, :authentication, :recipient, :messages, :max_retries,
-        :initial_retry_delay, :retry_delay_multiple, :notification_disabled, :aggregation_unit, :now, :now)
+        :initial_retry_delay, :retry_delay_multiple, :notification_disabled, :aggregation_unit,
+        :frequency_cap, :over_cap, :quiet_hours, :time_zone, :time_zone_attribute, :in_quiet_hours, :now, :now)
 ON CONFLICT (name) DO NOTHING
 RETURNING name
 
@@ -73,7 +75,9 @@ RETURNING name
 UPDATE activations SET description = :description, authentication = :authentication, recipient = :recipient,
        messages = :messages, max_retries = :max_retries, initial_retry_delay = :initial_retry_delay,
        retry_delay_multiple = :retry_delay_multiple, notification_disabled = :notification_disabled,
-       aggregation_unit = :aggregation_unit, updated_at = :now
+       aggregation_unit = :aggregation_unit, frequency_cap = :frequency_cap, over_cap = :over_cap,
+       quiet_hours = :quiet_hours, time_zone = :time_zone, time_zone_attribute = :time_zone_attribute,
+       in_quiet_hours = :in_quiet_hours, updated_at = :now
 WHERE name = :name
 RETURNING name
 
@@ -110,13 +114,13 @@ SELECT state, COUNT(*) AS n FROM events WHERE activation = :name GROUP BY state
 
 -- name: event_insert
 INSERT INTO events (activation, event_id, channel_key, recipient, body, retry_key, state, retries,
-                    accepted_at, next_attempt_at, finished_at, error, aggregation_unit)
+                    accepted_at, next_attempt_at, finished_at, error, aggregation_unit, time_zone)
 VALUES (:activation, :event_id, :channel_key, :recipient, :body, :retry_key,
         CASE WHEN :state = 'queued' AND (
                   EXISTS (SELECT 1 FROM channel_pauses p WHERE p.channel_key = :channel_key AND p.kind <> 'breaker')
                OR EXISTS (SELECT 1 FROM activations x WHERE x.name = :activation AND x.paused_reason IS NOT NULL))
              THEN 'paused' ELSE :state END,
-        0, :accepted_at, :next_attempt_at, :finished_at, :error, :aggregation_unit)
+        0, :accepted_at, :next_attempt_at, :finished_at, :error, :aggregation_unit, :time_zone)
 ON CONFLICT (activation, event_id) DO NOTHING
 RETURNING id, state
 

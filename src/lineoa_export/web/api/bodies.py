@@ -93,6 +93,19 @@ class ActivationIn(BaseModel):
         "left out: derived from the name",
     )
     no_aggregation_unit: bool | None = Field(default=None, description="true: pushes carry no aggregation unit")
+    frequency_cap: str | None = Field(
+        default=None, description='At most N pushes to one recipient per rolling PERIOD: "1/24h", "3/7d"; "" clears'
+    )
+    # Plain text here: the activation's own check reports every bad field at once.
+    over_cap: str | None = Field(default=None, description="Over the cap: suppress (default) or defer")
+    quiet_hours: str | None = Field(default=None, description='"HH:MM-HH:MM" (may wrap midnight); "" clears')
+    time_zone: str | None = Field(default=None, description="IANA zone of the quiet hours (default Asia/Tokyo)")
+    time_zone_attribute: str | None = Field(
+        default=None, description="Event attribute with the recipient's own IANA zone (used when it is one)"
+    )
+    in_quiet_hours: str | None = Field(
+        default=None, description="A trigger inside quiet hours: defer (default) until they end, or drop"
+    )
 
     def fields(self) -> dict[str, Any]:
         """The activation's settings given (for a create: not its name, not where it is copied from)."""
@@ -132,6 +145,12 @@ class ActivationOut(BaseModel):
     aggregation_unit_status: dict[str, Any] = Field(
         default_factory=dict, description="This month's state of the unit: none, unused, in_use or withheld"
     )
+    frequency_cap: str | None = None
+    over_cap: str = "suppress"
+    quiet_hours: str | None = None
+    time_zone: str = "Asia/Tokyo"
+    time_zone_attribute: str | None = None
+    in_quiet_hours: str = "defer"
     paused: bool
     paused_reason: str | None
     created_at: float

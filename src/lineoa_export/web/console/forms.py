@@ -28,6 +28,7 @@ MAX_FORM_BYTES = 2 * 1024 * 1024
 MAX_FIELDS = 100
 STATES = ("queued", "retrying", "paused", "delivered", "failed", "suppressed", "deferred")
 SAMPLE_EVENT = '{"line_user_id": "U0123456789abcdef0123456789abcdef", "name": "Ann"}'
+AUDIENCE_FIELDS = ("frequency_cap", "over_cap", "quiet_hours", "time_zone", "time_zone_attribute", "in_quiet_hours")
 ACTIVATION_FIELDS = (
     "name",
     "description",
@@ -38,6 +39,16 @@ ACTIVATION_FIELDS = (
     "initial_retry_delay",
     "retry_delay_multiple",
     "aggregation_unit",
+    *(
+        AUDIENCE_FIELDS := (
+            "frequency_cap",
+            "over_cap",
+            "quiet_hours",
+            "time_zone",
+            "time_zone_attribute",
+            "in_quiet_hours",
+        )
+    ),
 )
 NUMBERS: tuple[tuple[str, type[int] | type[float]], ...] = (
     ("max_retries", int),
@@ -137,6 +148,7 @@ def copied_values(spec: activations.ActivationSpec, form: Form) -> dict[str, Any
         "notification_disabled": spec.notification_disabled,
         "aggregation_unit": spec.aggregation_unit or "",
         "no_aggregation_unit": spec.aggregation_unit is None,
+        **{f: getattr(spec, f) or "" for f in AUDIENCE_FIELDS},
         "sample_event": form.get("sample_event") or SAMPLE_EVENT,
     }
 
@@ -165,6 +177,7 @@ def default_values() -> dict[str, Any]:
         "notification_disabled": False,
         "aggregation_unit": "",
         "no_aggregation_unit": False,
+        **{f: fields[f].default or "" for f in AUDIENCE_FIELDS},
         "sample_event": SAMPLE_EVENT,
     }
 
@@ -193,6 +206,11 @@ def spec_data(values: dict[str, Any]) -> tuple[dict[str, Any], list[FieldProblem
         data["no_aggregation_unit"] = True
     elif unit:  # else derived from the name
         data["aggregation_unit"] = unit
+    for field in AUDIENCE_FIELDS:
+        raw = str(values.get(field, "")).strip()
+        # An empty cap, window or attribute means none; an empty choice or zone, the default.
+        if raw or field in ("frequency_cap", "quiet_hours", "time_zone_attribute"):
+            data[field] = raw or None
     text = values["messages"].strip()
     if not text:
         problems.append(FieldProblem("messages", "required: a JSON array of 1-5 LINE message objects"))
