@@ -30,6 +30,7 @@ from .context import Context
 from .delivery import outbox, triggers, units
 from .delivery.line_client import DEFAULT_API_URL, PUSH_PATH
 from .errors import AlreadyExists, ApiUrlNotAllowed, ConfigurationError, CredentialsRejected, InvalidInput, NotFound
+from .insight import reconcile as reconciliation
 from .insight import statistics
 from .naming import check_name, is_valid_unicode
 
@@ -322,6 +323,16 @@ class Operations:
         the stored ones are older than a few minutes and the hourly budget allows, else the stored ones."""
         await asyncio.to_thread(self.get_activation, name)
         return await statistics.statistics(self.ctx, name, first, last)
+
+    async def reconcile(self, authentication: str, day: str | None = None) -> reconciliation.Reconciliation:
+        """LINE's count of the channel's pushes on ``day`` (``YYYY-MM-DD``, UTC+9; default yesterday)
+        next to the pushes we recorded as accepted that day; the verdict is stored."""
+        return await reconciliation.reconcile(self.ctx, authentication, day)
+
+    def reconciliations(self, authentication: str) -> list[reconciliation.Reconciliation]:
+        """The stored verdicts of an authentication, newest day first."""
+        authentications.get(self.db, authentication)
+        return reconciliation.history(self.db, authentication)
 
     # -- events ----------------------------------------------------------------------------
 

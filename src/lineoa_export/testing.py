@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -211,7 +212,9 @@ class FakeTransport:
 class ThreadedSimulator:
     """A LINE simulator serving from its own event loop on a daemon thread."""
 
-    def __init__(self, options: SimulatorOptions | None = None) -> None:
+    def __init__(self, options: SimulatorOptions | None = None, *, clock: Clock | None = None) -> None:
+        """``clock``: the simulator's wall clock (days and months of its counts), e.g. a test's FakeClock."""
+        self._clock = clock
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
@@ -225,7 +228,8 @@ class ThreadedSimulator:
     def _run(self, options: SimulatorOptions | None) -> None:
         async def serve() -> None:
             self._stop = asyncio.Event()
-            async with running_simulator(options) as sim:
+            wall = time.time if self._clock is None else self._clock.now
+            async with running_simulator(options, clock=wall) as sim:
                 self.sim = sim
                 self._ready.set()
                 await self._stop.wait()

@@ -50,3 +50,19 @@ def test_stats_refuses_a_bad_day_naming_the_field(setup: Setup) -> None:
     result = setup.cli("stats", "spring", "--from", "2027-02-30")
     assert result.returncode == 1, describe(result)
     assert "from" in result.stderr and "YYYY-MM-DD" in result.stderr
+
+
+def test_reconcile_says_lines_count_is_not_ready_for_today_and_refuses_a_bad_date(setup: Setup) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    cli = setup.cli
+    setup.activation("spring")
+    cli.ok("trigger", "spring", "--event", setup.event(new_user()))
+    cli.ok("worker", "--until-idle")
+    today = datetime.now(timezone(timedelta(hours=9))).date().isoformat()
+    shown = cli.ok("reconcile", "line", "--date", today).stdout
+    assert "not_ready" in shown and "we recorded" in shown and "1 accepted" in shown
+    as_json = json.loads(cli.ok("reconcile", "line", "--format", "json").stdout)  # yesterday: nothing sent
+    assert as_json["our_count"] == 0 and as_json["verdict"] == "unavailable"
+    bad = cli("reconcile", "line", "--date", "tomorrow")
+    assert bad.returncode == 1 and "date" in bad.stderr, describe(bad)

@@ -102,9 +102,11 @@ class Api:
 
 
 @contextlib.contextmanager
-def make_api(tmp_path: Path, sim: ThreadedSimulator | None, *, api_url: str | None = None) -> Iterator[Api]:
+def make_api(
+    tmp_path: Path, sim: ThreadedSimulator | None, *, api_url: str | None = None, clock: FakeClock | None = None
+) -> Iterator[Api]:
     """The app on ``tmp_path/api.db``; the authentication ``line`` points at ``sim`` (or ``api_url``)."""
-    clock = FakeClock(START)
+    clock = clock or FakeClock(START)
     db_path = tmp_path / "api.db"
     settings = Settings(
         database_url=f"sqlite:///{db_path}",

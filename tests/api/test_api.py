@@ -56,6 +56,8 @@ PROTECTED: list[tuple[str, str, Any]] = [
     ("GET", "/v1/activations/welcome/events/e1", None),
     ("POST", "/v1/activations/welcome/replay", None),
     ("GET", "/v1/activations/welcome/stats", None),
+    ("POST", "/v1/authentications/line/reconcile", None),
+    ("GET", "/v1/authentications/line/reconciliations", None),
 ]
 
 

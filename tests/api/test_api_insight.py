@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from api_support import Api
+from api_support import START, Api, make_api
 
-from lineoa_export.testing import user_id
+from lineoa_export.clock import FakeClock
+from lineoa_export.testing import ThreadedSimulator, user_id
 
 
 def test_an_activation_gets_a_unit_from_its_name_and_says_how_it_stands(api: Api) -> None:
@@ -102,3 +105,43 @@ def test_bad_stats_days_answer_422_naming_the_field(api: Api, params: dict[str, 
 
 def test_stats_of_an_unknown_activation_is_404(api: Api) -> None:
     assert api.get("/v1/activations/nope/stats").status_code == 404
+
+
+# -- reconcile ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api_on_one_clock(tmp_path: Path) -> Iterator[Api]:
+    """The API and a simulator that share the fake clock (LINE's days are the test's days)."""
+    clock = FakeClock(START)
+    simulator = ThreadedSimulator(clock=clock)
+    try:
+        with make_api(tmp_path, simulator, clock=clock) as a:
+            yield a
+    finally:
+        simulator.stop()
+
+
+def test_reconcile_compares_lines_count_with_ours_and_keeps_the_verdict(api_on_one_clock: Api) -> None:
+    api = api_on_one_clock
+    api.create_activation()
+    api.trigger([{"line_user_id": user_id(n), "name": "Ann"} for n in range(20)])
+    api.deliver()
+    today = api.post("/v1/authentications/line/reconcile", json={"date": "2027-01-15"})
+    assert today.status_code == 200, today.text
+    assert (today.json()["verdict"], today.json()["our_count"]) == ("not_ready", 20)
+    api.clock.advance(86_400.0)
+    done = api.post("/v1/authentications/line/reconcile").json()  # yesterday in Japan
+    assert (done["date"], done["verdict"], done["line_count"], done["difference"]) == ("2027-01-15", "equal", 20, 0)
+    stored = api.get("/v1/authentications/line/reconciliations").json()
+    assert [(r["date"], r["verdict"]) for r in stored] == [("2027-01-15", "equal")]
+    metrics = api.get("/metrics").text
+    assert 'lineoa_export_reconciliation{authentication="line",day="2027-01-15",verdict="equal"} 1.0' in metrics
+    assert 'lineoa_export_reconciliation_difference{authentication="line",day="2027-01-15"} 0.0' in metrics
+
+
+def test_reconcile_refuses_a_bad_date_naming_it_and_an_unknown_authentication(api: Api) -> None:
+    bad = api.post("/v1/authentications/line/reconcile", json={"date": "15.01.2027"})
+    assert bad.status_code == 422 and [p["field"] for p in bad.json()["problems"]] == ["date"]
+    assert api.post("/v1/authentications/nope/reconcile").status_code == 404
+    assert api.get("/v1/authentications/nope/reconciliations").status_code == 404

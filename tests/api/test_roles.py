@@ -54,6 +54,9 @@ ROUTES: list[tuple[str, str, str, str, Any]] = [
     ("GET", "/v1/activations/{name}/events/{event_id}", "read", "/v1/activations/welcome/events/e1", None),
     ("POST", "/v1/activations/{name}/replay", "operator", "/v1/activations/welcome/replay", None),
     ("GET", "/v1/activations/{name}/stats", "read", "/v1/activations/welcome/stats", None),
+    ("POST", "/v1/authentications/{name}/reconcile", "operator", "/v1/authentications/line/reconcile", None),
+    ("GET", "/v1/authentications/{name}/reconciliations", "read", "/v1/authentications/line/reconciliations",
+     None),
 ]  # fmt: skip
 
 

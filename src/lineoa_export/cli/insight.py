@@ -105,3 +105,33 @@ def show_stats(result: Stats) -> None:
         for c in figures["clicks"]:
             table.add_row(str(c.get("seq")), str(c.get("url")), *(shown(c.get(key)) for key, _ in _CLICK_COLUMNS))
         out.print(table)
+
+
+def reconcile_command(
+    authentication: Annotated[str, typer.Argument(help="The authentication (LINE channel) to reconcile.")],
+    day: Annotated[str | None, typer.Option("--date", help="A day in UTC+9, YYYY-MM-DD (default: yesterday).")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """LINE's count of a day's pushes on this channel next to the pushes we recorded as accepted.
+
+    Says equal, LINE counted more (someone else pushes on this channel, or we lost a record),
+    LINE counted fewer (an acceptance we recorded that LINE did not count), or not ready yet.
+    """
+    from .main import guarded, operations, out, show_kv
+
+    chosen = guarded(lambda: _format(fmt))
+    ops = operations()
+    result = guarded(lambda: asyncio.run(ops.reconcile(authentication, day)))
+    if chosen == "json":
+        out.print_json(json.dumps(result.public()))
+        return
+    line = "not given" if result.line_count is None else f"{result.line_count:,}"
+    show_kv(
+        [
+            ("authentication", result.authentication),
+            ("day", f"{result.day.isoformat()} (UTC+9)"),
+            ("LINE counted", f"{line} ({result.line_status})"),
+            ("we recorded", f"{result.our_count:,} accepted"),
+            ("verdict", f"{result.verdict}: {result.says}"),
+        ]
+    )

@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .db import db_app
-from .insight import stats_command
+from .insight import reconcile_command, stats_command
 
 if TYPE_CHECKING:
     from ..context import Context
@@ -39,6 +39,7 @@ app.add_typer(auth_app, name="auth")
 app.add_typer(activation_app, name="activation")
 app.add_typer(db_app, name="db")
 app.command("stats")(stats_command)
+app.command("reconcile")(reconcile_command)
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)

@@ -420,3 +420,25 @@ WHERE channel_key = :channel_key AND requested_at > :since
 
 -- name: insight_request_add
 INSERT INTO insight_requests (channel_key, requested_at) VALUES (:channel_key, :now)
+
+-- Reconciliation (issue 10): LINE's count of a day's pushes next to ours; see insight/reconcile.py.
+
+-- name: delivered_on_channel_between
+SELECT COUNT(*) AS n FROM events
+WHERE channel_key = :channel_key AND state = 'delivered' AND finished_at >= :start AND finished_at < :end
+
+-- name: reconciliation_put
+INSERT INTO reconciliations (authentication, day, channel_key, verdict, line_status, line_count, our_count,
+                             checked_at)
+VALUES (:authentication, :day, :channel_key, :verdict, :line_status, :line_count, :our_count, :checked_at)
+ON CONFLICT (authentication, day) DO UPDATE SET channel_key = excluded.channel_key, verdict = excluded.verdict,
+    line_status = excluded.line_status, line_count = excluded.line_count, our_count = excluded.our_count,
+    checked_at = excluded.checked_at
+
+-- name: reconciliations_latest
+SELECT r.* FROM reconciliations r
+WHERE r.day = (SELECT MAX(q.day) FROM reconciliations q WHERE q.authentication = r.authentication)
+ORDER BY r.authentication
+
+-- name: reconciliations_of
+SELECT * FROM reconciliations WHERE authentication = :authentication ORDER BY day DESC LIMIT :limit

@@ -17,6 +17,7 @@ from ..delivery.outbox import Claimed, Result
 from ..delivery.outcomes import Outcome
 from ..delivery.states import EventState
 from ..delivery.worker import Worker
+from ..insight import reconcile
 from ..line_time import line_month
 from ..store.database import Database
 
@@ -50,6 +51,22 @@ class _StorageCollector(Collector):
         for row in self._db.run("aggregation_units_withheld", {"month": line_month(time.time())}):
             withheld.add_metric([row["activation"], row["unit"]], 1)
         yield withheld
+        verdict = GaugeMetricFamily(
+            "lineoa_export_reconciliation",
+            "1 for the verdict of the latest day reconciled, by authentication (equal, line_more, line_fewer, ...)",
+            labels=["authentication", "day", "verdict"],
+        )
+        difference = GaugeMetricFamily(
+            "lineoa_export_reconciliation_difference",
+            "LINE's count of the latest reconciled day's pushes minus ours (0: equal), by authentication",
+            labels=["authentication", "day"],
+        )
+        for r in reconcile.latest(self._db):
+            verdict.add_metric([r.authentication, r.day.isoformat(), r.verdict], 1)
+            if r.line_count is not None:
+                difference.add_metric([r.authentication, r.day.isoformat()], r.line_count - r.our_count)
+        yield verdict
+        yield difference
 
 
 class _LaneCollector(Collector):

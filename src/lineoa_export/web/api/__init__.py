@@ -11,7 +11,7 @@ docs page is served (FastAPI's loads its scripts from a third-party CDN); load
 - :mod:`.bodies`: what routes read and answer; :mod:`.errors`: how they say no;
   :mod:`.deps`: the caller's key and role, and the operations;
 - one router per resource: :mod:`.health`, :mod:`.authentications`, :mod:`.apikeys`,
-  :mod:`.activations`, :mod:`.triggers`, :mod:`.events`; and :mod:`.line_webhook`, LINE's
+  :mod:`.activations`, :mod:`.triggers`, :mod:`.events`, :mod:`.reconciliations`; and :mod:`.line_webhook`, LINE's
   webhook, the one route authenticated by a signature instead of a key.
 
 The one rule: routers hold no app and no state; they reach the product through
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from . import activations, apikeys, authentications, events, health, line_webhook, triggers
+from . import activations, apikeys, authentications, events, health, line_webhook, reconciliations, triggers
 from .errors import install_error_handlers
 
 ROUTERS = (
@@ -33,6 +33,7 @@ ROUTERS = (
     activations.router,
     triggers.router,
     events.router,
+    reconciliations.router,
     line_webhook.router,
 )
 
