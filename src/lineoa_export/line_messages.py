@@ -638,49 +638,82 @@ _BOX_ONLY: Final = frozenset({"box"})
 
 
 def _flex_component(c: _Ctx, comp: object, p: str, depth: int, allowed: frozenset[str]) -> None:
-    if depth > _MAX_FLEX_DEPTH:
-        c.add(p, f"nested too deeply (more than {_MAX_FLEX_DEPTH} levels)")
-        return
-    if not isinstance(comp, dict):
-        c.add(p, "must be an object")
-        return
-    t = _kind(c, comp, p, _FLEX_ENUMS, "flex component")
+    t = _flex_kind(c, comp, p, depth, allowed)
     if t is None:
         return
-    if t not in allowed:
-        c.add(f"{p}.type", f"'{t}' not allowed here")
-        return
+    assert isinstance(comp, dict)
     for key, choices in _FLEX_ENUMS[t].items():
         _enum(c, comp, key, p, choices, required=key == "layout")
     _flex_int(c, comp, p)
-    if t == "box":
-        children = _list(c, comp, "contents", p, "component", 0, 10_000)
-        for i, child in enumerate(children or []):
-            _flex_component(c, child, f"{p}.contents[{i}]", depth + 1, _BOX_CHILDREN)
-    elif t == "button":
-        if "action" not in comp:
-            c.add(f"{p}.action", "required")
-        else:
-            _action(c, comp["action"], f"{p}.action", label_max=40)
-        return
-    elif t in ("image", "icon"):
-        _url(c, comp, "url", p)
-    elif t == "video":
-        _url(c, comp, "url", p)
-        _url(c, comp, "previewUrl", p)
-        if "altContent" not in comp:
-            c.add(f"{p}.altContent", "required")
-        else:
-            _flex_component(c, comp["altContent"], f"{p}.altContent", depth + 1, frozenset({"box", "image"}))
-    elif t == "text":
-        spans = _list(c, comp, "contents", p, "span", 0, 10_000, required=False)
-        _str(c, comp, "text", p, required=spans is None)
-        for i, span in enumerate(spans or []):
-            _flex_component(c, span, f"{p}.contents[{i}]", depth + 1, frozenset({"span"}))
-    elif t == "span":
-        _str(c, comp, "text", p)
-    if "action" in comp:
+    check = _FLEX_CHECKS.get(t)
+    if check is not None:
+        check(c, comp, p, depth)
+    if t != "button" and "action" in comp:  # a button's action is checked as its own, required
         _action(c, comp["action"], f"{p}.action", label_required=False, label_max=40)
+
+
+def _flex_kind(c: _Ctx, comp: object, p: str, depth: int, allowed: frozenset[str]) -> str | None:
+    """The component's type when it is an object of a type allowed here, else None (problem noted)."""
+    if depth > _MAX_FLEX_DEPTH:
+        c.add(p, f"nested too deeply (more than {_MAX_FLEX_DEPTH} levels)")
+        return None
+    if not isinstance(comp, dict):
+        c.add(p, "must be an object")
+        return None
+    t = _kind(c, comp, p, _FLEX_ENUMS, "flex component")
+    if t is not None and t not in allowed:
+        c.add(f"{p}.type", f"'{t}' not allowed here")
+        return None
+    return t
+
+
+def _flex_box(c: _Ctx, comp: _Obj, p: str, depth: int) -> None:
+    children = _list(c, comp, "contents", p, "component", 0, 10_000)
+    for i, child in enumerate(children or []):
+        _flex_component(c, child, f"{p}.contents[{i}]", depth + 1, _BOX_CHILDREN)
+
+
+def _flex_button(c: _Ctx, comp: _Obj, p: str, depth: int) -> None:
+    if "action" not in comp:
+        c.add(f"{p}.action", "required")
+    else:
+        _action(c, comp["action"], f"{p}.action", label_max=40)
+
+
+def _flex_image(c: _Ctx, comp: _Obj, p: str, depth: int) -> None:
+    _url(c, comp, "url", p)
+
+
+def _flex_video(c: _Ctx, comp: _Obj, p: str, depth: int) -> None:
+    _url(c, comp, "url", p)
+    _url(c, comp, "previewUrl", p)
+    if "altContent" not in comp:
+        c.add(f"{p}.altContent", "required")
+    else:
+        _flex_component(c, comp["altContent"], f"{p}.altContent", depth + 1, frozenset({"box", "image"}))
+
+
+def _flex_text(c: _Ctx, comp: _Obj, p: str, depth: int) -> None:
+    spans = _list(c, comp, "contents", p, "span", 0, 10_000, required=False)
+    _str(c, comp, "text", p, required=spans is None)
+    for i, span in enumerate(spans or []):
+        _flex_component(c, span, f"{p}.contents[{i}]", depth + 1, frozenset({"span"}))
+
+
+def _flex_span(c: _Ctx, comp: _Obj, p: str, depth: int) -> None:
+    _str(c, comp, "text", p)
+
+
+# What each flex component type must hold besides its enumerated properties.
+_FLEX_CHECKS: Final[dict[str, Callable[[_Ctx, _Obj, str, int], None]]] = {
+    "box": _flex_box,
+    "button": _flex_button,
+    "image": _flex_image,
+    "icon": _flex_image,
+    "video": _flex_video,
+    "text": _flex_text,
+    "span": _flex_span,
+}
 
 
 def _flex_int(c: _Ctx, comp: _Obj, p: str) -> None:

@@ -175,7 +175,7 @@ def test_monthly_limit_pauses_the_channel_then_quota_check_resumes(tmp_path: Pat
             assert await checker.check_quotas() == []  # still no room
             p.sim.update_options({"channels": {"1234567890": {"quota": 100}}})
             assert await checker.check_quotas() == [activations.get(p.ctx.db, "welcome").channel_key]
-            await p.run_worker()
+            await checker.run(until_idle=True)  # the worker that saw the room delivers (and closes its transport)
             everything = p.log() + p.log("other")
             assert all(e["state"] == "delivered" for e in everything), everything
             stats = p.sim.record.stats()

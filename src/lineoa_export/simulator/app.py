@@ -383,135 +383,167 @@ def _content_type_ok(request: web.Request) -> bool:
 # Sending endpoints
 
 
+async def _send_gate(
+    st: SimState, request: web.Request, endpoint: str, *, multicast: bool
+) -> ChannelConfig | web.StreamResponse:
+    """Latency, credentials, the rate limit and per-channel faults: what a send meets first."""
+    if st.options.latency_ms > 0.0:
+        await asyncio.sleep(st.options.latency_ms / 1000.0)
+    channel = st.authenticate(request.headers.get("Authorization"))
+    if channel is None:
+        return st.answer(endpoint, 401, _BODY_AUTH)
+    if channel.forbidden:
+        return st.answer(endpoint, 403, _BODY_FORBIDDEN)
+    if multicast:
+        rate = burst = channel.multicast_rate_per_second
+    else:
+        rate, burst = channel.rate_limit_per_second, channel.effective_burst
+    if not st.take(channel.channel_id, endpoint, rate, burst):
+        return st.answer(endpoint, 429, _BODY_RATE)
+    channel_fault = await st.channel_fault(request, endpoint, channel)
+    return channel if channel_fault is None else channel_fault
+
+
+def _body_refusal(
+    st: SimState, request: web.Request, endpoint: str, body: bytes, retry_key: str | None
+) -> web.Response | None:
+    """The answer to a body LINE refuses before reading it as JSON, or None."""
+    if not _content_type_ok(request):
+        return st.answer(endpoint, 415, _BODY_MEDIA_TYPE)
+    if len(body) > MAX_BODY_BYTES:
+        return st.answer(endpoint, 413, _BODY_TOO_LARGE)
+    if retry_key is not None and not _is_uuid(retry_key):
+        return st.answer(endpoint, 400, _BODY_RETRY_KEY_INVALID)
+    return None
+
+
+def _already_accepted(st: SimState, endpoint: str, channel_id: str, retry_key: str | None) -> web.Response | None:
+    """409 when this retry key was accepted before (with the first answer's sent messages for a push)."""
+    if retry_key is None:
+        return None
+    earlier = st.record.accepted_for_key(channel_id, retry_key)
+    if earlier is None:
+        return None
+    st.record.duplicates_suppressed += 1
+    answer: dict[str, Any] = {"message": MSG_KEY_ACCEPTED}
+    if endpoint == PUSH and isinstance(earlier, AcceptedPush):
+        answer["sentMessages"] = earlier.sent_messages()
+    return st.answer(endpoint, 409, orjson.dumps(answer), extra={"x-line-accepted-request-id": earlier.request_id})
+
+
+@dataclass
+class _Scripted:
+    """What a recipient's script says to do with this push, and its body parsed on the way."""
+
+    action: int | str | None = None
+    parsed: Any = None
+    parse_failed: bool = False
+    checked: bool = False
+
+
+def _scripted(st: SimState, body: bytes) -> _Scripted:
+    """The recipient's script first, else a random draw of the configured faults."""
+    scripted = _Scripted()
+    script = st.options.script
+    if script:
+        scripted.checked = True
+        try:
+            scripted.parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            scripted.parse_failed = True
+        else:
+            parsed = scripted.parsed
+            to = parsed.get("to") if isinstance(parsed, dict) else None
+            entries = script.get(to) if isinstance(to, str) else None
+            if entries:
+                scripted.action = entries.pop(0)
+    if scripted.action is None:
+        scripted.action = st.draw_fault()
+    return scripted
+
+
+def _accept_push(st: SimState, channel: ChannelConfig, parsed: Any, retry_key: str | None, body: bytes) -> web.Response:
+    request_id = st.request_id()
+    ids: list[str] = []
+    quotes: list[str | None] = []
+    sent: list[dict[str, str]] = []
+    for message in parsed["messages"]:
+        mid = st.message_id()
+        ids.append(mid)
+        if message.get("type") in _QUOTABLE:
+            quote = st.quote_token(mid)
+            quotes.append(quote)
+            sent.append({"id": mid, "quoteToken": quote})
+        else:
+            quotes.append(None)
+            sent.append({"id": mid})
+    wall = st.clock()
+    units = parsed.get("customAggregationUnits")
+    st.record.add_push(
+        AcceptedPush(
+            request_id=request_id,
+            channel_id=channel.channel_id,
+            to=parsed["to"],
+            retry_key=retry_key,
+            sent_message_ids=tuple(ids),
+            quote_tokens=tuple(quotes),
+            body=body,
+            monotonic=st.monotonic(),
+            wall=wall,
+            aggregation_unit=st.kept_unit(channel, units[0], wall) if units else None,
+        )
+    )
+    return st.answer(PUSH, 200, orjson.dumps({"sentMessages": sent}), request_id)
+
+
+def _process_push(
+    st: SimState, request: web.Request, channel: ChannelConfig, body: bytes, retry_key: str | None, scripted: _Scripted
+) -> web.Response:
+    """What LINE answers a push that no fault interrupted."""
+    refusal = _body_refusal(st, request, PUSH, body, retry_key)
+    if refusal is not None:
+        return refusal
+    parsed, parse_failed = scripted.parsed, scripted.parse_failed
+    if not scripted.checked:
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parse_failed = True
+    if parse_failed:
+        return st.answer(PUSH, 400, _bad_json_body())
+    problems = validate_push_request(parsed)
+    if problems:
+        return st.answer(PUSH, 400, details_body(problems))
+    duplicate = _already_accepted(st, PUSH, channel.channel_id, retry_key)
+    if duplicate is not None:
+        return duplicate
+    if not st.quota_allows(channel, 1):
+        return st.answer(PUSH, 429, _BODY_MONTHLY)
+    return _accept_push(st, channel, parsed, retry_key, body)
+
+
 def _make_push(st: SimState) -> Handler:
     record = st.record
 
     async def push(request: web.Request) -> web.StreamResponse:
-        options = st.options
-        if options.latency_ms > 0.0:
-            await asyncio.sleep(options.latency_ms / 1000.0)
-        headers = request.headers
-        channel = st.authenticate(headers.get("Authorization"))
-        if channel is None:
-            return st.answer(PUSH, 401, _BODY_AUTH)
-        if channel.forbidden:
-            return st.answer(PUSH, 403, _BODY_FORBIDDEN)
-        channel_id = channel.channel_id
-        if not st.take(channel_id, PUSH, channel.rate_limit_per_second, channel.effective_burst):
-            return st.answer(PUSH, 429, _BODY_RATE)
-        channel_fault = await st.channel_fault(request, PUSH, channel)
-        if channel_fault is not None:
-            return channel_fault
-
+        gate = await _send_gate(st, request, PUSH, multicast=False)
+        if not isinstance(gate, ChannelConfig):
+            return gate
         body = await request.read()
-        retry_key = headers.get("X-Line-Retry-Key")
+        retry_key = request.headers.get("X-Line-Retry-Key")
         if retry_key is not None:
-            record.note_key_body(channel_id, retry_key, body)
-
-        # Faults: the recipient's script first, else a random draw.
-        parsed: Any = None
-        parse_failed = False
-        action: int | str | None = None
-        script = options.script
-        if script:
-            try:
-                parsed = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                parse_failed = True
-            else:
-                to = parsed.get("to") if isinstance(parsed, dict) else None
-                entries = script.get(to) if isinstance(to, str) else None
-                if entries:
-                    action = entries.pop(0)
-        if action is None:
-            action = st.draw_fault()
-        if action is not None and action != "accept-then-drop":
-            return await st.misbehave(request, PUSH, action)
-
-        response = process(request, channel, body, retry_key, parsed, parse_failed, script_checked=bool(script))
-        if action == "accept-then-drop":
+            record.note_key_body(gate.channel_id, retry_key, body)
+        scripted = _scripted(st, body)
+        if scripted.action is not None and scripted.action != "accept-then-drop":
+            return await st.misbehave(request, PUSH, scripted.action)
+        response = _process_push(st, request, gate, body, retry_key, scripted)
+        if scripted.action == "accept-then-drop":
             # LINE processed the push (accepted it, most likely) but its answer never arrives:
             # requests_by_status counts answers sent, so this one is counted as dropped only.
             record.status_by_endpoint[PUSH][response.status] -= 1
             record.dropped += 1
             return drop(request)
         return response
-
-    def process(
-        request: web.Request,
-        channel: ChannelConfig,
-        body: bytes,
-        retry_key: str | None,
-        parsed: Any,
-        parse_failed: bool,
-        *,
-        script_checked: bool,
-    ) -> web.Response:
-        channel_id = channel.channel_id
-        # The body.
-        if not _content_type_ok(request):
-            return st.answer(PUSH, 415, _BODY_MEDIA_TYPE)
-        if len(body) > MAX_BODY_BYTES:
-            return st.answer(PUSH, 413, _BODY_TOO_LARGE)
-        if retry_key is not None and not _is_uuid(retry_key):
-            return st.answer(PUSH, 400, _BODY_RETRY_KEY_INVALID)
-        if not script_checked:
-            try:
-                parsed = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                parse_failed = True
-        if parse_failed:
-            return st.answer(PUSH, 400, _bad_json_body())
-        problems = validate_push_request(parsed)
-        if problems:
-            return st.answer(PUSH, 400, details_body(problems))
-
-        # The retry key, then the quota.
-        if retry_key is not None:
-            earlier = record.accepted_for_key(channel_id, retry_key)
-            if earlier is not None:
-                record.duplicates_suppressed += 1
-                answer: dict[str, Any] = {"message": MSG_KEY_ACCEPTED}
-                if isinstance(earlier, AcceptedPush):
-                    answer["sentMessages"] = earlier.sent_messages()
-                return st.answer(
-                    PUSH, 409, orjson.dumps(answer), extra={"x-line-accepted-request-id": earlier.request_id}
-                )
-        if not st.quota_allows(channel, 1):
-            return st.answer(PUSH, 429, _BODY_MONTHLY)
-
-        # Accepted.
-        request_id = st.request_id()
-        ids: list[str] = []
-        quotes: list[str | None] = []
-        sent: list[dict[str, str]] = []
-        for message in parsed["messages"]:
-            mid = st.message_id()
-            ids.append(mid)
-            if message.get("type") in _QUOTABLE:
-                quote = st.quote_token(mid)
-                quotes.append(quote)
-                sent.append({"id": mid, "quoteToken": quote})
-            else:
-                quotes.append(None)
-                sent.append({"id": mid})
-        wall = st.clock()
-        units = parsed.get("customAggregationUnits")
-        record.add_push(
-            AcceptedPush(
-                request_id=request_id,
-                channel_id=channel_id,
-                to=parsed["to"],
-                retry_key=retry_key,
-                sent_message_ids=tuple(ids),
-                quote_tokens=tuple(quotes),
-                body=body,
-                monotonic=st.monotonic(),
-                wall=wall,
-                aggregation_unit=st.kept_unit(channel, units[0], wall) if units else None,
-            )
-        )
-        return st.answer(PUSH, 200, orjson.dumps({"sentMessages": sent}), request_id)
 
     return push
 
@@ -537,70 +569,54 @@ def _multicast_problems(parsed: object) -> list[FieldProblem]:
     return problems
 
 
-def _make_multicast(st: SimState) -> Handler:
-    record = st.record
+def _process_multicast(
+    st: SimState, request: web.Request, channel: ChannelConfig, body: bytes, retry_key: str | None
+) -> web.Response:
+    """What LINE answers a multicast that no fault interrupted."""
+    refusal = _body_refusal(st, request, MULTICAST, body, retry_key)
+    if refusal is not None:
+        return refusal
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return st.answer(MULTICAST, 400, _bad_json_body())
+    problems = _multicast_problems(parsed)
+    if problems:
+        return st.answer(MULTICAST, 400, details_body(problems))
+    duplicate = _already_accepted(st, MULTICAST, channel.channel_id, retry_key)
+    if duplicate is not None:
+        return duplicate
+    recipients = tuple(parsed["to"])
+    if not st.quota_allows(channel, len(recipients)):
+        return st.answer(MULTICAST, 429, _BODY_MONTHLY)
+    request_id = st.request_id()
+    st.record.add_multicast(
+        AcceptedMulticast(
+            request_id=request_id,
+            channel_id=channel.channel_id,
+            to=recipients,
+            retry_key=retry_key,
+            body=body,
+            monotonic=st.monotonic(),
+            wall=st.clock(),
+        )
+    )
+    return st.answer(MULTICAST, 200, _BODY_EMPTY, request_id)
 
+
+def _make_multicast(st: SimState) -> Handler:
     async def multicast(request: web.Request) -> web.StreamResponse:
-        options = st.options
-        if options.latency_ms > 0.0:
-            await asyncio.sleep(options.latency_ms / 1000.0)
-        channel = st.authenticate(request.headers.get("Authorization"))
-        if channel is None:
-            return st.answer(MULTICAST, 401, _BODY_AUTH)
-        if channel.forbidden:
-            return st.answer(MULTICAST, 403, _BODY_FORBIDDEN)
-        rate = channel.multicast_rate_per_second
-        if not st.take(channel.channel_id, MULTICAST, rate, rate):
-            return st.answer(MULTICAST, 429, _BODY_RATE)
-        channel_fault = await st.channel_fault(request, MULTICAST, channel)
-        if channel_fault is not None:
-            return channel_fault
+        gate = await _send_gate(st, request, MULTICAST, multicast=True)
+        if not isinstance(gate, ChannelConfig):
+            return gate
         body = await request.read()
         retry_key = request.headers.get("X-Line-Retry-Key")
         if retry_key is not None:
-            record.note_key_body(channel.channel_id, retry_key, body)
+            st.record.note_key_body(gate.channel_id, retry_key, body)
         fault = st.draw_fault()
         if fault is not None:
             return await st.misbehave(request, MULTICAST, fault)
-        if not _content_type_ok(request):
-            return st.answer(MULTICAST, 415, _BODY_MEDIA_TYPE)
-        if len(body) > MAX_BODY_BYTES:
-            return st.answer(MULTICAST, 413, _BODY_TOO_LARGE)
-        if retry_key is not None and not _is_uuid(retry_key):
-            return st.answer(MULTICAST, 400, _BODY_RETRY_KEY_INVALID)
-        try:
-            parsed = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return st.answer(MULTICAST, 400, _bad_json_body())
-        problems = _multicast_problems(parsed)
-        if problems:
-            return st.answer(MULTICAST, 400, details_body(problems))
-        if retry_key is not None:
-            earlier = record.accepted_for_key(channel.channel_id, retry_key)
-            if earlier is not None:
-                record.duplicates_suppressed += 1
-                return st.answer(
-                    MULTICAST,
-                    409,
-                    _message_body(MSG_KEY_ACCEPTED),
-                    extra={"x-line-accepted-request-id": earlier.request_id},
-                )
-        recipients = tuple(parsed["to"])
-        if not st.quota_allows(channel, len(recipients)):
-            return st.answer(MULTICAST, 429, _BODY_MONTHLY)
-        request_id = st.request_id()
-        record.add_multicast(
-            AcceptedMulticast(
-                request_id=request_id,
-                channel_id=channel.channel_id,
-                to=recipients,
-                retry_key=retry_key,
-                body=body,
-                monotonic=st.monotonic(),
-                wall=st.clock(),
-            )
-        )
-        return st.answer(MULTICAST, 200, _BODY_EMPTY, request_id)
+        return _process_multicast(st, request, gate, body, retry_key)
 
     return multicast
 
@@ -800,6 +816,29 @@ def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in {"1", "true", "yes"}
 
 
+def _invalid_body(exc: ValidationError) -> web.Response:
+    details = [{"message": e["msg"], "property": ".".join(str(part) for part in e["loc"])} for e in exc.errors()]
+    return _json({"message": f"The request body has {len(details)} error(s)", "details": details}, 400)
+
+
+def _patch_options(st: SimState, body: bytes) -> web.Response:
+    """``PATCH /__sim/options``: a JSON merge patch, applied in place when the result is valid."""
+    try:
+        patch = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _json({"message": "The request body must be valid JSON"}, 400)
+    if not isinstance(patch, dict):
+        return _json({"message": "The request body must be a JSON object"}, 400)
+    try:
+        new = merge_patch(st.options, patch)
+    except ValidationError as exc:
+        return _invalid_body(exc)
+    except ValueError as exc:
+        return _json({"message": str(exc)}, 400)
+    apply_in_place(st.options, new)
+    return _json(st.options.model_dump(mode="json"))
+
+
 def _make_control(st: SimState) -> list[web.RouteDef]:
     async def stats(request: web.Request) -> web.StreamResponse:
         out = st.record.stats(recipients=_flag(request, "recipients"))
@@ -816,23 +855,7 @@ def _make_control(st: SimState) -> list[web.RouteDef]:
     async def options(request: web.Request) -> web.StreamResponse:
         if request.method == "GET":
             return _json(st.options.model_dump(mode="json"))
-        try:
-            patch = orjson.loads(await request.read())
-        except orjson.JSONDecodeError:
-            return _json({"message": "The request body must be valid JSON"}, 400)
-        if not isinstance(patch, dict):
-            return _json({"message": "The request body must be a JSON object"}, 400)
-        try:
-            new = merge_patch(st.options, patch)
-        except ValidationError as exc:
-            details = [
-                {"message": e["msg"], "property": ".".join(str(part) for part in e["loc"])} for e in exc.errors()
-            ]
-            return _json({"message": f"The request body has {len(details)} error(s)", "details": details}, 400)
-        except ValueError as exc:
-            return _json({"message": str(exc)}, 400)
-        apply_in_place(st.options, new)
-        return _json(st.options.model_dump(mode="json"))
+        return _patch_options(st, await request.read())
 
     async def revoke(request: web.Request) -> web.StreamResponse:
         revoked = len(st.minted)
@@ -847,10 +870,7 @@ def _make_control(st: SimState) -> list[web.RouteDef]:
         try:
             spec = WebhookRequest.model_validate_json(await request.read())
         except ValidationError as exc:
-            details = [
-                {"message": e["msg"], "property": ".".join(str(part) for part in e["loc"])} for e in exc.errors()
-            ]
-            return _json({"message": f"The request body has {len(details)} error(s)", "details": details}, 400)
+            return _invalid_body(exc)
         return _json({"requests": await send(spec, int(st.clock() * 1000), st.record)})
 
     return [
