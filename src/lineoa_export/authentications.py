@@ -33,6 +33,7 @@ from .errors import AlreadyExists, CredentialsRejected, InvalidInput, NotFound
 from .naming import check_name
 from .store.database import Database, Row
 from .vault import Vault
+from .webhook_forward import forward_url_problem, shown_url
 
 Kind = Literal["access_token", "channel_credentials"]
 # Mint a fresh stateless token this long before the old one expires, so no push
@@ -93,6 +94,7 @@ class Authentication:
     activations: int | None = None
     webhook_secret_set: bool = False
     blocked_users: int = 0  # users whose last webhook event on this channel was an unfollow
+    forward_webhook: str | None = None  # where verified webhook requests are re-sent (the customer's bot)
 
     @property
     def webhook_path(self) -> str:
@@ -115,6 +117,7 @@ class Authentication:
             activations=row.get("activations"),
             webhook_secret_set=bool(row.get("webhook_secret_set")),
             blocked_users=int(row.get("blocked_users") or 0),
+            forward_webhook=row.get("forward_webhook"),
         )
 
     def public(self) -> dict[str, Any]:
@@ -131,6 +134,7 @@ class Authentication:
             "webhook_path": self.webhook_path,
             "webhook_secret_set": self.webhook_secret_set,
             "blocked_users": self.blocked_users,
+            "forward_webhook": shown_url(self.forward_webhook),
         }
 
 
@@ -194,6 +198,30 @@ def rotate(db: Database, vault: Vault, name: str, *, credentials: Credentials, b
     }
     if not db.run("auth_rotate", params):
         raise NotFound(f"authentication {name!r} not found")
+    return get(db, name)
+
+
+def set_forward_webhook(db: Database, name: str, url: str | None, *, allowed: frozenset[str]) -> Authentication:
+    """Re-send this channel's verified webhook requests to ``url`` (None: stop); ``url``'s host must be allowed."""
+    if url is not None:
+        problem = forward_url_problem(url, allowed)
+        if problem:
+            raise InvalidInput.single("forward_webhook", problem)
+    if not db.run("auth_set_forward", {"name": name, "forward_webhook": url}):
+        raise NotFound(f"authentication {name!r} not found")
+    return get(db, name)
+
+
+def set_channel_secret(db: Database, vault: Vault, name: str, channel_secret: str) -> Authentication:
+    """Store the channel secret that signs webhooks in a token authentication (a channel one has it)."""
+    current = get(db, name)
+    if current.kind != "access_token":
+        raise InvalidInput.single("channel_secret", "this authentication mints tokens from its secret: use rotate")
+    probe = Credentials.from_options("token", None, channel_secret)  # the same checks as on create
+    kept = _sealed_secret(db, vault, name)["access_token"]
+    credentials = Credentials("access_token", access_token=kept, channel_secret=probe.channel_secret)
+    params = {"name": name, "credentials": credentials.seal(vault), "bot_user_id": None, "bot_name": None}
+    db.run("auth_rotate", {**params, "webhook_secret_set": True})
     return get(db, name)
 
 

@@ -206,6 +206,25 @@ class Operations:
     def delete_authentication(self, name: str) -> None:
         authentications.delete(self.db, name)
 
+    def update_authentication(
+        self,
+        name: str,
+        *,
+        forward_webhook: str | None = None,
+        no_forward_webhook: bool = False,
+        channel_secret: str | None = None,
+    ) -> authentications.Authentication:
+        """Where verified webhooks are re-sent (or stop: ``no_forward_webhook``), and the webhook secret."""
+        if forward_webhook is not None and no_forward_webhook:
+            raise InvalidInput.single("forward_webhook", "give a URL or no_forward_webhook, not both")
+        auth = authentications.get(self.db, name)
+        if channel_secret:
+            auth = authentications.set_channel_secret(self.db, self.ctx.vault, name, channel_secret)
+        if forward_webhook is not None or no_forward_webhook:
+            allowed = self.ctx.settings.forward_hosts
+            auth = authentications.set_forward_webhook(self.db, name, forward_webhook, allowed=allowed)
+        return auth
+
     def _stored_credentials(self, auth: authentications.Authentication) -> authentications.Credentials:
         try:
             return authentications.load_credentials(self.db, self.ctx.vault, auth)

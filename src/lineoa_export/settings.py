@@ -27,6 +27,9 @@ LINEOA_EXPORT_QUOTA_CHECK_INTERVAL     300                         seconds betwe
 LINEOA_EXPORT_ALLOWED_API_HOSTS        (none: LINE's hosts only)   other hosts an authentication's api_url
                                                                    may name (comma-separated host names
                                                                    or IPs, any port): a simulator, a proxy
+LINEOA_EXPORT_ALLOWED_FORWARD_HOSTS    (none: no forwarding)       hosts ``auth update --forward-webhook``
+                                                                   may re-send LINE's webhooks to (the
+                                                                   customer's own bot; same syntax)
 =====================================  ==========================  =====================================
 """
 
@@ -61,8 +64,9 @@ class Settings(BaseModel):
     quota_check_interval: float = Field(default=300.0, gt=0)
     redis_url: str | None = None
     allowed_api_hosts: tuple[str, ...] = ()
+    allowed_forward_hosts: tuple[str, ...] = ()
 
-    @field_validator("allowed_api_hosts", mode="before")
+    @field_validator("allowed_api_hosts", "allowed_forward_hosts", mode="before")
     @classmethod
     def _hosts(cls, value: object) -> object:
         entries = value.split(",") if isinstance(value, str) else value
@@ -74,6 +78,11 @@ class Settings(BaseModel):
     def api_hosts(self) -> ApiHosts:
         """Where an authentication's ``api_url`` may point: LINE's hosts and the allowed ones."""
         return ApiHosts(frozenset(self.allowed_api_hosts))
+
+    @property
+    def forward_hosts(self) -> frozenset[str]:
+        """Where verified webhook requests may be re-sent: only hosts the operator named."""
+        return frozenset(self.allowed_forward_hosts)
 
     @property
     def lease_seconds(self) -> float:

@@ -38,6 +38,7 @@ PROTECTED: list[tuple[str, str, Any]] = [
     ("GET", "/v1/authentications/line", None),
     ("DELETE", "/v1/authentications/line", None),
     ("POST", "/v1/authentications/line/test", None),
+    ("PATCH", "/v1/authentications/line", {"forward_webhook": None}),
     ("POST", "/v1/authentications/line/rotate", {"access_token": "t", "skip_test": True}),
     ("POST", "/v1/apikeys", {"name": "x"}),
     ("GET", "/v1/apikeys", None),

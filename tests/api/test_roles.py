@@ -32,6 +32,7 @@ ROUTES: list[tuple[str, str, str, str, Any]] = [
     ("GET", "/v1/authentications/{name}", "admin", "/v1/authentications/line", None),
     ("DELETE", "/v1/authentications/{name}", "admin", "/v1/authentications/unused", None),
     ("POST", "/v1/authentications/{name}/test", "admin", "/v1/authentications/line/test", None),
+    ("PATCH", "/v1/authentications/{name}", "admin", "/v1/authentications/unused", {"forward_webhook": None}),
     ("POST", "/v1/authentications/{name}/rotate", "admin", "/v1/authentications/unused/rotate",
      {"access_token": "t2", "skip_test": True}),
     ("POST", "/v1/apikeys", "admin", "/v1/apikeys", {"name": "new", "role": "read"}),

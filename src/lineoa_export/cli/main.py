@@ -152,6 +152,17 @@ def auth_list() -> None:
     out.print(table)
 
 
+def _forward_shown(db: Any, a: Any) -> str:
+    from ..activation_table import iso
+    from ..webhook_forward import failures, shown_url
+
+    if a.forward_webhook is None:
+        return "none"
+    failed = failures(db, a.name)
+    last = f"; last {iso(failed.last_at)}: {failed.last_error}" if failed.count else ""
+    return f"{shown_url(a.forward_webhook)} ({failed.count} failed{last})"
+
+
 @auth_app.command("show")
 def auth_show(name: str) -> None:
     """Show one authentication (never its secret)."""
@@ -172,10 +183,43 @@ def auth_show(name: str) -> None:
             ("webhook url", f"https://YOUR-HOST{a.webhook_path} (give LINE this; served by `serve`)"),
             ("webhook secret", "stored" if a.webhook_secret_set else "none: add --channel-secret to receive webhooks"),
             ("blocked users", f"{a.blocked_users} (not pushed; from LINE's unfollow webhooks)"),
+            ("webhook forward", _forward_shown(ctx.db, a)),
             ("created", iso(a.created_at)),
             ("status", f"paused: {a.paused_reason}" if a.paused_reason else "active"),
         ]
     )
+
+
+@auth_app.command("update")
+def auth_update(
+    name: str,
+    forward_webhook: Annotated[
+        str | None,
+        typer.Option(
+            help="Re-send every verified LINE webhook, body and signature untouched, to this URL (your bot); "
+            "its host must be in LINEOA_EXPORT_ALLOWED_FORWARD_HOSTS."
+        ),
+    ] = None,
+    no_forward_webhook: Annotated[bool, typer.Option("--no-forward-webhook", help="Stop forwarding.")] = False,
+    channel_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="The channel secret that signs webhooks (a token authentication).", envvar="LINE_CHANNEL_SECRET"
+        ),
+    ] = None,
+) -> None:
+    """Change what needs no new credentials: webhook forwarding and the webhook secret."""
+    if forward_webhook is None and not no_forward_webhook and not channel_secret:
+        fail("give --forward-webhook URL, --no-forward-webhook or --channel-secret", 2)
+    ops = operations()
+    auth = guarded(
+        lambda: ops.update_authentication(
+            name, forward_webhook=forward_webhook, no_forward_webhook=no_forward_webhook, channel_secret=channel_secret
+        )
+    )
+    forwarding = auth.public()["forward_webhook"] or "not forwarded"
+    secret = "stored" if auth.webhook_secret_set else "none"
+    out.print(f"updated [bold]{auth.name}[/bold]: webhooks {forwarding}; webhook secret {secret}")
 
 
 @auth_app.command("test")

@@ -442,3 +442,18 @@ ORDER BY r.authentication
 
 -- name: reconciliations_of
 SELECT * FROM reconciliations WHERE authentication = :authentication ORDER BY day DESC LIMIT :limit
+
+-- Webhook forwarding (issue 9): where verified requests are re-sent, and the tries that failed.
+
+-- name: auth_set_forward
+UPDATE authentications SET forward_webhook = :forward_webhook WHERE name = :name RETURNING name
+
+-- name: forward_failure_insert
+INSERT INTO webhook_forward_failures (authentication, failed_at, attempts, error)
+VALUES (:authentication, :failed_at, :attempts, :error)
+
+-- name: forward_failures_summary
+SELECT COUNT(*) AS n, MAX(failed_at) AS last_at,
+       (SELECT f.error FROM webhook_forward_failures f WHERE f.authentication = :authentication
+        ORDER BY f.id DESC LIMIT 1) AS last_error
+FROM webhook_forward_failures WHERE authentication = :authentication

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from .. import __version__, apikeys
 from ..context import Context
 from ..operations import Operations, WorkerHandle
+from ..webhook_forward import Forwarder
 from .api import include_api
 from .api.errors import ERRORS, error_response
 from .console import mount_console
@@ -43,6 +44,9 @@ def create_app(ctx: Context, *, worker: WorkerHandle | None = None, metrics: Met
     app.state.ops = ops
     app.state.metrics = metrics
     app.state.started_at = time.time()
+    # Verified LINE webhooks are re-sent to the customer's bot, if its authentication says where.
+    app.state.forwarder = Forwarder(ctx.db, ctx.clock, ctx.settings.forward_hosts)
+    app.state.on_webhook = app.state.forwarder.on_verified
     app.add_middleware(
         RequestGuard,
         verify_key=lambda token: apikeys.verify(ctx.db, token),

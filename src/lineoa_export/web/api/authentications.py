@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from .bodies import AuthenticationIn, AuthenticationOut, RotateIn, secret
+from .bodies import AuthenticationIn, AuthenticationOut, AuthenticationUpdate, RotateIn, secret
 from .deps import Admin, Ops
 
 router = APIRouter(prefix="/v1/authentications", tags=["authentications"])
@@ -34,6 +34,17 @@ def list_authentications(ops: Ops, _: Admin) -> list[AuthenticationOut]:
 @router.get("/{name}")
 def get_authentication(name: str, ops: Ops, _: Admin) -> AuthenticationOut:
     return AuthenticationOut(**ops.get_authentication(name).public())
+
+
+@router.patch("/{name}")
+def update_authentication(name: str, body: AuthenticationUpdate, ops: Ops, _: Admin) -> AuthenticationOut:
+    auth = ops.update_authentication(
+        name,
+        forward_webhook=body.forward_webhook,
+        no_forward_webhook=body.stops_forwarding,
+        channel_secret=secret(body.channel_secret),
+    )
+    return AuthenticationOut(**auth.public())
 
 
 @router.delete("/{name}", status_code=204)

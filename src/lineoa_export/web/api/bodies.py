@@ -52,6 +52,9 @@ class AuthenticationOut(BaseModel):
     webhook_path: str = Field(description="Give LINE https://YOUR-HOST + this as the channel's webhook URL")
     webhook_secret_set: bool = Field(description="Whether the channel secret that signs webhooks is stored")
     blocked_users: int = Field(description="Users the channel's webhooks last said blocked the account")
+    forward_webhook: str | None = Field(
+        default=None, description="Where verified webhooks are re-sent (its query, if any, is not shown)"
+    )
 
 
 class ApiKeyIn(BaseModel):
@@ -120,6 +123,24 @@ class ActivationIn(BaseModel):
         if "aggregation_unit" in self.model_fields_set and self.aggregation_unit is None:
             fields["no_aggregation_unit"] = True
         return fields
+
+
+class AuthenticationUpdate(BaseModel):
+    """What may change without new credentials; fields left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+    forward_webhook: str | None = Field(
+        default=None,
+        description="Re-send every verified LINE webhook request, body and signature untouched, to this URL "
+        "(its host must be in LINEOA_EXPORT_ALLOWED_FORWARD_HOSTS); null stops forwarding",
+    )
+    channel_secret: SecretStr | None = Field(
+        default=None, description="The channel secret that signs webhooks (token authentications); write-only"
+    )
+
+    @property
+    def stops_forwarding(self) -> bool:
+        return "forward_webhook" in self.model_fields_set and self.forward_webhook is None
 
 
 class RotateIn(BaseModel):
