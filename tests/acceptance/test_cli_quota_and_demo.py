@@ -81,5 +81,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert result.returncode == 0, describe(result)
     assert "delivered" in result.stdout
     assert re.search(r"events delivered\s*│?\s*\d+", result.stdout), result.stdout[-2000:]
+    # Audience care (issue 9): three users blocked the account, a cart page reloaded three times under
+    # a 1/24h cap, a digest inside its quiet hours.
+    assert re.search(r"suppressed: blocked the account\s*│\s*3\b", result.stdout), result.stdout[-2000:]
+    assert re.search(r"suppressed: frequency cap 1/24h\s*│\s*2\b", result.stdout)
+    assert re.search(r"pushes saved \(no quota used\)\s*│\s*5\b", result.stdout)
+    assert re.search(r"pushes LINE accepted for blocked users\s*│\s*0\b", result.stdout)
+    assert re.search(r"deferred: quiet hours \(due at\)\s*│\s*20\d\d-", result.stdout)
     # The demo keeps its state in a temporary database of its own.
     assert not (tmp_path / "db.sqlite").exists()

@@ -12,20 +12,24 @@ import asyncio
 import tempfile
 import time
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import orjson
 from cryptography.fernet import Fernet
 from rich.console import Console
 from rich.table import Table
 
-from .. import activation_table, activations, authentications
+from .. import activation_table, activations, authentications, followers
 from ..clock import SystemClock
 from ..context import Context, open_context
 from ..delivery import triggers
 from ..settings import Settings
 from ..simulator import SimulatorOptions, running_simulator
-from ..simulator.options import DEFAULT_ACCESS_TOKEN
+from ..simulator.options import DEFAULT_ACCESS_TOKEN, DEFAULT_CHANNEL_SECRET
+from ..webhooks import signature_for as signature
 from .views import activation_table_view, run_worker_with_progress
 
 DEMO_MESSAGES = [
@@ -88,7 +92,8 @@ async def _demo(ctx: Context, count: int, console: Console) -> None:
     events = sample_events(count)
     async with running_simulator(demo_options(events)) as sim:
         console.print(f"[bold]LINE simulator[/bold] at {sim.url} (5% 503, 3% 500, 3% rate-limit 429, 1% dropped)")
-        creds = authentications.Credentials.from_options(DEFAULT_ACCESS_TOKEN, None, None)
+        # With the channel secret, so the demo can take LINE's follow / unfollow webhooks too.
+        creds = authentications.Credentials.from_options(DEFAULT_ACCESS_TOKEN, None, DEFAULT_CHANNEL_SECRET)
         bot = await authentications.test_credentials_at(sim.url, creds, ctx.clock, ctx.timeouts, ctx.api_hosts)
         authentications.create(
             ctx.db, ctx.vault, name="demo-line-oa", credentials=creds, api_url=sim.url, bot=bot, now=time.time()
@@ -111,6 +116,7 @@ async def _demo(ctx: Context, count: int, console: Console) -> None:
             f"authentication [bold]demo-line-oa[/bold] tested: {bot.display_name}; activation "
             f"[bold]welcome-points[/bold]: retries 3, waits 0.2 s × 2ⁿ"
         )
+        audience_events = _audience_care_setup(ctx, sim, events, console)
         results = triggers.accept(ctx.db, "welcome-points", events, now=time.time())
         by_status: dict[str, int] = {}
         for r in results:
@@ -127,6 +133,7 @@ async def _demo(ctx: Context, count: int, console: Console) -> None:
         title = f"welcome-points: the {len(failed)} failed and {len(shown) - len(failed)} of {len(retried)} retried"
         console.print(activation_table_view(title, shown))
         console.print(_summary(entries, stats.attempts, elapsed, sim.record.stats()))
+        console.print(_audience_care_summary(ctx, entries, audience_events, sim.record.stats()))
 
 
 def _summary(entries: list[dict[str, Any]], attempts: int, elapsed: float, sim: dict[str, Any]) -> Table:
@@ -136,7 +143,7 @@ def _summary(entries: list[dict[str, Any]], attempts: int, elapsed: float, sim: 
     table = Table(title="summary", show_header=False)
     table.add_column(style="bold")
     table.add_column(justify="right")
-    for state in ("delivered", "failed", "retrying", "paused", "queued"):
+    for state in ("delivered", "failed", "suppressed", "deferred", "retrying", "paused", "queued"):
         if states.get(state):
             table.add_row(f"events {state}", str(states[state]))
     table.add_row("push attempts", str(attempts))
@@ -144,4 +151,63 @@ def _summary(entries: list[dict[str, Any]], attempts: int, elapsed: float, sim: 
     table.add_row("duplicates suppressed by retry key (409)", str(sim["duplicates_suppressed"]))
     table.add_row("most pushes to one recipient", str(sim["max_accepted_per_recipient"]))
     table.add_row("delivery time", f"{elapsed:.2f} s")
+    return table
+
+
+# -- audience care (issue 9): blocked users, a frequency cap, quiet hours ----------------------------
+
+BLOCKED = 3  # the first sample users unfollow the account before the triggers fire
+
+
+def _audience_care_setup(ctx: Context, sim: Any, events: list[dict[str, Any]], console: Console) -> list[str]:
+    """Three users block the account (a signed unfollow webhook), one user reloads a capped cart page
+    three times, and a digest fires inside its quiet hours. Returns the event ids of the last two."""
+    now = time.time()
+    users = [e["line_user_id"] for e in events[:BLOCKED]]
+    unfollows = [
+        {
+            "type": "unfollow",
+            "mode": "active",
+            "timestamp": int(now * 1000),
+            "source": {"type": "user", "userId": user},
+            "webhookEventId": uuid.uuid4().hex.upper()[:26],
+            "deliveryContext": {"isRedelivery": False},
+        }
+        for user in users
+    ]
+    body = orjson.dumps({"destination": "U" + "0" * 32, "events": unfollows})
+    followers.receive(ctx.db, ctx.vault, "demo-line-oa", body, signature(DEFAULT_CHANNEL_SECRET, body), now=now)
+    for user in users:
+        sim.record.note_follow(user, False, int(now * 1000))
+    tokyo = datetime.now(ZoneInfo("Asia/Tokyo"))
+    quiet = f"{(tokyo - timedelta(hours=1)):%H:00}-{(tokyo + timedelta(hours=2)):%H:00}"
+    base = {"authentication": "demo-line-oa", "recipient": "{{line_user_id}}", "messages": DEMO_MESSAGES[:1]}
+    activations.create(
+        ctx.db, activations.parse_spec({**base, "name": "cart-reminder", "frequency_cap": "1/24h"}), now=now
+    )
+    activations.create(ctx.db, activations.parse_spec({**base, "name": "night-digest", "quiet_hours": quiet}), now=now)
+    shopper = {k: v for k, v in events[-2].items() if k != "event_id"}
+    triggers.accept(ctx.db, "cart-reminder", [{**shopper, "event_id": f"cart-{n}"} for n in (1, 2, 3)], now=now)
+    triggers.accept(ctx.db, "night-digest", [{**shopper, "event_id": "digest-1"}], now=now)
+    console.print(
+        f"{BLOCKED} users blocked the account (unfollow webhook); cart-reminder capped at 1/24h (fired 3 times "
+        f"for one user); night-digest in quiet hours {quiet} Asia/Tokyo"
+    )
+    return ["cart-1", "cart-2", "cart-3", "digest-1"]
+
+
+def _audience_care_summary(ctx: Context, entries: list[dict[str, Any]], ids: list[str], sim: dict[str, Any]) -> Table:
+    others = [activation_table.event(ctx.db, "cart-reminder", i) for i in ids[:3]]
+    others.append(activation_table.event(ctx.db, "night-digest", ids[3]))
+    blocked = sum(1 for e in entries if e["state"] == "suppressed")
+    capped = sum(1 for e in others if e["state"] == "suppressed")
+    deferred = [e for e in others if e["state"] == "deferred"]
+    table = Table(title="audience care", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    table.add_row("suppressed: blocked the account", str(blocked))
+    table.add_row("suppressed: frequency cap 1/24h", str(capped))
+    table.add_row("deferred: quiet hours (due at)", ", ".join(e["due_at"] or "?" for e in deferred) or "0")
+    table.add_row("pushes saved (no quota used)", str(blocked + capped))
+    table.add_row("pushes LINE accepted for blocked users", str(sim["pushes_to_blocked"]))
     return table

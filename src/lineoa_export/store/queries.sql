@@ -286,7 +286,7 @@ SELECT name, key_hash, created_at, role FROM api_keys WHERE key_hash = :key_hash
 -- name: queue_depth
 SELECT x.name AS activation, e.state, COUNT(*) AS n
 FROM events e JOIN activations x ON x.name = e.activation
-WHERE e.state IN ('queued', 'retrying', 'paused')
+WHERE e.state IN ('queued', 'retrying', 'paused', 'deferred')
 GROUP BY x.name, e.state
 
 -- name: channel_pauses_all
