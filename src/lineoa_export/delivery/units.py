@@ -23,12 +23,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Final
 
 import orjson
 
 from ..authentications import TokenUnavailable
-from ..line_time import line_month
+from ..line_time import day_bounds, line_month
 from ..store.database import Database
 from .channel import LineChannel
 from .outcomes import success_json
@@ -183,17 +184,39 @@ class UnitBudget:
         self._lookups: dict[tuple[str, str, str], asyncio.Future[bool]] = {}
         #: Pushes this worker sent without their unit (a refused month).
         self.withheld = 0
+        self._month_span: tuple[float, float, str] = (0.0, 0.0, "")
 
-    async def body_for(self, channel: LineChannel, channel_key: str, unit: str, body: bytes, at: float) -> bytes:
-        """The body to send at ``at`` (the event's first attempt): as stored, or without its unit."""
-        key = (channel_key, line_month(at), unit)
-        granted = self._known.get(key)
+    def known_body(self, channel_key: str, unit: str, body: bytes, at: float) -> bytes | None:
+        """The hot path: the body to send at ``at`` (the event's first attempt) when this unit's month
+        is already decided (the body as stored, or without its unit); None when it is not."""
+        granted = self._known.get((channel_key, self._month(at), unit))
         if granted is None:
-            granted = await self._decide(channel, key)
+            return None
         if granted:
             return body
         self.withheld += 1
         return without_unit(body)
+
+    async def body_for(self, channel: LineChannel, channel_key: str, unit: str, body: bytes, at: float) -> bytes:
+        """As :meth:`known_body`, deciding the month first (LINE and the database asked once)."""
+        known = self.known_body(channel_key, unit, body, at)
+        if known is not None:
+            return known
+        await self._decide(channel, (channel_key, self._month(at), unit))
+        decided = self.known_body(channel_key, unit, body, at)
+        assert decided is not None
+        return decided
+
+    def _month(self, at: float) -> str:
+        """``line_month(at)``, computed once a month rather than once a push."""
+        start, end, month = self._month_span
+        if start <= at < end:
+            return month
+        month = line_month(at)
+        first = date(int(month[:4]), int(month[5:]), 1)
+        following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+        self._month_span = (day_bounds(first)[0], day_bounds(following)[0], month)
+        return month
 
     async def _decide(self, channel: LineChannel, key: tuple[str, str, str]) -> bool:
         lookup = self._lookups.get(key)

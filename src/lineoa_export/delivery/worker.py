@@ -572,7 +572,9 @@ class Worker:
         body = c.body
         if c.aggregation_unit is not None:
             # The month of the first attempt decides, so a retry sends the same bytes (units.py).
-            body = await self.units.body_for(channel, c.channel_key, c.aggregation_unit, body, first_attempt_at)
+            unit = c.aggregation_unit
+            known = self.units.known_body(c.channel_key, unit, body, first_attempt_at)
+            body = known or await self.units.body_for(channel, c.channel_key, unit, body, first_attempt_at)
         outcome = await channel.push(body, c.retry_key)
         unauthorized = outcome.kind is OutcomeKind.UNAUTHORIZED
         if unauthorized and not resent and await self._credentials_changed(c.authentication, channel):
