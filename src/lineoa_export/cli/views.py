@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -45,24 +46,42 @@ async def _run(ctx: Context, *, until_idle: bool, console: Console) -> WorkerSta
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("worker", total=pending if until_idle else None, summary="")
         counts: dict[str, int] = {}
+        finished = [0]
 
         def on_result(_: Claimed, result: Result, __: Outcome | None) -> None:
+            # Counting only: rich's lock is shared with its refresh thread, and taking it for every
+            # result stalled the event loop while a frame was drawn (pushes left in bursts).
             counts[result.state] = counts.get(result.state, 0) + 1
             if result.state.is_final:
-                progress.advance(task)
-            progress.update(
-                task,
-                summary=" ".join(
-                    f"[{STATE_STYLE.get(k, '')}]{RESULT_WORDS.get(k, k)} {v}[/]" for k, v in sorted(counts.items())
-                ),
+                finished[0] += 1
+
+        def show() -> None:
+            summary = " ".join(
+                f"[{STATE_STYLE.get(k, '')}]{RESULT_WORDS.get(k, k)} {v}[/]" for k, v in sorted(counts.items())
             )
+            progress.update(task, completed=finished[0], summary=summary)
 
         worker = Worker(ctx.db, ctx.vault, ctx.settings, clock=ctx.clock, listener=on_result)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, worker.stop)
-        return await worker.run(until_idle=until_idle)
+        painter = asyncio.create_task(_every(PROGRESS_EVERY, show))
+        try:
+            return await worker.run(until_idle=until_idle)
+        finally:
+            painter.cancel()
+            show()
+
+
+#: Seconds between progress bar updates while the worker runs.
+PROGRESS_EVERY = 0.2
+
+
+async def _every(seconds: float, fn: Callable[[], None]) -> None:
+    while True:
+        fn()
+        await asyncio.sleep(seconds)
 
 
 # What a result says, in words: a "retrying" result is one more retry scheduled, not an event.
