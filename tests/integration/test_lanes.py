@@ -188,9 +188,10 @@ def test_the_breaker_trips_on_a_hanging_channel_probes_and_closes_by_itself(tmp_
             assert p.sim.record.accepted_total == 40
             # While tripped, nothing but the probe was sent: only the pushes in flight when it
             # tripped hung; the rest waited without an attempt and without spending a retry.
-            hung = p.sim.record.hung
-            assert 5 <= hung < 40
-            assert sum(e["attempts"] for e in log) == 40 + hung
+            # (A loaded machine may time a push out before it reaches the simulator: count attempts.)
+            no_answers = sum(e["attempts"] for e in log) - 40
+            assert 5 <= no_answers < 40
+            assert p.sim.record.hung <= no_answers
             assert p.clock.now() >= tripped_at_start + 5.0
 
     run(scenario())
