@@ -680,3 +680,10 @@ def test_frequency_cap_and_quiet_hours_are_form_fields_with_errors_by_field(logg
     )
     edit = logged_in.client.get("/console/activations/welcome/edit").text
     assert value_of(edit, "frequency_cap") == "1/24h" and value_of(edit, "quiet_hours") == "22:00-08:00"
+
+
+def test_the_activation_page_says_how_its_aggregation_unit_stands(logged_in: Console) -> None:
+    seed_table(logged_in)
+    page = logged_in.client.get("/console/activations/welcome")
+    assert page.status_code == 200
+    assert "Aggregation unit" in page.text and "welcome (no push yet in" in page.text

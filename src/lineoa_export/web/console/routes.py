@@ -571,6 +571,7 @@ def activation_page(request: Request, name: str, console: C, session: Reader) ->
         activation=activation,
         entries=entries,
         counts=console.ops.counts(name),
+        unit=console.ops.unit_status(name),
         filters=table.shown,
         notes=table.notes,
         states=forms.STATES,
