@@ -83,7 +83,7 @@ def test_a_hanging_channel_does_not_hold_back_the_healthy_ones(tmp_path: Path, r
 
     async def scenario() -> None:
         # A real clock: the worker runs as serve runs it (a fake one would race through its quota checks).
-        async with pipeline(tmp_path, options, database_url=db_url, clock=SystemClock(), timeout=4.0) as p:
+        async with pipeline(tmp_path, options, database_url=db_url, clock=SystemClock(), timeout=6.0) as p:
             healthy = [_add_channel(p, n) for n in (1, 2, 3)]
             sick = _add_channel(p, 4)
             p.trigger(_events("h", 200), activation=sick)
@@ -92,7 +92,7 @@ def test_a_hanging_channel_does_not_hold_back_the_healthy_ones(tmp_path: Path, r
             results = Results()
             done = [results.wait_for(name, 200) for name in healthy]
             await _run_until(p, results, done)
-            # Every healthy event was delivered before any hanging push came back (4-s timeout).
+            # Every healthy event was delivered before any hanging push came back (6-s timeout).
             assert all(results.delivered(name) == 200 for name in healthy)
             last_healthy = max(i for i, (a, _) in enumerate(results.order) if a != sick)
             assert sick not in [a for a, _ in results.order[: last_healthy + 1]]
