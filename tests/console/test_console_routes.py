@@ -680,6 +680,8 @@ def test_frequency_cap_and_quiet_hours_are_form_fields_with_errors_by_field(logg
     )
     edit = logged_in.client.get("/console/activations/welcome/edit").text
     assert value_of(edit, "frequency_cap") == "1/24h" and value_of(edit, "quiet_hours") == "22:00-08:00"
+    page = unescape(logged_in.client.get("/console/activations/welcome").text)
+    assert "1/24h per recipient · over it: defer" in page and "22:00-08:00 Asia/Bangkok" in page
 
 
 def test_the_activation_page_says_how_its_aggregation_unit_stands(logged_in: Console) -> None:
