@@ -689,3 +689,19 @@ def test_the_activation_page_says_how_its_aggregation_unit_stands(logged_in: Con
     page = logged_in.client.get("/console/activations/welcome")
     assert page.status_code == 200
     assert "Aggregation unit" in page.text and "welcome (no push yet in" in page.text
+
+
+def test_the_webhook_form_sets_the_channel_secret_and_refuses_a_forward_host_not_allowed(logged_in: Console) -> None:
+    add_auth(logged_in)
+    page = "/console/authentications"
+    saved = logged_in.post(
+        "/console/authentications/line/webhook", {"channel_secret": "s3cret-of-the-channel"}, page=page
+    )
+    assert "Webhook of &#39;line&#39; saved." in saved.text or "Webhook of 'line' saved." in unescape(saved.text)
+    assert authentications.get(logged_in.ctx.db, "line").webhook_secret_set
+    assert "s3cret-of-the-channel" not in logged_in.client.get(page).text  # write-only
+    refused = logged_in.post(
+        "/console/authentications/line/webhook", {"forward_webhook": "https://bot.example/hook"}, page=page
+    )
+    assert "not saved" in unescape(refused.text) and "forward_webhook" in unescape(refused.text)
+    assert authentications.get(logged_in.ctx.db, "line").forward_webhook is None

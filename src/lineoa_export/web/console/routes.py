@@ -298,6 +298,22 @@ async def authentication_rotate(request: Request, name: str, console: C, post: A
     return console.redirect(request, "/authentications", f"Credentials of {name!r} rotated.")
 
 
+@router.post("/authentications/{name}/webhook")
+def authentication_webhook(request: Request, name: str, console: C, post: AdminPost) -> Response:
+    """Where LINE's verified webhooks are re-sent (empty: nowhere), and the channel secret that checks them."""
+    name = _plain(console, request, name)
+    url = post.form.get("forward_webhook", "").strip() or None  # empty: as it was
+    secret = post.form.get("channel_secret", "").strip() or None
+    stop = post.form.get("stop_forwarding") == "on"
+    try:
+        console.ops.update_authentication(
+            name, forward_webhook=None if stop else url, no_forward_webhook=stop, channel_secret=secret
+        )
+    except (InvalidInput, ConfigurationError) as exc:
+        return console.redirect(request, "/authentications", f"Webhook of {name!r} not saved: {exc}", "error")
+    return console.redirect(request, "/authentications", f"Webhook of {name!r} saved.")
+
+
 @router.post("/authentications/{name}/delete")
 def authentication_delete(request: Request, name: str, console: C, post: AdminPost) -> Response:
     name = _plain(console, request, name)
