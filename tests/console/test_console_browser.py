@@ -7,71 +7,21 @@ table. Screenshots land in ``tests/console/artifacts/`` (git-ignored) for a huma
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import uvicorn
+from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, deliver, served
 
 from lineoa_export import activation_table, apikeys
-from lineoa_export.context import Context, open_context
+from lineoa_export.context import open_context
 from lineoa_export.delivery import triggers
-from lineoa_export.delivery.worker import Worker
 from lineoa_export.settings import Settings
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
 from lineoa_export.testing import SIMULATOR_HOST, TEST_SECRET_KEY, ThreadedSimulator, user_id
-from lineoa_export.web.app import create_app
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).parent / "artifacts"
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 if not CHROMIUM.exists():
     pytest.skip("Debian's Chromium is missing: apt-get install -y chromium", allow_module_level=True)
-
-
-@contextmanager
-def served(ctx: Context) -> Iterator[str]:
-    """The app (API + console) on a free loopback port, uvicorn on a background thread."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(ctx), log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            threading.Event().wait(0.05)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-
-
-def deliver(ctx: Context) -> None:
-    """Run a worker until nothing is left to do (on its own thread: Playwright owns this one's loop)."""
-    worker = Worker(ctx.db, ctx.vault, ctx.settings, clock=ctx.clock)
-    thread = threading.Thread(target=lambda: asyncio.run(worker.run(until_idle=True)))
-    thread.start()
-    thread.join(60)
-    assert not thread.is_alive(), "the worker did not go idle"
 
 
 def test_console_in_chromium(tmp_path: Path, sim: ThreadedSimulator) -> None:
@@ -86,7 +36,7 @@ def test_console_in_chromium(tmp_path: Path, sim: ThreadedSimulator) -> None:
     ctx = open_context(settings)
     key = apikeys.create(ctx.db, "ops", now=ctx.clock.now())
     with served(ctx) as base, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1360, "height": 900})
             errors: list[str] = []
