@@ -140,8 +140,12 @@ class Authentication:
 
 @dataclass(frozen=True, slots=True)
 class BotInfo:
+    """Who LINE says credentials belong to (``GET /v2/bot/info``); only the ID and name are stored."""
+
     user_id: str | None
     display_name: str | None
+    basic_id: str | None = None  # "@123abcde": what users search for in LINE
+    picture_url: str | None = None  # an https URL on LINE's CDN; a browser loads it, never this server
 
 
 # -- storage -----------------------------------------------------------------------------------
@@ -360,11 +364,17 @@ async def test_credentials(client: LineClient, credentials: Credentials, clock: 
         where = f"HTTP {outcome.status_code}" if outcome.status_code else "no answer"
         raise CredentialsRejected(f"LINE refused the credentials ({where}): {shown_reason(outcome)}")
     info = success_json(answer) or {}
-    return BotInfo(user_id=_short_text(info.get("userId")), display_name=_short_text(info.get("displayName")))
+    return BotInfo(
+        user_id=_short_text(info.get("userId")),
+        display_name=_short_text(info.get("displayName")),
+        basic_id=_short_text(info.get("basicId")),
+        picture_url=_picture_url(info.get("pictureUrl")),
+    )
 
 
 # Bot names are at most 20 characters and user IDs 33; anything longer is not LINE's answer.
 MAX_SHOWN_TEXT = 200
+MAX_PICTURE_URL = 1000
 
 
 def shown_reason(outcome: Outcome) -> str:
@@ -375,6 +385,13 @@ def shown_reason(outcome: Outcome) -> str:
         return "timeout" if error.startswith("timeout") else "the connection failed"
     # error_message() keeps only a JSON answer's message and details, else says "HTTP <status>".
     return _short_text(outcome.error) or f"HTTP {outcome.status_code}"
+
+
+def _picture_url(value: Any) -> str | None:
+    """LINE's profile picture URL when it is one (https, printable ASCII, short); else none."""
+    if not isinstance(value, str) or len(value) > MAX_PICTURE_URL or not value.startswith("https://"):
+        return None
+    return value if value.isascii() and value.isprintable() and not any(c in value for c in " \"'<>`") else None
 
 
 def _short_text(value: Any) -> str | None:

@@ -1,6 +1,7 @@
 """The verbs every front end calls: the CLI, the JSON API and the console say the same thing here.
 
-Authentications: create, test, rotate, delete. Activations: create (a copy with ``copy_from``),
+Authentications: create, test, rotate, delete (the console's Catalog flow tests first, then
+names and stores). Activations: create (a copy with ``copy_from``),
 update, pause, resume, delete, validate (with LINE), preview. Events: trigger, replay, read and
 export the activation table. API keys: create (with a role), list, revoke.
 
@@ -163,6 +164,36 @@ class Operations:
             lambda: authentications.create(
                 self.db, self.ctx.vault, name=name, credentials=creds, api_url=api_url, bot=bot, now=self.now()
             )
+        )
+
+    async def try_credentials(
+        self,
+        *,
+        access_token: str | None = None,
+        channel_id: str | None = None,
+        channel_secret: str | None = None,
+        api_url: str = DEFAULT_API_URL,
+    ) -> tuple[authentications.Credentials, str, authentications.BotInfo]:
+        """Test credentials with LINE before any name is given (the console's Catalog flow): the
+        credentials, the checked ``api_url`` and the bot; nothing is stored."""
+        creds = authentications.Credentials.from_options(access_token, channel_id, channel_secret)
+        api_url = authentications.check_api_url(api_url, self.ctx.api_hosts)
+        return creds, api_url, await self._test(api_url, creds)
+
+    def create_tested_authentication(
+        self,
+        name: str,
+        credentials: authentications.Credentials,
+        *,
+        api_url: str,
+        bot: authentications.BotInfo,
+    ) -> authentications.Authentication:
+        """Store credentials :meth:`try_credentials` tested, under ``name`` (LINE is not asked again)."""
+        check_name(name)
+        if self._authentication_exists(name):
+            raise AlreadyExists(f"authentication {name!r} already exists")
+        return authentications.create(
+            self.db, self.ctx.vault, name=name, credentials=credentials, api_url=api_url, bot=bot, now=self.now()
         )
 
     def _authentication_exists(self, name: str) -> bool:

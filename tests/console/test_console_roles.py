@@ -43,6 +43,14 @@ ROUTES = [
     ("POST", "/console/authentications/line/test", "admin"),
     ("POST", "/console/authentications/line/rotate", "admin"),
     ("POST", "/console/authentications/line/delete", "admin"),
+    ("GET", "/console/integrations", "admin"),
+    ("GET", "/console/integrations/catalog", "admin"),
+    ("GET", "/console/integrations/line-oa/new", "admin"),
+    ("POST", "/console/integrations/line-oa/new", "admin"),
+    ("GET", "/console/integrations/line-oa/new/some-draft", "admin"),
+    ("POST", "/console/integrations/line-oa/new/some-draft", "admin"),
+    ("POST", "/console/integrations/line-oa/new/some-draft/discard", "admin"),
+    ("GET", "/console/integrations/line-oa/done/line", "admin"),
 ]
 RANK = {"read": 1, "operator": 2, "admin": 3}
 NEEDS = {"read": "read, operator or admin", "operator": "operator or admin", "admin": "admin"}

@@ -308,10 +308,28 @@ def test_credentials_that_work_return_the_bot() -> None:
 
     bot = asyncio.run(authentications.test_credentials(LineClient(transport, API), LONG_LIVED_CREDS, FakeClock()))
 
-    assert bot == BotInfo(user_id="U" + "1" * 32, display_name="Shop")
+    assert bot == BotInfo(user_id="U" + "1" * 32, display_name="Shop", basic_id="@shop")
     (call,) = transport.calls
     assert (call.method, call.url) == ("GET", API + BOT_INFO)
     assert call.headers["Authorization"] == "Bearer " + LONG_LIVED
+
+
+@pytest.mark.parametrize(
+    ("picture", "shown"),
+    [
+        ("https://profile.line-scdn.net/0hAbc", "https://profile.line-scdn.net/0hAbc"),
+        ("http://profile.line-scdn.net/0hAbc", None),  # a page loads only https pictures
+        ("javascript:alert(1)", None),
+        ('https://x.test/a" onerror="alert(1)', None),
+        ("https://x.test/" + "a" * 1000, None),
+        (12, None),
+    ],
+)
+def test_the_bots_picture_is_kept_only_when_it_is_an_https_url(picture: object, shown: str | None) -> None:
+    body = {"userId": "U" + "1" * 32, "displayName": "Shop", "pictureUrl": picture}
+    transport = FakeTransport({BOT_INFO: [Answer(200, orjson.dumps(body))]})
+    bot = asyncio.run(authentications.test_credentials(LineClient(transport, API), LONG_LIVED_CREDS, FakeClock()))
+    assert bot.picture_url == shown
 
 
 def test_channel_credentials_are_tested_with_a_minted_token() -> None:

@@ -340,6 +340,17 @@ def test_forbidden_channel_is_403_everywhere() -> None:
     run(scenario, SimulatorOptions(channels=[ChannelConfig(forbidden=True)]))
 
 
+def test_bot_info_has_a_picture_only_when_the_channel_has_one() -> None:
+    async def scenario(sim: RunningSimulator, s: aiohttp.ClientSession) -> None:
+        bare = await call(s, sim, "/v2/bot/info", method="GET")
+        assert bare.json["displayName"] == "Demo Official Account" and "pictureUrl" not in bare.json
+        sim.options.channels[0].picture_url = "https://profile.line-scdn.net/0hDemo"
+        pictured = await call(s, sim, "/v2/bot/info", method="GET")
+        assert pictured.json["pictureUrl"] == "https://profile.line-scdn.net/0hDemo"
+
+    run(scenario)
+
+
 def test_monthly_quota_exhausted_then_raised_by_patch() -> None:
     async def scenario(sim: RunningSimulator, s: aiohttp.ClientSession) -> None:
         assert (await push(s, sim)).status == 200

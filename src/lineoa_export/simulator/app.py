@@ -677,13 +677,16 @@ def _make_get(st: SimState, endpoint: str, render: Callable[[SimState, ChannelCo
 
 
 def _bot_info(st: SimState, channel: ChannelConfig) -> dict[str, Any]:
-    return {
+    info = {
         "userId": channel.bot_user_id,
         "basicId": channel.basic_id,
         "displayName": channel.display_name,
         "chatMode": "bot",
         "markAsReadMode": "auto",
     }
+    if channel.picture_url is not None:  # LINE omits it when the account has no picture
+        info["pictureUrl"] = channel.picture_url
+    return info
 
 
 def _quota(st: SimState, channel: ChannelConfig) -> dict[str, Any]:

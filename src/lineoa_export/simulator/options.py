@@ -36,6 +36,9 @@ class ChannelConfig(BaseModel):
     bot_user_id: str = Field(default=DEFAULT_BOT_USER_ID, pattern=r"^U[0-9a-f]{32}$")
     basic_id: str = "@000demo"
     display_name: str = "Demo Official Account"
+    #: The bot's profile picture (``pictureUrl`` of bot info; LINE leaves it out when there is none).
+    #: An https URL, as LINE's: a console shows it by letting the browser load it.
+    picture_url: str | None = Field(default=None, pattern=r"^https://[^\s\"'<>]+$")
     #: Monthly message quota (messages counted per recipient); ``None`` means no limit.
     quota: int | None = Field(default=None, ge=0)
     #: Quota already used when the simulator starts (as if earlier pushes happened this month).

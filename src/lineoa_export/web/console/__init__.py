@@ -8,6 +8,8 @@ without JavaScript. It calls the package's functions directly, never the JSON AP
 - :mod:`.forms`: posted forms read safely and turned into values, problems named by field.
 - :mod:`.pages`: rendering, redirects, error pages (never the API's JSON).
 - :mod:`.routes`: the routes, each with the role it needs; :func:`mount_console`.
+- :mod:`.catalog`: the Integrations Hub's Catalog and its Create Authentication flow (admin).
+- :mod:`.drafts`: that flow's tested credentials, kept server-side until they are named.
 
 The one rule: the console is mounted with :func:`mount_console` and nothing else of it is
 imported by other front ends.

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from ... import activations, apikeys
 from ...errors import AlreadyExists, ConfigurationError, InvalidInput, LineoaExportError, NotFound
 from ...operations import Operations
+from .drafts import Drafts
 from .forms import FormTooLarge
 from .sessions import Role, Session, Sessions, Signer
 from .throttle import LoginThrottle
@@ -66,6 +67,7 @@ class Console:
         self.signer = Signer()
         self.sessions = Sessions(ctx.db, ctx.clock)
         self.throttle = LoginThrottle(ctx.clock)
+        self.drafts = Drafts(ctx.vault, ctx.clock)  # the Catalog flow's tested credentials
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=True,

@@ -197,8 +197,9 @@ async def login(request: Request, console: C) -> Response:
 
 
 @router.post("/logout")
-def logout(request: Request, console: C, _: ReaderPost) -> Response:
+def logout(request: Request, console: C, post: ReaderPost) -> Response:
     console.sessions.end(request.cookies.get(SESSION_COOKIE))  # the cookie is worthless from now on
+    console.drafts.end(post.session)  # and tested credentials waiting for a name are dropped
     response = console.redirect(request, "/login", "Logged out.")
     response.delete_cookie(SESSION_COOKIE, path=PREFIX, httponly=True, samesite="strict")
     return response
@@ -401,7 +402,9 @@ def activations_list(request: Request, console: C, session: Reader) -> Response:
 
 
 @router.get("/activations/new")
-def activation_new(request: Request, console: C, session: Operator, copy_from: str | None = None) -> Response:
+def activation_new(
+    request: Request, console: C, session: Operator, copy_from: str | None = None, authentication: str | None = None
+) -> Response:
     if copy_from:
         source = console.activation(request, copy_from)
         # A copy's unit is its own (derived from its name) unless one is typed in.
@@ -409,7 +412,9 @@ def activation_new(request: Request, console: C, session: Operator, copy_from: s
         return _activation_form(request, console, session, values, editing=None)
     values = forms.default_values()
     auths = console.ops.list_authentications()
-    if len(auths) == 1:
+    if authentication in {a.name for a in auths}:  # "create a triggered activation with it" (Catalog's Done)
+        values["authentication"] = authentication
+    elif len(auths) == 1:
         values["authentication"] = auths[0].name
     return _activation_form(request, console, session, values, editing=None)
 
@@ -638,5 +643,8 @@ def mount_console(app: FastAPI, ops: Operations) -> Console:
     app.state.console = console
     # The stylesheet first: the router's catch-all 404 page would otherwise answer for it.
     app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="console_static")
+    from .catalog import router as catalog_router  # here: catalog builds on this module's guards
+
+    app.include_router(catalog_router)  # before the router, whose catch-all 404 would answer for it
     app.include_router(router)
     return console
