@@ -265,8 +265,11 @@ def placeholder_event(spec: activations.ActivationSpec) -> dict[str, Any]:
     the form's default sample event holds gets its value there; a name ending in ``url``/``uri`` an
     https address; any other name the text ``[name]``, so the chat shows where each value lands.
     """
-    recipient = Template.compile(spec.recipient, path="recipient").variables
-    names = recipient | Template.compile(spec.messages, path="messages").variables
+    try:
+        recipient = Template.compile(spec.recipient, path="recipient").variables
+        names = recipient | Template.compile(spec.messages, path="messages").variables
+    except InvalidInput:  # saved under older rules: the form's default sample, and the preview says why
+        return dict(_SAMPLE_VALUES)
     event: dict[str, Any] = {}
     # Deepest first: "a.b" makes "a" an object, which "{{a}}" then shows as JSON (a string would end the walk).
     for name in sorted(names, key=lambda n: (-n.count("."), n)):

@@ -1,6 +1,6 @@
 """The console's routes: each states the role it needs, reads its form, calls the product, answers.
 
-Roles (the API key's): ``read`` sees the triggered activations and their activation tables;
+Roles (the API key's): ``read`` sees the triggered activations, their activation tables and previews;
 ``operator`` also creates, edits, copies, pauses, resumes, replays and deletes activations;
 ``admin`` also manages authentications; ``trigger`` cannot log in. A page shows only the
 buttons its viewer's role allows, and a route refuses the rest with a 403 page naming the
