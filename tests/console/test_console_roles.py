@@ -28,6 +28,8 @@ ROUTES = [
     ("GET", TABLE, "read"),
     ("GET", f"{TABLE}/table.csv", "read"),
     ("GET", f"{TABLE}/events/bad", "read"),
+    ("GET", f"{TABLE}/preview", "read"),
+    ("POST", f"{TABLE}/preview", "read"),
     ("GET", "/console/activations/new", "operator"),
     ("GET", f"{TABLE}/edit", "operator"),
     ("POST", "/console/activations", "operator"),

@@ -23,6 +23,7 @@ from starlette.requests import Request
 
 from ... import activation_table, activations
 from ...errors import FieldProblem, InvalidInput
+from ...templates import Template
 
 MAX_FORM_BYTES = 2 * 1024 * 1024
 MAX_FIELDS = 100
@@ -251,6 +252,54 @@ def sample_event(values: dict[str, Any]) -> dict[str, Any] | str:
     if not isinstance(event, dict):
         return "The sample event must be a JSON object of profile attributes."
     return event
+
+
+SAMPLE_USER_ID = "U0123456789abcdef0123456789abcdef"
+_SAMPLE_VALUES: dict[str, Any] = orjson.loads(SAMPLE_EVENT)
+
+
+def placeholder_event(spec: activations.ActivationSpec) -> dict[str, Any]:
+    """A sample event for a saved activation's preview: a value for every placeholder it uses.
+
+    The recipient's placeholders get a sample user ID (a valid one, so the preview renders); a name
+    the form's default sample event holds gets its value there; a name ending in ``url``/``uri`` an
+    https address; any other name the text ``[name]``, so the chat shows where each value lands.
+    """
+    try:
+        recipient = Template.compile(spec.recipient, path="recipient").variables
+        names = recipient | Template.compile(spec.messages, path="messages").variables
+    except InvalidInput:  # saved under older rules: the form's default sample, and the preview says why
+        return dict(_SAMPLE_VALUES)
+    event: dict[str, Any] = {}
+    # Deepest first: "a.b" makes "a" an object, which "{{a}}" then shows as JSON (a string would end the walk).
+    for name in sorted(names, key=lambda n: (-n.count("."), n)):
+        if name in recipient:
+            value: Any = SAMPLE_USER_ID
+        elif name in _SAMPLE_VALUES:
+            value = _SAMPLE_VALUES[name]
+        elif name.lower().endswith(("url", "uri")):
+            value = f"https://example.com/{name}"
+        else:
+            value = f"[{name}]"
+        _put(event, name.split("."), value)
+    return event
+
+
+def _put(container: Any, segments: list[str], value: Any) -> None:
+    """Set ``value`` at a placeholder's path, making objects (lists for index segments) on the way;
+    a path through a value already set, or an index over 99, is left out."""
+    for i, segment in enumerate(segments):
+        fresh: Any = value if i == len(segments) - 1 else [] if segments[i + 1].isdigit() else {}
+        if isinstance(container, dict):
+            container = container.setdefault(segment, fresh)
+        elif isinstance(container, list) and segment.isdigit() and int(segment) < 100:
+            index = int(segment)
+            container.extend([None] * (index + 1 - len(container)))
+            if container[index] is None:
+                container[index] = fresh
+            container = container[index]
+        else:
+            return
 
 
 # -- the activation table ----------------------------------------------------------------------

@@ -10,6 +10,8 @@ form shown again after an error keeps its non-secret fields and blanks the other
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,13 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+def headers_with_style_nonce(nonce: str) -> dict[str, str]:
+    """The security headers for a page whose one ``<style nonce>`` holds validated per-page rules
+    (the chat preview's colours: see chat_preview.py); style attributes stay refused."""
+    csp = re.sub(r"style-src ([^;]*)", rf"style-src \1 'nonce-{nonce}'", SECURITY_HEADERS["Content-Security-Policy"])
+    return {**SECURITY_HEADERS, "Content-Security-Policy": csp}
 
 
 class Bail(Exception):
@@ -86,13 +95,28 @@ class Console:
         return str(request.scope.get("root_path", "")) + PREFIX
 
     def render(
-        self, request: Request, template: str, session: Session | None, *, status: int = 200, **values: Any
+        self,
+        request: Request,
+        template: str,
+        session: Session | None,
+        *,
+        status: int = 200,
+        styled: bool = False,
+        **values: Any,
     ) -> HTMLResponse:
+        """``template`` as a page; ``styled``: the page may hold one ``<style nonce="{{ style_nonce }}">``."""
         flash = self.signer.unsign("flash", request.cookies.get(FLASH_COOKIE))
+        nonce = secrets.token_urlsafe(18) if styled else ""
         html = self.env.get_template(template).render(
-            base=self.base(request), session=session, csrf=session.csrf if session else "", flash=flash, **values
+            base=self.base(request),
+            session=session,
+            csrf=session.csrf if session else "",
+            flash=flash,
+            style_nonce=nonce,
+            **values,
         )
-        response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+        headers = headers_with_style_nonce(nonce) if styled else SECURITY_HEADERS
+        response = HTMLResponse(html, status_code=status, headers=headers)
         if flash is not None:
             response.delete_cookie(FLASH_COOKIE, path=PREFIX, httponly=True, samesite="strict")
         return response

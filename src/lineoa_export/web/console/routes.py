@@ -1,6 +1,6 @@
 """The console's routes: each states the role it needs, reads its form, calls the product, answers.
 
-Roles (the API key's): ``read`` sees the triggered activations and their activation tables;
+Roles (the API key's): ``read`` sees the triggered activations, their activation tables and previews;
 ``operator`` also creates, edits, copies, pauses, resumes, replays and deletes activations;
 ``admin`` also manages authentications; ``trigger`` cannot log in. A page shows only the
 buttons its viewer's role allows, and a route refuses the rest with a 403 page naming the
@@ -24,12 +24,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.staticfiles import StaticFiles
 
-from ... import activation_table, apikeys
+from ... import activation_table, activations, apikeys
 from ...delivery.line_client import DEFAULT_API_URL
 from ...delivery.outbox import Replay
 from ...errors import AlreadyExists, ConfigurationError, CredentialsRejected, FieldProblem, InvalidInput, NotFound
 from ...operations import Operations
-from . import forms
+from . import chat_preview, forms
 from .forms import Form
 from .pages import (
     HERE,
@@ -360,6 +360,7 @@ def _activation_form(
         problems=[str(p) for p in problems or []],
         errors=forms.group(problems or []),
         preview=preview,
+        styled=preview is not None,
         auths=console.ops.list_authentications(),
         others=[a.name for a in console.ops.list_activations()],
     )
@@ -373,11 +374,22 @@ def _preview(console: Console, values: dict[str, Any]) -> dict[str, Any]:
     event = forms.sample_event(values)
     if isinstance(event, str):
         return {"error": event}
+    return _previewed(console, spec, event)
+
+
+def _previewed(console: Console, spec: activations.ActivationSpec, event: dict[str, Any]) -> dict[str, Any]:
+    """The exact request for ``event`` and the chat it would show; or why the event would fail."""
     try:
         preview = console.ops.preview_spec(spec, event)
     except InvalidInput as exc:
         return {"error": str(exc.problems[0].reason).capitalize() if exc.problems else str(exc)}
-    return {"recipient": preview.recipient, "url": preview.url, "body": forms.pretty(preview.body)}
+    try:
+        bot = console.ops.get_authentication(spec.authentication).bot_name
+    except NotFound:
+        bot = None
+    messages = preview.body.get("messages") if isinstance(preview.body, dict) else None
+    chat = chat_preview.render_chat(messages, bot_name=bot)
+    return {"recipient": preview.recipient, "url": preview.url, "body": forms.pretty(preview.body), "chat": chat}
 
 
 def _rows(console: Console) -> list[dict[str, Any]]:
@@ -602,6 +614,37 @@ def activation_page(request: Request, name: str, console: C, session: Reader) ->
         csv_query=urlencode(query),
         sample_event=forms.SAMPLE_EVENT,
     )
+
+
+def _preview_page(request: Request, console: Console, session: Session, name: str, raw_event: str | None) -> Response:
+    """An activation's preview: the chat and the exact request for the posted event, else for a
+    sample event built from the activation's placeholders."""
+    activation = console.activation(request, name)
+    if raw_event is None:
+        raw_event = forms.pretty(forms.placeholder_event(activation.spec))
+    event = forms.sample_event({"sample_event": raw_event})
+    preview = {"error": event} if isinstance(event, str) else _previewed(console, activation.spec, event)
+    return console.render(
+        request,
+        "activation_preview.html",
+        session,
+        styled=True,
+        section="activations",
+        activation=activation,
+        sample_event=raw_event,
+        preview=preview,
+    )
+
+
+@router.get("/activations/{name}/preview")
+def activation_preview(request: Request, name: str, console: C, session: Reader) -> Response:
+    return _preview_page(request, console, session, name, None)
+
+
+@router.post("/activations/{name}/preview")
+def activation_preview_event(request: Request, name: str, console: C, post: ReaderPost) -> Response:
+    """The preview for a typed event (posted: an event's attributes stay out of URLs and logs)."""
+    return _preview_page(request, console, post.session, name, post.form.get("sample_event") or forms.SAMPLE_EVENT)
 
 
 @router.get("/activations/{name}/table.csv")
