@@ -227,6 +227,8 @@ class Compiled:
     notification_disabled: bool
     #: ``["unit"]``, built once: every push of the activation carries the same list.
     aggregation_units: list[str] | None = None
+    #: Text messages whose LINE emoji follow placeholders: their indexes move per event.
+    emoji_anchors: tuple[EmojiAnchors, ...] = ()
 
     def render(self, event: dict[str, Any]) -> tuple[str, bytes]:
         """The recipient and the exact push request body for ``event``.
@@ -236,6 +238,8 @@ class Compiled:
         try:
             recipient = self.recipient.render(event)
             rendered = self.messages.render(event)
+            for anchors in self.emoji_anchors:
+                anchors.place(rendered, event)
         except MissingVariable as exc:
             raise RenderError(str(exc), None) from None
         if not line_messages.is_recipient_id(recipient):
@@ -258,6 +262,47 @@ class Compiled:
             return recipient, orjson.dumps(body)
         except orjson.JSONEncodeError as exc:  # e.g. an integer beyond 64 bits, a lone surrogate
             raise RenderError(f"messages: cannot be sent as JSON ({exc})", recipient) from None
+
+
+@dataclass(frozen=True, slots=True)
+class EmojiAnchors:
+    """Keeps a text message's LINE emoji on their ``$`` once the placeholders before them are filled.
+
+    LINE reads an emoji's ``index`` as a position (UTF-16 units) in the text it receives, and
+    refuses a push whose index does not land on a ``$``. Users write the index in the text as
+    they write it (``"Hi {{name}} $"``: index 12); the value of ``name`` moves the ``$``.
+    """
+
+    message: int
+    #: The text before each emoji's ``$``, as written; rendered, its length is the new index.
+    prefixes: tuple[Template, ...]
+
+    @classmethod
+    def of(cls, message: int, spec: object) -> EmojiAnchors | None:
+        """The anchors of one message of the payload, or None when nothing can move."""
+        if not isinstance(spec, dict) or spec.get("type") != "text" or not isinstance(spec.get("emojis"), list):
+            return None
+        text = spec.get("text")
+        if not isinstance(text, str) or "{{" not in text:
+            return None
+        indexes = [e.get("index") if isinstance(e, dict) else None for e in spec["emojis"]]
+        if not all(isinstance(i, int) for i in indexes):
+            return None
+        prefixes = tuple(Template.compile(line_messages.utf16_prefix(text, i)) for i in indexes)  # type: ignore[arg-type]
+        if not any(p.has_placeholders for p in prefixes):
+            return None
+        return cls(message, prefixes)
+
+    def place(self, rendered: object, event: dict[str, Any]) -> None:
+        """Replace the rendered message with one whose emoji indexes point at their ``$``."""
+        assert isinstance(rendered, list)
+        message = rendered[self.message]
+        emojis = [
+            {**emoji, "index": line_messages.utf16_len(str(prefix.render(event)))}
+            for emoji, prefix in zip(message["emojis"], self.prefixes, strict=True)
+        ]
+        # A new dict and list: the rendered tree may share parts with the compiled template.
+        rendered[self.message] = {**message, "emojis": emojis}
 
 
 class RenderError(Exception):
@@ -288,7 +333,14 @@ def compile_spec(spec: ActivationSpec) -> Compiled:
     if problems or recipient is None or messages is None:
         raise InvalidInput(problems)
     unit = getattr(spec, "aggregation_unit", None)
-    return Compiled(recipient, messages, bool(getattr(spec, "notification_disabled", False)), [unit] if unit else None)
+    anchors = tuple(a for i, m in enumerate(spec.messages) if (a := EmojiAnchors.of(i, m)) is not None)
+    return Compiled(
+        recipient,
+        messages,
+        bool(getattr(spec, "notification_disabled", False)),
+        [unit] if unit else None,
+        anchors,
+    )
 
 
 def _storable(spec: ActivationSpec) -> list[FieldProblem]:

@@ -75,7 +75,8 @@ class _Ctx:
 # --------------------------------------------------------------------------- scalar helpers
 
 
-def _utf16_len(s: str) -> int:
+def utf16_len(s: str) -> int:
+    """The length LINE counts: UTF-16 code units."""
     if s.isascii():
         return len(s)
     # surrogatepass: json.loads can produce lone surrogates; each counts as one unit.
@@ -88,7 +89,7 @@ def _too_long(s: str, limit: int) -> bool:
         return True
     if 2 * n <= limit:  # nor above twice it
         return False
-    return _utf16_len(s) > limit
+    return utf16_len(s) > limit
 
 
 def _str(
@@ -389,10 +390,48 @@ def _text(c: _Ctx, m: _Obj, p: str) -> None:
     emojis = _list(c, m, "emojis", p, "emoji", 0, 20, required=False)
     if emojis is None:
         return
+    text = m.get("text")
     for e, ep in _each_obj(c, emojis, f"{p}.emojis"):
         _int(c, e, "index", ep, minimum=0)
         _str(c, e, "productId", ep)
         _str(c, e, "emojiId", ep)
+        index = e.get("index")
+        if isinstance(text, str) and isinstance(index, int) and not isinstance(index, bool) and index >= 0:
+            _emoji_anchor(c, text, index, ep)
+
+
+def _emoji_anchor(c: _Ctx, text: str, index: int, path: str) -> None:
+    """LINE answers 400 unless an emoji's ``index`` (UTF-16 units) lands on a ``$`` of the text.
+
+    In a template the index counts in the text as written; it moves with its ``$`` when the
+    placeholders before it are filled (:mod:`lineoa_export.activations`). A text that is one whole
+    placeholder is known only per event, and is checked then.
+    """
+    if c.templated and _WHOLE_PLACEHOLDER.fullmatch(text):
+        return
+    if utf16_char_at(text, index) != "$":
+        c.add(f"{path}.index", f"{index} is not the position of a '$' in the text (counted in UTF-16 units)")
+
+
+_WHOLE_PLACEHOLDER: Final = re.compile(r"\{\{[^{}]*\}\}")
+
+
+def utf16_prefix(text: str, units: int) -> str:
+    """The first ``units`` UTF-16 code units of ``text``, as a str."""
+    if text.isascii():
+        return text[:units]
+    return text.encode("utf-16-le", "surrogatepass")[: 2 * units].decode("utf-16-le", "surrogatepass")
+
+
+def utf16_char_at(text: str, units: int) -> str | None:
+    """The character starting at UTF-16 unit ``units``, or None past the end or inside a pair."""
+    if text.isascii():
+        return text[units] if units < len(text) else None
+    encoded = text.encode("utf-16-le", "surrogatepass")
+    if 2 * units + 2 > len(encoded):
+        return None
+    unit = encoded[2 * units : 2 * units + 2].decode("utf-16-le", "surrogatepass")
+    return None if "\udc00" <= unit <= "\udfff" else unit
 
 
 _SUBSTITUTION_TYPES: Final = frozenset({"mention", "emoji"})

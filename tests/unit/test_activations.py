@@ -356,3 +356,63 @@ def test_a_bad_unit_is_refused_naming_the_field(over: dict[str, Any], field: str
         parse_spec(spec_data(**over))
 
     assert field in problems_of(exc)
+
+
+# -- LINE emoji in templated texts -------------------------------------------------------------
+
+EMOJI = {"productId": "5ac1bfd5040ab15980c9b435", "emojiId": "001"}
+
+
+def emoji_text(text: str, *indexes: int) -> dict[str, Any]:
+    return {"type": "text", "text": text, "emojis": [{"index": i, **EMOJI} for i in indexes]}
+
+
+def rendered_message(messages: list[dict[str, Any]], event: dict[str, Any]) -> list[dict[str, Any]]:
+    _, body = compiled(messages=messages).render({"line_user_id": USER, **event})
+    rendered: list[dict[str, Any]] = orjson.loads(body)["messages"]
+    return rendered
+
+
+def dollars(message: dict[str, Any]) -> list[str]:
+    """The UTF-16 unit at each emoji's index of a rendered text, as LINE reads it."""
+    units = message["text"].encode("utf-16-le")
+    return [units[2 * e["index"] : 2 * e["index"] + 2].decode("utf-16-le") for e in message["emojis"]]
+
+
+@pytest.mark.parametrize("name", ["Ann", "", "Émilie 😀😀", "$$ {{x}}"], ids=["ascii", "empty", "astral", "dollars"])
+def test_emoji_indexes_follow_their_dollar_when_placeholders_before_them_are_filled(name: str) -> None:
+    # As written: "$ Hi {{first_name}} $, see {{ place }} $" with emoji on the three "$"
+    text = "$ Hi {{first_name}} $, see {{ place }} $"
+    message = emoji_text(text, 0, 20, 39)
+
+    [out] = rendered_message([message], {"first_name": name, "place": "Shibuya"})
+
+    assert out["text"] == f"$ Hi {name} $, see Shibuya $"
+    assert dollars(out) == ["$", "$", "$"]
+    assert out["emojis"][0]["index"] == 0
+    assert [e["productId"] for e in out["emojis"]] == [EMOJI["productId"]] * 3
+
+
+def test_emoji_before_every_placeholder_and_a_fixed_text_keep_their_index() -> None:
+    fixed = emoji_text("$ welcome $", 0, 10)
+    early = emoji_text("$ Hi {{first_name}}", 0)
+
+    out_fixed, out_early = rendered_message([fixed, early], {"first_name": "A very long name indeed"})
+
+    assert [e["index"] for e in out_fixed["emojis"]] == [0, 10]
+    assert [e["index"] for e in out_early["emojis"]] == [0]
+
+
+def test_an_emoji_index_that_is_not_on_a_dollar_is_refused_at_save_naming_it() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        compiled(messages=[emoji_text("Hi {{first_name}} $", 3)])
+
+    assert problems_of(exc) == {
+        "messages[0].emojis[0].index": "3 is not the position of a '$' in the text (counted in UTF-16 units)"
+    }
+
+
+def test_an_emoji_index_counts_utf16_units_at_save() -> None:
+    compiled(messages=[emoji_text("😀$", 2)])  # the face is two units: "$" is at 2
+    with pytest.raises(InvalidInput):
+        compiled(messages=[emoji_text("😀$", 1)])  # inside the pair
