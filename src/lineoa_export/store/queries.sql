@@ -421,6 +421,25 @@ WHERE channel_key = :channel_key AND requested_at > :since
 -- name: insight_request_add
 INSERT INTO insight_requests (channel_key, requested_at) VALUES (:channel_key, :now)
 
+-- What serve does about LINE by itself (insight/background.py).
+
+-- name: units_recently_used
+-- Activations with a unit whose newest event came in since :since (by the activation's index).
+SELECT x.name AS activation, x.aggregation_unit AS unit, x.created_at, a.channel_key FROM activations x
+JOIN authentications a ON a.name = x.authentication
+WHERE x.aggregation_unit IS NOT NULL
+  AND (SELECT e.accepted_at FROM events e WHERE e.activation = x.name ORDER BY e.id DESC LIMIT 1) >= :since
+ORDER BY a.channel_key, x.name
+
+-- name: background_claim
+-- The process whose row goes in does the work; the others get no row back.
+INSERT INTO background_claims (claim, claimed_by, claimed_at) VALUES (:claim, :claimed_by, :now)
+ON CONFLICT (claim) DO NOTHING
+RETURNING claim
+
+-- name: background_claims_prune
+DELETE FROM background_claims WHERE claimed_at < :before
+
 -- Reconciliation (issue 10): LINE's count of a day's pushes next to ours; see insight/reconcile.py.
 
 -- name: delivered_on_channel_between
@@ -439,6 +458,9 @@ ON CONFLICT (authentication, day) DO UPDATE SET channel_key = excluded.channel_k
 SELECT r.* FROM reconciliations r
 WHERE r.day = (SELECT MAX(q.day) FROM reconciliations q WHERE q.authentication = r.authentication)
 ORDER BY r.authentication
+
+-- name: reconciliation_get
+SELECT * FROM reconciliations WHERE authentication = :authentication AND day = :day
 
 -- name: reconciliations_of
 SELECT * FROM reconciliations WHERE authentication = :authentication ORDER BY day DESC LIMIT :limit

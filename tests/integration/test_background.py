@@ -1,0 +1,182 @@
+"""What a delivering process does about LINE by itself: recent units' statistics kept fresh within
+2/3 of LINE's 60 requests an hour per channel, one failing channel never stopping the others,
+and (below) the daily reconciliation, done once however many processes run (fake clock)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from lineoa_export import activations
+from lineoa_export.insight import background, statistics
+from lineoa_export.insight.background import Background
+from lineoa_export.line_time import line_day
+from lineoa_export.operations import Operations
+from lineoa_export.simulator import SimulatorOptions
+from lineoa_export.testing import channel, pipeline, token, user_id
+
+STATS = "unit_statistics"
+DAY = 86_400.0
+
+
+def line_requests(p) -> int:  # type: ignore[no-untyped-def]
+    return sum(p.sim.record.status_by_endpoint.get(STATS, {}).values())
+
+
+def requests_last_hour(p, channel_key: str) -> int:  # type: ignore[no-untyped-def]
+    rows = p.ctx.db.run("insight_requests_since", {"channel_key": channel_key, "since": p.clock.now() - 3600.0})
+    return int(rows[0]["n"])
+
+
+def fetched_at(p, name: str) -> float | None:  # type: ignore[no-untyped-def]
+    x = activations.get(p.ctx.db, name)
+    assert x.spec.aggregation_unit is not None
+    period = statistics.period_of(None, None, created_at=x.created_at, now=p.clock.now())
+    kept = statistics.stored(p.ctx.db, x.channel_key, x.spec.aggregation_unit, period)
+    return None if kept is None else kept[1]
+
+
+async def next_slot(p, chores: Background, channel_key: str) -> background.Pass:  # type: ignore[no-untyped-def]
+    """Move the clock to the channel's next background slot and make one pass."""
+    now = p.clock.now()
+    p.clock.advance((background.slot(channel_key, now) + 1) * background.SPACING - background.phase(channel_key) - now)
+    return await chores.run_once()
+
+
+def test_recent_units_are_refreshed_once_their_figures_are_a_few_minutes_old(tmp_path: Path, run, db_url: str) -> None:
+    async def scenario() -> None:
+        async with pipeline(tmp_path, database_url=db_url) as p:
+            p.create_activation()
+            p.trigger([{"line_user_id": user_id(n), "name": "Ann"} for n in range(3)])
+            await p.run_worker()
+            key = activations.get(p.ctx.db, "welcome").channel_key
+            chores = Background(p.ctx)
+            assert (await chores.run_once()).refreshed == ["welcome"]
+            assert fetched_at(p, "welcome") == p.clock.now() and line_requests(p) == 1
+            assert (await chores.run_once()).refreshed == []  # the same slot: nothing more
+            await next_slot(p, chores, key)  # 90 s later: the figures are not 5 minutes old yet
+            assert line_requests(p) == 1
+            p.clock.advance(statistics.FRESH_FOR)
+            assert (await chores.run_once()).refreshed == ["welcome"]
+            assert line_requests(p) == 2
+            # An operator's `stats` now reads what the background fetched, without asking LINE.
+            shown = await Operations(p.ctx).activation_stats("welcome")
+            assert not shown.asked_line and shown.figures is not None and line_requests(p) == 2
+
+    run(scenario())
+
+
+def test_only_units_used_in_the_last_14_days_and_the_stalest_first(tmp_path: Path, run, db_url: str) -> None:
+    async def scenario() -> None:
+        async with pipeline(tmp_path, database_url=db_url) as p:
+            for name in ("old", "recent", "idle"):
+                p.create_activation(name)
+            p.trigger([{"line_user_id": user_id(1), "name": "Ann"}], "old")
+            p.clock.advance(2 * DAY)
+            p.trigger([{"line_user_id": user_id(2), "name": "Bo"}], "recent")
+            # 15 days after the old one's event (a day past LINE's 14, for a push deferred or retried).
+            p.clock.advance(background.RECENT_DAYS * DAY - 2 * DAY + 1.0)
+            key = activations.get(p.ctx.db, "recent").channel_key
+            chores = Background(p.ctx)
+            assert (await chores.run_once()).refreshed == ["recent"]
+            p.clock.advance(statistics.FRESH_FOR)
+            assert (await next_slot(p, chores, key)).refreshed == ["recent"]  # never "old", never "idle"
+            assert line_requests(p) == 2
+            p.trigger([{"line_user_id": user_id(3), "name": "Cy"}], "idle")
+            assert (await next_slot(p, chores, key)).refreshed == ["idle"]  # never fetched: first
+            assert (await next_slot(p, chores, key)).refreshed == []  # both fresh now
+
+    run(scenario())
+
+
+def test_the_background_uses_at_most_40_an_hour_and_stats_still_gets_an_answer(
+    tmp_path: Path, run, db_url: str
+) -> None:
+    async def scenario() -> None:
+        async with pipeline(tmp_path, database_url=db_url) as p:
+            names = [f"a{n:02d}" for n in range(45)]  # more units than an hour's requests
+            for n, name in enumerate(names):
+                p.create_activation(name)
+                p.trigger([{"line_user_id": user_id(n), "name": "Ann"}], name)
+            key = activations.get(p.ctx.db, names[0]).channel_key
+            chores = Background(p.ctx)
+            refreshed: list[str] = []
+            for _ in range(2 * 3600 // int(background.TICK)):  # two hours of passes
+                refreshed += (await chores.run_once()).refreshed
+                assert requests_last_hour(p, key) <= background.BACKGROUND_PER_HOUR
+                p.clock.advance(background.TICK)
+            assert len(refreshed) >= 2 * background.BACKGROUND_PER_HOUR - 2
+            assert set(refreshed) == set(names)  # the stalest first: every unit had its turn
+            stale = min(names, key=lambda name: fetched_at(p, name) or 0.0)
+            answer = await Operations(p.ctx).activation_stats(stale)
+            assert answer.asked_line, answer.note
+            assert 429 not in p.sim.record.status_by_endpoint[STATS]  # LINE never had to refuse
+
+    run(scenario())
+
+
+def test_requests_made_by_hand_count_against_the_backgrounds_share(tmp_path: Path, run, db_url: str) -> None:
+    async def scenario() -> None:
+        async with pipeline(tmp_path, database_url=db_url) as p:
+            for n in range(10):
+                p.create_activation(f"a{n}")
+                p.trigger([{"line_user_id": user_id(n), "name": "Ann"}], f"a{n}")
+            ops = Operations(p.ctx)
+            for day in range(1, 36):  # an operator asks for 35 other periods
+                p.clock.advance(1.0)
+                first = (line_day(p.clock.now()) - timedelta(days=day)).isoformat()
+                assert (await ops.activation_stats("a0", first, first)).asked_line
+            chores = Background(p.ctx)
+            refreshed: list[str] = []
+            for _ in range(20):
+                p.clock.advance(background.SPACING)
+                refreshed += (await chores.run_once()).refreshed
+            assert len(refreshed) == background.BACKGROUND_PER_HOUR - 35  # 40 in the hour, in all
+            assert (await ops.activation_stats("a9")).asked_line  # and the operator still gets an answer
+
+    run(scenario())
+
+
+def test_a_failing_channel_logs_one_line_rests_and_never_stops_the_others(
+    tmp_path: Path, run, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = SimulatorOptions(channels=[channel(1, forbidden=True), channel(2)])
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path, options, database_url=db_url) as p:
+            for n in (1, 2):
+                p.create_auth(name=f"oa{n}", token=token(n))
+                p.create_activation(f"x{n}", authentication=f"oa{n}")
+                p.trigger([{"line_user_id": user_id(n), "name": "Ann"}], f"x{n}")
+            keys = [activations.get(p.ctx.db, f"x{n}").channel_key for n in (1, 2)]
+            chores = Background(p.ctx)
+            with caplog.at_level(logging.WARNING, logger=background.__name__):
+                assert (await chores.run_once()).refreshed == ["x2"]
+                for _ in range(4):  # an hour of slots of the good channel
+                    p.clock.advance(statistics.FRESH_FOR)
+                    assert (await next_slot(p, chores, keys[1])).refreshed == ["x2"]
+            failures = [r for r in caplog.records if "x1" in r.getMessage()]
+            assert len(failures) == 1 and failures[0].exc_info is None
+            assert "not available for your account" in failures[0].getMessage()
+            assert requests_last_hour(p, keys[0]) == 1  # it rests: no request a minute and a line each
+            p.clock.advance(background.REST_AFTER_FAILURE)
+            await next_slot(p, chores, keys[0])
+            assert requests_last_hour(p, keys[0]) == 1  # tried again once the rest is over
+
+    run(scenario())
+
+
+def test_two_processes_share_a_channels_slots(tmp_path: Path, run, db_url: str) -> None:
+    async def scenario() -> None:
+        async with pipeline(tmp_path, database_url=db_url) as p:
+            for name in ("a", "b"):
+                p.create_activation(name)
+                p.trigger([{"line_user_id": user_id(1), "name": "Ann"}], name)
+            first, second = Background(p.ctx, name="host-1:1"), Background(p.ctx, name="host-2:2")
+            done = (await first.run_once()).refreshed + (await second.run_once()).refreshed
+            assert len(done) == 1 and line_requests(p) == 1  # one request per channel and slot in all
+
+    run(scenario())
