@@ -4,19 +4,24 @@ and (below) the daily reconciliation, done once however many processes run (fake
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from lineoa_export import activations
-from lineoa_export.insight import background, statistics
+from lineoa_export.clock import FakeClock
+from lineoa_export.context import Context, open_context
+from lineoa_export.insight import background, reconcile, statistics
 from lineoa_export.insight.background import Background
-from lineoa_export.line_time import line_day
+from lineoa_export.line_time import JST, line_day
 from lineoa_export.operations import Operations
-from lineoa_export.simulator import SimulatorOptions
+from lineoa_export.simulator import ChannelConfig, SimulatorOptions
+from lineoa_export.simulator.app import PUSH_COUNT
 from lineoa_export.testing import channel, pipeline, token, user_id
+from lineoa_export.web.metrics import Metrics
 
 STATS = "unit_statistics"
 DAY = 86_400.0
@@ -178,5 +183,118 @@ def test_two_processes_share_a_channels_slots(tmp_path: Path, run, db_url: str) 
             first, second = Background(p.ctx, name="host-1:1"), Background(p.ctx, name="host-2:2")
             done = (await first.run_once()).refreshed + (await second.run_once()).refreshed
             assert len(done) == 1 and line_requests(p) == 1  # one request per channel and slot in all
+
+    run(scenario())
+
+
+# -- the daily reconciliation --------------------------------------------------------------------
+
+
+def jst(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=JST).timestamp()
+
+
+def count_requests(p) -> int:  # type: ignore[no-untyped-def]
+    return sum(p.sim.record.status_by_endpoint.get(PUSH_COUNT, {}).values())
+
+
+async def deliver_on(p, when: str, count: int, first: int = 0) -> None:  # type: ignore[no-untyped-def]
+    p.clock.advance(jst(when) - p.clock.now())
+    p.trigger([{"line_user_id": user_id(n), "name": "Ann"} for n in range(first, first + count)])
+    await p.run_worker()
+
+
+def test_every_channel_is_reconciled_once_a_day_from_10_jst(tmp_path: Path, run, db_url: str) -> None:
+    options = SimulatorOptions(channels=[ChannelConfig(), channel(1), channel(2)])
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path, options, database_url=db_url) as p:
+            for n in (1, 2):
+                p.create_auth(name=f"oa{n}", token=token(n))
+                p.create_activation(f"x{n}", authentication=f"oa{n}", no_aggregation_unit=True)
+            p.activation = "x1"
+            await deliver_on(p, "2027-01-20 12:00:00", 20)
+            chores = Background(p.ctx)
+            p.clock.advance(jst("2027-01-21 09:59:59") - p.clock.now())
+            assert (await chores.run_once()).reconciled == []  # LINE may not have counted yet
+            p.clock.advance(1.0)
+            done = (await chores.run_once()).reconciled
+            assert sorted((r.authentication, r.day.isoformat(), r.verdict) for r in done) == [
+                ("line", "2027-01-20", "unavailable"),  # no pushes at all: LINE does not tell
+                ("oa1", "2027-01-20", "equal"),
+                ("oa2", "2027-01-20", "unavailable"),
+            ]
+            requests = count_requests(p)
+            for hour in ("10:30", "13:00", "22:00"):  # the day is done: not asked again
+                p.clock.advance(jst(f"2027-01-21 {hour}:00") - p.clock.now())
+                assert (await chores.run_once()).reconciled == []
+            assert count_requests(p) == requests
+            kept = reconcile.stored(p.ctx.db, "oa1", date(2027, 1, 20))
+            assert kept is not None and (kept.line_count, kept.our_count) == (20, 20)
+            # What /metrics shows, read from the stored results (as in every serve process).
+            scraped = Metrics(p.ctx.db, rate_limit=1.0).render().decode()
+            assert 'lineoa_export_reconciliation{authentication="oa1",day="2027-01-20",verdict="equal"} 1.0' in scraped
+            assert 'lineoa_export_reconciliation_difference{authentication="oa1",day="2027-01-20"} 0.0' in scraped
+
+    run(scenario())
+
+
+def test_not_ready_is_tried_again_later_that_day(tmp_path: Path, run, db_url: str) -> None:
+    line_clock = FakeClock(jst("2027-01-20 12:00:00"))  # LINE's clock; the scheduler's runs ahead
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path, database_url=db_url, clock=line_clock) as p:
+            p.create_activation(no_aggregation_unit=True)
+            await deliver_on(p, "2027-01-20 12:00:00", 21)
+            line_clock.advance(jst("2027-01-20 23:00:00") - line_clock.now())  # LINE still on the 20th
+            ours = FakeClock(jst("2027-01-21 10:00:00"))
+            chores = Background(Context(p.ctx.settings, p.ctx.db, p.ctx.vault, ours))
+            assert [r.verdict for r in (await chores.run_once()).reconciled] == ["not_ready"]
+            ours.advance(3600.0)  # 11:00: the same try
+            assert (await chores.run_once()).reconciled == [] and count_requests(p) == 1
+            line_clock.advance(3 * 3600.0)  # LINE has counted the 20th now
+            ours.advance(2 * 3600.0)  # 13:00: the next try
+            again = (await chores.run_once()).reconciled
+            assert [(r.verdict, r.line_count, r.our_count) for r in again] == [("equal", 21, 21)]
+
+    run(scenario())
+
+
+def test_a_mismatch_is_a_warning_and_a_failing_channel_does_not_stop_the_others(
+    tmp_path: Path, run, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = SimulatorOptions(channels=[ChannelConfig(), channel(1, forbidden=True)])
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path, options, database_url=db_url) as p:
+            p.create_auth(name="refused", token=token(1))
+            p.create_activation(no_aggregation_unit=True)
+            await deliver_on(p, "2027-01-20 12:00:00", 21)
+            del p.sim.record.accepted[-1]  # an acceptance LINE did not count
+            p.clock.advance(jst("2027-01-21 10:00:00") - p.clock.now())
+            with caplog.at_level(logging.INFO, logger=background.__name__):
+                done = (await Background(p.ctx).run_once()).reconciled
+            assert [(r.authentication, r.verdict) for r in done] == [("line", "line_fewer")]
+            warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+            assert len(warnings) == 2 and all(r.exc_info is None for r in caplog.records)
+            assert any("line on 2027-01-20" in w and "LINE counted 20" in w and "21" in w for w in warnings)
+            assert any(w.startswith("reconciliation of refused on 2027-01-20 (UTC+9) failed") for w in warnings)
+
+    run(scenario())
+
+
+def test_two_schedulers_on_one_database_reconcile_a_day_once(tmp_path: Path, run, db_url: str) -> None:
+    async def scenario() -> None:
+        async with pipeline(tmp_path, database_url=db_url) as p:
+            p.create_activation(no_aggregation_unit=True)
+            await deliver_on(p, "2027-01-20 12:00:00", 20)
+            p.clock.advance(jst("2027-01-21 10:00:00") - p.clock.now())
+            other = open_context(p.ctx.settings, clock=p.clock)  # a second process: its own connections
+            try:
+                passes = await asyncio.gather(*(Background(c).run_once() for c in (p.ctx, other, p.ctx, other)))
+            finally:
+                other.close()
+            assert sum(len(done.reconciled) for done in passes) == 1
+            assert count_requests(p) == 1
 
     run(scenario())
