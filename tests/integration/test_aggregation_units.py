@@ -121,3 +121,40 @@ def test_no_unit_means_no_unit_and_no_question_to_line(tmp_path: Path, run) -> N
             assert ops.unit_status("quiet").state == "none"
 
     run(scenario())
+
+
+def test_the_event_view_shows_the_bytes_sent_without_a_withheld_unit(tmp_path: Path, run, db_url: str) -> None:
+    u = user_id(1)
+    # LINE takes the first attempt and the answer is lost: the retry must send the same bytes.
+    options = SimulatorOptions(script={u: ["accept-then-drop"]}, channels=[ChannelConfig(prior_aggregation_units=1000)])
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path, options, database_url=db_url) as p:
+            p.create_activation()
+            p.trigger([{"event_id": "e1", "line_user_id": u, "name": "Ann"}])
+            p.trigger([{"event_id": "later", "line_user_id": user_id(2), "name": "Bo"}])
+            await p.run_worker()
+            entry = p.event("e1")
+            assert entry["state"] == "delivered" and len(entry["attempt_log"]) == 2
+            assert p.sim.record.stats()["key_body_mismatches"] == 0  # the retry sent the first bytes
+            [sent, _] = p.sim.record.accepted
+            assert "customAggregationUnits" not in entry["request_body"]
+            assert orjson.dumps(entry["request_body"]) == bytes(sent.body)  # what LINE got, byte for byte
+            assert Operations(p.ctx).unit_status("welcome").state == "withheld"
+
+    run(scenario())
+
+
+def test_the_event_view_keeps_a_unit_that_went_out_and_one_not_sent_yet(tmp_path: Path, run, db_url: str) -> None:
+    async def scenario() -> None:
+        async with pipeline(tmp_path, database_url=db_url) as p:
+            p.create_activation()
+            p.trigger([{"event_id": "e1", "line_user_id": user_id(1), "name": "Ann"}])
+            await p.run_worker()
+            p.trigger([{"event_id": "queued", "line_user_id": user_id(2), "name": "Bo"}])
+            [sent] = p.sim.record.accepted
+            assert orjson.dumps(p.event("e1")["request_body"]) == bytes(sent.body)
+            assert p.event("e1")["request_body"]["customAggregationUnits"] == ["welcome"]
+            assert p.event("queued")["request_body"]["customAggregationUnits"] == ["welcome"]
+
+    run(scenario())

@@ -7,6 +7,7 @@ in a month, the worker asks LINE how many units the month has used
 (``/v2/bot/message/aggregation/info``; when the month is full, whether ours is already among
 them, ``/aggregation/list``) and stores the decision in ``aggregation_units``. A refused unit is
 taken out of the body before sending, and the activation says so instead of losing it silently.
+The stored body keeps the unit; the activation table shows the bytes sent (:func:`sent_body`).
 
 The one rule: a decision, once stored, never changes, and it is looked up by the month of the
 event's *first* attempt. A retry therefore sends byte for byte what the first attempt sent
@@ -139,6 +140,13 @@ def without_unit(body: bytes) -> bytes:
     data = orjson.loads(body)
     data.pop("customAggregationUnits", None)
     return orjson.dumps(data)
+
+
+def sent_body(db: Database, channel_key: str, unit: str, body: bytes, first_attempt_at: float) -> bytes:
+    """The bytes a push of the stored ``body`` went with, for the activation table: the worker sends
+    exactly these (:meth:`UnitBudget.known_body`, from the same stored decision of the same month)."""
+    decision = stored(db, channel_key, line_month(first_attempt_at), unit)
+    return body if decision is None or decision.granted else without_unit(body)
 
 
 async def ask_line(channel: LineChannel, unit: str) -> tuple[bool, int | None, str]:

@@ -260,7 +260,7 @@ LIMIT :limit
 -- name: log_event
 SELECT e.id, e.event_id, e.recipient, e.state, e.status_code, e.error, e.attempts, e.retry_key,
        e.line_request_id, e.accepted_request_id, e.sent_message_ids, e.accepted_at, e.next_attempt_at,
-       e.finished_at, e.body
+       e.finished_at, e.body, e.channel_key, e.aggregation_unit, e.first_attempt_at
 FROM events e WHERE e.activation = :activation AND e.event_id = :event_id
 
 -- name: log_attempts
