@@ -359,10 +359,17 @@ SELECT channel_key, month, unit, granted, units_used, note, checked_at FROM aggr
 WHERE channel_key = :channel_key AND month = :month AND unit = :unit
 
 -- name: aggregation_unit_insert
--- The first decision stored wins (several workers may decide at once); see delivery/units.py.
+-- Inside decide()'s transaction, under its lock; see delivery/units.py.
 INSERT INTO aggregation_units (channel_key, month, unit, granted, units_used, note, checked_at)
 VALUES (:channel_key, :month, :unit, :granted, :units_used, :note, :checked_at)
 ON CONFLICT (channel_key, month, unit) DO NOTHING
+
+-- name: aggregation_units_lock
+-- PostgreSQL only: one decision at a time per channel and month (see delivery/units.py decide()).
+SELECT pg_advisory_xact_lock(8675311, hashtext(CAST(:channel_key AS TEXT) || ' ' || CAST(:month AS TEXT)))
+
+-- name: aggregation_units_granted
+SELECT unit FROM aggregation_units WHERE channel_key = :channel_key AND month = :month AND granted = 1
 
 -- name: aggregation_units_withheld
 -- Activations whose pushes go without their unit this month (LINE's 1,000 were used up).
