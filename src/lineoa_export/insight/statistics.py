@@ -13,7 +13,8 @@ A figure LINE gives as ``null`` is one under 20 (or from fewer than 20 users): i
 here and is shown as "fewer than 20", never as 0.
 
 The one rule: a request is counted *before* it is sent, whatever LINE answers, because LINE
-counts it too.
+counts it too; the check and the count are one step (:func:`take_request`), so two processes
+never both spend the 60th.
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ def take_request(db: Database, channel_key: str, now: float, limit: int = REQUES
     passes a lower limit, so an operator's ``stats`` still finds requests left."""
     hour_ago = now - 3600.0
     with db.transaction() as tx:
+        if db.dialect == "postgres":  # check and count as one step; SQLite's writers go one at a time
+            tx.run("insight_requests_lock", {"channel_key": channel_key})
         tx.run("insight_requests_prune", {"channel_key": channel_key, "before": hour_ago})
         rows = tx.run("insight_requests_since", {"channel_key": channel_key, "since": hour_ago})
         if rows[0]["n"] >= limit:

@@ -418,6 +418,10 @@ VALUES (:channel_key, :unit, :from_day, :to_day, :figures, :fetched_at)
 ON CONFLICT (channel_key, unit, from_day, to_day) DO UPDATE SET figures = excluded.figures,
     fetched_at = excluded.fetched_at
 
+-- name: insight_requests_lock
+-- PostgreSQL only: one check-and-count at a time per channel (see insight/statistics.py take_request()).
+SELECT pg_advisory_xact_lock(8675312, hashtext(CAST(:channel_key AS TEXT)))
+
 -- name: insight_requests_prune
 DELETE FROM insight_requests WHERE channel_key = :channel_key AND requested_at <= :before
 
