@@ -9,9 +9,10 @@ import logging
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
-from lineoa_export import activations
+from lineoa_export import activations, authentications, followers
 from lineoa_export.clock import FakeClock
 from lineoa_export.context import Context, open_context
 from lineoa_export.insight import background, reconcile, statistics
@@ -20,8 +21,10 @@ from lineoa_export.line_time import JST, line_day
 from lineoa_export.operations import Operations
 from lineoa_export.simulator import ChannelConfig, SimulatorOptions
 from lineoa_export.simulator.app import PUSH_COUNT
+from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
 from lineoa_export.testing import channel, pipeline, token, user_id
 from lineoa_export.web.metrics import Metrics
+from lineoa_export.webhooks import signature_for
 
 STATS = "unit_statistics"
 DAY = 86_400.0
@@ -296,5 +299,40 @@ def test_two_schedulers_on_one_database_reconcile_a_day_once(tmp_path: Path, run
                 other.close()
             assert sum(len(done.reconciled) for done in passes) == 1
             assert count_requests(p) == 1
+
+    run(scenario())
+
+
+# -- housekeeping ----------------------------------------------------------------------------------
+
+SECRET = "webhook-channel-secret-0123456789"
+
+
+def test_webhook_event_ids_are_kept_30_days_for_deduplication_then_pruned(tmp_path: Path, run, db_url: str) -> None:
+    async def scenario() -> None:
+        async with pipeline(tmp_path, database_url=db_url) as p:
+            creds = authentications.Credentials.from_options(DEFAULT_ACCESS_TOKEN, None, SECRET)
+            authentications.create(p.ctx.db, p.ctx.vault, name="hooked", credentials=creds, api_url=p.sim.url,
+                                   now=p.clock.now())  # fmt: skip
+
+            def receive(event_id: str) -> int:
+                event = {"type": "unfollow", "timestamp": int(p.clock.now() * 1000), "webhookEventId": event_id,
+                         "source": {"type": "user", "userId": user_id(1)}, "mode": "active"}  # fmt: skip
+                body = orjson.dumps({"destination": "U" + "0" * 32, "events": [event]})
+                got = followers.receive(p.ctx.db, p.ctx.vault, "hooked", body, signature_for(SECRET, body),
+                                        now=p.clock.now())  # fmt: skip
+                return got.new
+
+            assert receive("E1") == 1
+            chores = Background(p.ctx)
+            p.clock.advance(29 * DAY)
+            assert receive("E2") == 1
+            assert (await chores.run_once()).webhook_ids_forgotten == 0
+            assert receive("E1") == 0  # LINE repeating itself within 30 days: still counted once
+            p.clock.advance(2 * DAY)
+            assert (await chores.run_once()).webhook_ids_forgotten == 1  # E1 only; E2 is 2 days old
+            assert (await chores.run_once()).webhook_ids_forgotten == 0  # once an hour, not every pass
+            assert receive("E2") == 0  # still remembered
+            assert receive("E1") == 1  # forgotten: an id LINE no longer repeats after this long
 
     run(scenario())

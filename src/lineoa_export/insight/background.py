@@ -18,7 +18,8 @@ never in ``serve --no-worker``, so an API-only node never calls LINE on its own.
   which is where the metrics read them; a mismatch is logged as a warning.
 
 Every failure is one log line, never a traceback, and one channel's failure never stops the
-others.
+others. Once an hour it also prunes the store: its own claims after a few days, and the
+webhook event ids kept for deduplication after 30 days (``followers.forget_old_event_ids``).
 
 The one rule: work that two processes could both start is first claimed with a unique row in
 ``background_claims``, and only the process whose row went in does it. So several processes on
@@ -37,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
-from .. import authentications
+from .. import authentications, followers
 from ..context import Context
 from ..line_time import JST, line_day
 from ..store.database import Database
@@ -101,6 +102,7 @@ class Pass:
 
     refreshed: list[str] = field(default_factory=list)  # activations whose figures LINE gave
     reconciled: list[reconcile.Reconciliation] = field(default_factory=list)
+    webhook_ids_forgotten: int = 0  # webhook event ids older than dedup needs, deleted
 
 
 class Background:
@@ -127,6 +129,7 @@ class Background:
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_EVERY
             await asyncio.to_thread(self.ctx.db.run, "background_claims_prune", {"before": now - CLAIMS_KEPT})
+            done.webhook_ids_forgotten = await asyncio.to_thread(followers.forget_old_event_ids, self.ctx.db, now=now)
         return done
 
     # -- statistics ------------------------------------------------------------------------------

@@ -341,6 +341,9 @@ VALUES (:channel_key, :webhook_event_id, :now)
 ON CONFLICT (channel_key, webhook_event_id) DO NOTHING
 RETURNING webhook_event_id
 
+-- name: webhook_events_prune
+DELETE FROM webhook_events WHERE received_at < :before RETURNING webhook_event_id
+
 -- name: follower_upsert
 INSERT INTO followers (channel_key, user_id, following, changed_at_ms)
 VALUES (:channel_key, :user_id, :following, :changed_at_ms)

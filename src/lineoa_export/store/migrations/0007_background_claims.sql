@@ -7,3 +7,7 @@ CREATE TABLE background_claims (
     claimed_at  DOUBLE PRECISION NOT NULL
 ) /*WITHOUT_ROWID*/;
 CREATE INDEX background_claims_by_time ON background_claims (claimed_at);
+
+-- Webhook event ids are kept for deduplication only as long as LINE may repeat them (30 days,
+-- followers.py), then pruned by received time.
+CREATE INDEX webhook_events_by_time ON webhook_events (received_at);
