@@ -5,6 +5,7 @@ and (below) the daily reconciliation, done once however many processes run (fake
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -52,6 +53,20 @@ async def next_slot(p, chores: Background, channel_key: str) -> background.Pass:
     now = p.clock.now()
     p.clock.advance((background.slot(channel_key, now) + 1) * background.SPACING - background.phase(channel_key) - now)
     return await chores.run_once()
+
+
+def test_channels_ask_at_moments_of_their_own_one_slot_every_90_seconds() -> None:
+    keys = [f"channel-{n}" for n in range(60)]
+    phases = [background.phase(key) for key in keys]
+    assert all(0 <= ph < background.SPACING for ph in phases)
+    assert len({int(ph // background.TICK) for ph in phases}) == 3  # spread over every pass of a slot
+    start = 1_800_000_000.0
+    for key in keys[:5]:
+        boundaries = [
+            t for t in range(int(start), int(start + 3600)) if background.slot(key, t) != background.slot(key, t - 1)
+        ]
+        assert len(boundaries) == background.BACKGROUND_PER_HOUR  # 40 slots an hour, 90 s apart
+        assert {b - a for a, b in itertools.pairwise(boundaries)} == {int(background.SPACING)}
 
 
 def test_recent_units_are_refreshed_once_their_figures_are_a_few_minutes_old(tmp_path: Path, run, db_url: str) -> None:
