@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from .delivery import units
 from .errors import NotFound
 from .store.database import Database, Row
 
@@ -131,8 +132,17 @@ def event(db: Database, activation: str, event_id: str) -> dict[str, Any]:
         _attempt(a) for a in db.run("log_attempts", {"activation": activation, "lo": row["id"], "hi": row["id"]})
     ]
     entry = _entry(row, attempts)
-    entry["request_body"] = orjson.loads(row["body"]) if row["body"] else None
+    entry["request_body"] = orjson.loads(_sent(db, row)) if row["body"] else None
     return entry
+
+
+def _sent(db: Database, row: Row) -> bytes:
+    """The body as sent: without its aggregation unit when the month's 1,000 were used up (the
+    stored body keeps it; the unit is taken out on sending). Unsent, the body as stored."""
+    body = bytes(row["body"])
+    if row["aggregation_unit"] is None or row["first_attempt_at"] is None:
+        return body
+    return units.sent_body(db, row["channel_key"], row["aggregation_unit"], body, row["first_attempt_at"])
 
 
 # What a spreadsheet may read as the start of a formula: OWASP's list; leading white space and

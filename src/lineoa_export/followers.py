@@ -73,6 +73,18 @@ def receive(db: Database, vault: Vault, name: str, body: bytes, signature: str |
     return Received(auth, len(facts), new, changed)
 
 
+#: How long a ``webhookEventId`` is remembered (seconds): LINE redelivers and repeats an event
+#: within a limited time, far shorter than this. An older repeat changes no state anyway: a user's
+#: state only moves to a newer ``timestamp``.
+SEEN_KEPT = 30 * 86_400.0
+
+
+def forget_old_event_ids(db: Database, *, now: float) -> int:
+    """Delete the webhook event ids received more than :data:`SEEN_KEPT` ago; how many went."""
+    with db.transaction() as tx:
+        return len(tx.run("webhook_events_prune", {"before": now - SEEN_KEPT}))
+
+
 @dataclass(frozen=True, slots=True)
 class FollowState:
     following: bool

@@ -11,6 +11,7 @@ import pytest
 from api_support import START, Api, make_api
 
 from lineoa_export.clock import FakeClock
+from lineoa_export.simulator import ChannelConfig, SimulatorOptions
 from lineoa_export.testing import ThreadedSimulator, user_id
 
 
@@ -67,6 +68,26 @@ def test_a_bad_unit_answers_422_naming_the_field(api: Api, fields: dict[str, Any
     response = api.post("/v1/activations", json=body)
     assert response.status_code == 422, response.text
     assert field in [p["field"] for p in response.json()["problems"]]
+
+
+def test_the_event_view_shows_the_body_as_sent_when_the_months_units_are_used_up(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    simulator = ThreadedSimulator(SimulatorOptions(channels=[ChannelConfig(prior_aggregation_units=1000)]), clock=clock)
+    try:
+        with make_api(tmp_path, simulator, clock=clock) as api:
+            api.create_activation("late")
+            api.trigger([{"event_id": "e1", "line_user_id": user_id(1), "name": "Ann"}], "late")
+            api.deliver()
+            shown = api.get("/v1/activations/late/events/e1")
+            assert shown.status_code == 200, shown.text
+            assert simulator.sim is not None
+            [sent] = simulator.sim.record.accepted
+            assert shown.json()["request_body"] == orjson.loads(sent.body)
+            assert "customAggregationUnits" not in shown.json()["request_body"]
+            status = api.get("/v1/activations/late").json()["aggregation_unit_status"]
+            assert status["state"] == "withheld"
+    finally:
+        simulator.stop()
 
 
 # -- stats -------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import pytest
 from lineoa_export import activations
 from lineoa_export.errors import InvalidInput
 from lineoa_export.testing import Pipeline, pipeline, user_id
+from lineoa_export.web.metrics import Metrics
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -167,3 +168,31 @@ def test_bad_settings_are_refused_naming_the_field(field: str, value: str, messa
         activations.parse_spec({**spec, field: value})
     assert [p.path for p in refused.value.problems] == [field]
     assert str(refused.value).startswith(message)
+
+
+def test_held_events_count_in_the_workers_prometheus_counters(tmp_path: Path, run: Any, db_url: str) -> None:
+    async def scenario() -> None:
+        async with pipeline(tmp_path, database_url=db_url) as p:
+            p.create_activation("later", quiet_hours="22:00-08:00")
+            p.create_activation("dropped", quiet_hours="22:00-08:00", in_quiet_hours="drop")
+            p.create_activation("day")
+            set_clock(p, 2027, 1, 15, 23, 30)
+            for name in ("later", "dropped", "day"):
+                p.trigger(events((f"{name}-1", 1), (f"{name}-2", 2)), name)
+            metrics = Metrics(p.ctx.db, rate_limit=p.ctx.settings.rate_limit)
+            worker = p.worker()
+            metrics.watch(worker)
+            await worker.run(until_idle=True)
+            scraped = metrics.render().decode().splitlines()
+            held = sorted(
+                line
+                for line in scraped
+                if line.startswith(("lineoa_export_events_deferred_total{", "lineoa_export_events_suppressed_total{"))
+            )
+            assert held == [
+                'lineoa_export_events_deferred_total{activation="later"} 2.0',
+                'lineoa_export_events_suppressed_total{activation="dropped"} 2.0',
+            ]
+            assert p.event("day-1", "day")["state"] == "delivered"  # not held: not counted there
+
+    run(scenario())

@@ -15,6 +15,8 @@ PARAM = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 ONE_STORE = {
     "lock_schema": "postgres",
     "cap_lock": "postgres",
+    "aggregation_units_lock": "postgres",
+    "insight_requests_lock": "postgres",
     "tables_postgres": "postgres",
     "tables_sqlite": "sqlite",
 }

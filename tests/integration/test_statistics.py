@@ -3,6 +3,8 @@ only when older than a few minutes and within LINE's 60 an hour per channel (fak
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from lineoa_export.insight import statistics
 from lineoa_export.line_time import line_day
 from lineoa_export.operations import Operations
 from lineoa_export.simulator import ChannelConfig, SimulatorOptions
+from lineoa_export.store.database import open_database
 from lineoa_export.testing import pipeline, user_id
 
 STATS = "unit_statistics"
@@ -167,3 +170,29 @@ def test_the_default_period_runs_from_the_activations_first_day_to_today() -> No
     old = statistics.period_of(None, None, created_at=created, now=created + 90 * 86_400)
     assert old.last - old.first == timedelta(days=30)
     assert statistics.period_of("2027-01-01", None, created_at=created, now=created).first == date(2027, 1, 1)
+
+
+def test_concurrent_callers_never_spend_more_than_60_an_hour(tmp_path: Path, db_url: str) -> None:
+    """Eight processes' connections ask at once when 55 of the hour are spent, round after round."""
+    callers = 8
+    databases = [open_database(db_url) for _ in range(callers)]
+    try:
+        for round_ in range(6):
+            channel_key = f"ch{round_}"
+            now = 1_800_000_000.0 + round_
+            with databases[0].transaction() as tx:
+                tx.run_many("insight_request_add", [{"channel_key": channel_key, "now": now - 60.0}] * 55)
+            start = threading.Barrier(callers)
+
+            def ask(n: int, key: str = channel_key, at: float = now, barrier: threading.Barrier = start) -> bool:
+                barrier.wait()
+                return statistics.take_request(databases[n], key, at) is None
+
+            with ThreadPoolExecutor(callers) as pool:
+                taken = list(pool.map(ask, range(callers)))
+            assert taken.count(True) == 5, channel_key
+            rows = databases[0].run("insight_requests_since", {"channel_key": channel_key, "since": now - 3600.0})
+            assert rows[0]["n"] == statistics.REQUESTS_PER_HOUR
+    finally:
+        for db in databases:
+            db.close()

@@ -17,6 +17,7 @@ from ..delivery import outbox
 from ..delivery.outbox import Claimed, Result
 from ..delivery.outcomes import Outcome
 from ..delivery.worker import Worker, WorkerStats
+from ..insight.background import Background
 
 STATE_STYLE = {
     "delivered": "green",
@@ -67,10 +68,14 @@ async def _run(ctx: Context, *, until_idle: bool, console: Console) -> WorkerSta
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, worker.stop)
         painter = asyncio.create_task(_every(PROGRESS_EVERY, show))
+        # A worker that runs until stopped also does the background insight work (as `serve` does).
+        background = None if until_idle else asyncio.create_task(Background(ctx).run())
         try:
             return await worker.run(until_idle=until_idle)
         finally:
             painter.cancel()
+            if background is not None:
+                background.cancel()
             show()
 
 

@@ -93,14 +93,24 @@ class Held:
     reason: str
 
 
-def screen(tx: Tx, dialect: str, rows: list[Row], audiences: dict[str, Audience | None], now: float) -> list[Row]:
-    """The claimed rows that may be sent now; the others are settled here (lease released)."""
+def screen(
+    tx: Tx,
+    dialect: str,
+    rows: list[Row],
+    audiences: dict[str, Audience | None],
+    now: float,
+    holds: list[tuple[str, EventState]] | None = None,
+) -> list[Row]:
+    """The claimed rows that may be sent now; the others are settled here (lease released) and,
+    when ``holds`` is given, added to it as (activation, new state) for the metrics."""
     passed = []
     for row in rows:
         held = _check(tx, dialect, row, audiences.get(row["activation"]), now)
         if held is None:
             passed.append(row)
             continue
+        if holds is not None:
+            holds.append((row["activation"], held.state))
         final = held.state is EventState.SUPPRESSED
         tx.run(
             "gate_hold",

@@ -8,7 +8,7 @@ batch, never once per push.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,14 +92,17 @@ def claim(
     lease_seconds: float,
     wants: Sequence[tuple[str, int]],
     alive_since: float,
+    on_held: Callable[[str, EventState], None] | None = None,
 ) -> list[Claimed]:
     """Lease due events to ``worker`` until ``now + lease_seconds``: up to ``limit`` of each channel.
 
     ``wants`` holds ``(channel_key, limit)`` per lane with room, so every channel with work due
     gets its share in the same transaction. An event leased by a worker whose heartbeat is older
-    than ``alive_since`` is taken over (see liveness.py).
+    than ``alive_since`` is taken over (see liveness.py). ``on_held`` hears of every event the
+    audience gate suppressed or deferred instead, once the claim is committed.
     """
     until = now + lease_seconds
+    holds: list[tuple[str, EventState]] = []
     params = {"now": now, "until": until, "worker": worker, "alive_since": alive_since}
     with db.transaction() as tx:
         rows = [r for key, limit in wants for r in tx.run("claim_due", {**params, "channel_key": key, "limit": limit})]
@@ -115,7 +118,10 @@ def claim(
         }
         # Blocked recipients, quiet hours, frequency caps: settled here, never handed to a sender.
         audiences = {r["name"]: audience_gate.audience_of(r) for r in route_rows}
-        rows = audience_gate.screen(tx, db.dialect, rows, audiences, now)
+        rows = audience_gate.screen(tx, db.dialect, rows, audiences, now, holds)
+    if on_held is not None:
+        for activation, state in holds:
+            on_held(activation, state)
     return [_claimed(r, routes[r["activation"]], until) for r in rows if r["activation"] in routes]
 
 

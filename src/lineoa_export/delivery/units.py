@@ -7,11 +7,13 @@ in a month, the worker asks LINE how many units the month has used
 (``/v2/bot/message/aggregation/info``; when the month is full, whether ours is already among
 them, ``/aggregation/list``) and stores the decision in ``aggregation_units``. A refused unit is
 taken out of the body before sending, and the activation says so instead of losing it silently.
+The stored body keeps the unit; the activation table shows the bytes sent (:func:`sent_body`).
 
 The one rule: a decision, once stored, never changes, and it is looked up by the month of the
 event's *first* attempt. A retry therefore sends byte for byte what the first attempt sent
-(LINE-FACTS: same retry key, same body). Several workers deciding at once all use the first
-decision stored.
+(LINE-FACTS: same retry key, same body). Decisions of a channel and month are taken one at a
+time in the store (:func:`decide`), counting the units we granted that LINE may not count yet:
+two workers deciding two new units at 999 admit one.
 
 On the push path this costs one dictionary lookup per push carrying a unit; LINE and the
 database are asked once per unit, channel and month.
@@ -73,23 +75,60 @@ def stored(db: Database, channel_key: str, month: str, unit: str) -> UnitDecisio
     return UnitDecision.from_row(rows[0]) if rows else None
 
 
-def store(db: Database, decision: UnitDecision) -> UnitDecision:
-    """Keep ``decision`` unless another worker stored one first; the one stored wins."""
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """This month's unit names as LINE listed them (``complete``: every page was read)."""
+
+    names: frozenset[str]
+    complete: bool
+
+
+def judge(unit: str, used: int | None, ours: frozenset[str], listing: Listing | None) -> tuple[bool, str] | None:
+    """Whether ``unit`` may be used, and why; None when only LINE's list of the month's units can tell.
+
+    ``used`` is LINE's count (None: LINE did not say), ``ours`` the units already granted on the
+    channel this month. A unit we granted may not be in LINE's count yet (its first push has not
+    reached LINE), so it counts on top, unless LINE's list names it.
+    """
+    if used is None:  # sent with the unit, unless our own grants alone fill the month
+        if len(ours) < MONTHLY_UNITS:
+            return True, "LINE did not say how many units this month used: sent with the unit"
+        return False, f"{len(ours)} units used this month by this channel's activations: pushes go without the unit"
+    if listing is None:
+        if used + len(ours) < MONTHLY_UNITS:
+            return True, f"{used} of LINE's {MONTHLY_UNITS:,} units a month used before this one"
+        return None
+    if unit in listing.names:
+        return True, f"already among this month's {used} units"
+    counted = max(used, len(listing.names))
+    on_the_way = len(ours - listing.names)
+    if counted + on_the_way < MONTHLY_UNITS:
+        return True, f"{counted} of LINE's {MONTHLY_UNITS:,} units a month used and {on_the_way} of ours on the way"
+    return False, f"LINE's {MONTHLY_UNITS:,} units this month are used up: pushes go without the unit"
+
+
+def decide(
+    db: Database, key: tuple[str, str, str], used: int | None, listing: Listing | None, now: float
+) -> UnitDecision | None:
+    """Decide and store, atomically, whether the unit of ``key`` (channel, month, unit) may be used:
+    one decision at a time per channel and month, so two workers at 999 admit one unit, not two.
+    A decision already stored is returned as it is; None: LINE's list is needed (see :func:`judge`)."""
+    channel_key, month, unit = key
+    params = {"channel_key": channel_key, "month": month, "unit": unit}
     with db.transaction() as tx:
-        tx.run(
-            "aggregation_unit_insert",
-            {
-                "channel_key": decision.channel_key,
-                "month": decision.month,
-                "unit": decision.unit,
-                "granted": int(decision.granted),
-                "units_used": decision.units_used,
-                "note": decision.note,
-                "checked_at": decision.checked_at,
-            },
-        )
-    kept = stored(db, decision.channel_key, decision.month, decision.unit)
-    return kept if kept is not None else decision
+        if db.dialect == "postgres":  # SQLite's write transactions are one at a time already
+            tx.run("aggregation_units_lock", params)
+        rows = tx.run("aggregation_unit_get", params)
+        if rows:
+            return UnitDecision.from_row(rows[0])
+        ours = frozenset(r["unit"] for r in tx.run("aggregation_units_granted", params))
+        verdict = judge(unit, used, ours, listing)
+        if verdict is None:
+            return None
+        decision = UnitDecision(channel_key, month, unit, verdict[0], used, verdict[1], now)
+        tx.run("aggregation_unit_insert", {**params, "granted": int(decision.granted), "units_used": used,
+                                           "note": decision.note, "checked_at": now})  # fmt: skip
+    return decision
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,36 +180,39 @@ def without_unit(body: bytes) -> bytes:
     return orjson.dumps(data)
 
 
-async def ask_line(channel: LineChannel, unit: str) -> tuple[bool, int | None, str]:
-    """LINE's word on this month's units: (granted, units used, why)."""
+def sent_body(db: Database, channel_key: str, unit: str, body: bytes, first_attempt_at: float) -> bytes:
+    """The bytes a push of the stored ``body`` went with, for the activation table: the worker sends
+    exactly these (:meth:`UnitBudget.known_body`, from the same stored decision of the same month)."""
+    decision = stored(db, channel_key, line_month(first_attempt_at), unit)
+    return body if decision is None or decision.granted else without_unit(body)
+
+
+async def line_count(channel: LineChannel) -> tuple[str | None, int | None]:
+    """A token and LINE's count of this month's units (None for what LINE did not give)."""
     try:
         token = await channel.tokens.token()
     except TokenUnavailable:
-        return True, None, "LINE could not be asked how many units this month used: sent with the unit"
+        return None, None
     info = success_json(await channel.client.aggregation_info(token))
     used = info.get("numOfCustomAggregationUnits") if info else None
-    if not isinstance(used, int):
-        return True, None, "LINE did not say how many units this month used: sent with the unit"
-    if used < MONTHLY_UNITS:
-        return True, used, f"{used} of LINE's {MONTHLY_UNITS:,} units a month used before this one"
-    if await _listed(channel, token, unit):
-        return True, used, f"already among this month's {used} units"
-    return False, used, f"LINE's {MONTHLY_UNITS:,} units this month are used up: pushes go without the unit"
+    return token, used if isinstance(used, int) else None
 
 
-async def _listed(channel: LineChannel, token: str, unit: str) -> bool:
+async def read_listing(channel: LineChannel, token: str) -> Listing:
+    """This month's unit names, up to :data:`MAX_LIST_PAGES` pages."""
+    names: set[str] = set()
     start: str | None = None
     for _ in range(MAX_LIST_PAGES):
         page = success_json(await channel.client.aggregation_list(token, start))
         if page is None:
-            return False
-        names = page.get("customAggregationUnits")
-        if isinstance(names, list) and unit in names:
-            return True
+            return Listing(frozenset(names), complete=False)
+        listed = page.get("customAggregationUnits")
+        if isinstance(listed, list):
+            names.update(n for n in listed if isinstance(n, str))
         start = page.get("next")
         if not isinstance(start, str):
-            return False
-    return False
+            return Listing(frozenset(names), complete=True)
+    return Listing(frozenset(names), complete=False)
 
 
 class UnitBudget:
@@ -234,9 +276,14 @@ class UnitBudget:
         channel_key, month, unit = key
         decision: UnitDecision | None = await self._db_call(stored, self._db, channel_key, month, unit)
         if decision is None:
-            granted, used, note = await ask_line(channel, unit)
-            fresh = UnitDecision(channel_key, month, unit, granted, used, note, self._now())
-            decision = await self._db_call(store, self._db, fresh)
+            token, used = await line_count(channel)
+            decision = await self._db_call(decide, self._db, key, used, None, self._now())
+            if decision is None and token is not None:  # near the month's end: LINE's list tells
+                listing = await read_listing(channel, token)
+                decision = await self._db_call(decide, self._db, key, used, listing, self._now())
+            assert decision is not None  # decide() always decides with a listing or without a count
             if not decision.granted:
-                log.warning("channel %s: pushes of unit %s go without it in %s: %s", channel_key, unit, month, note)
+                log.warning(
+                    "channel %s: pushes of unit %s go without it in %s: %s", channel_key, unit, month, decision.note
+                )
         return decision.granted

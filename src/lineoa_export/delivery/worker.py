@@ -119,6 +119,8 @@ class Worker:
             Timeouts(settings.connect_timeout, settings.timeout), max_connections=settings.concurrency
         )
         self._listener = listener
+        #: Told (activation, state) of every event the audience gate suppressed or deferred (metrics).
+        self.on_held: Callable[[str, EventState], None] | None = None
         self._limits = RateLimits(
             settings.rate_limit, settings.rate_burst, settings.redis_url, shared_store=db.dialect == "postgres"
         )
@@ -288,6 +290,7 @@ class Worker:
             lease_seconds=self.settings.lease_seconds,
             wants=wants,
             alive_since=now - DEAD_AFTER,
+            on_held=self.on_held,
         )
         self._generation += 1
         self._claimed_last_round = len(batch)

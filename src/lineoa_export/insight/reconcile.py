@@ -116,6 +116,12 @@ def keep(db: Database, result: Reconciliation) -> None:
         tx.run("reconciliation_put", params)
 
 
+def stored(db: Database, authentication: str, day: date) -> Reconciliation | None:
+    """The result kept for one authentication and day, if any."""
+    rows = db.run("reconciliation_get", {"authentication": authentication, "day": day.isoformat()})
+    return Reconciliation.from_row(rows[0]) if rows else None
+
+
 def latest(db: Database) -> list[Reconciliation]:
     """The most recent day reconciled for every authentication (for the metrics and the console)."""
     return [Reconciliation.from_row(r) for r in db.run("reconciliations_latest")]

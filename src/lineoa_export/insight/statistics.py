@@ -6,13 +6,15 @@ changing a unit's figures for 14 days after a send. So every answer is stored wi
 it was fetched, and LINE is asked only when the stored figures are older than
 :data:`FRESH_FOR` seconds *and* the channel has a request left in the last hour (counted in
 the ``insight_requests`` table, shared by every process on the database). Otherwise the stored
-figures are shown with their age, and why LINE was not asked.
+figures are shown with their age, and why LINE was not asked. The background refresh of
+``serve`` (background.py) goes through here too, with a smaller share of the hour.
 
 A figure LINE gives as ``null`` is one under 20 (or from fewer than 20 users): it stays None
 here and is shown as "fewer than 20", never as 0.
 
 The one rule: a request is counted *before* it is sent, whatever LINE answers, because LINE
-counts it too.
+counts it too; the check and the count are one step (:func:`take_request`), so two processes
+never both spend the 60th.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Stats:
     asked_line: bool
     note: str | None  # why LINE was not asked, or what went wrong when it was
     now: float
+    failed: bool = False  # LINE was asked and gave no figures (the note says why)
 
     @property
     def age_seconds(self) -> float | None:
@@ -121,14 +124,17 @@ def _key(channel_key: str, unit: str, period: Period) -> dict[str, Any]:
     return {"channel_key": channel_key, "unit": unit, "from_day": compact(period.first), "to_day": compact(period.last)}
 
 
-def take_request(db: Database, channel_key: str, now: float) -> float | None:
-    """Count one statistics request for the channel, if the last hour has room: None when taken,
-    else when the next one may go (POSIX seconds)."""
+def take_request(db: Database, channel_key: str, now: float, limit: int = REQUESTS_PER_HOUR) -> float | None:
+    """Count one statistics request for the channel, if the last hour has had fewer than ``limit``:
+    None when taken, else when the next one may go (POSIX seconds). ``serve``'s background refresh
+    passes a lower limit, so an operator's ``stats`` still finds requests left."""
     hour_ago = now - 3600.0
     with db.transaction() as tx:
+        if db.dialect == "postgres":  # check and count as one step; SQLite's writers go one at a time
+            tx.run("insight_requests_lock", {"channel_key": channel_key})
         tx.run("insight_requests_prune", {"channel_key": channel_key, "before": hour_ago})
         rows = tx.run("insight_requests_since", {"channel_key": channel_key, "since": hour_ago})
-        if rows[0]["n"] >= REQUESTS_PER_HOUR:
+        if rows[0]["n"] >= limit:
             return float(rows[0]["oldest"]) + 3600.0
         tx.run("insight_request_add", {"channel_key": channel_key, "now": now})
     return None
@@ -137,8 +143,18 @@ def take_request(db: Database, channel_key: str, now: float) -> float | None:
 # -- the verb --------------------------------------------------------------------------------
 
 
-async def statistics(ctx: Context, name: str, first: str | None = None, last: str | None = None) -> Stats:
-    """LINE's statistics for activation ``name``: fresh ones when allowed, else the stored ones."""
+async def statistics(
+    ctx: Context,
+    name: str,
+    first: str | None = None,
+    last: str | None = None,
+    *,
+    budget: int = REQUESTS_PER_HOUR,
+    fresh_for: float = FRESH_FOR,
+) -> Stats:
+    """LINE's statistics for activation ``name``: fresh ones when allowed, else the stored ones.
+    LINE is asked when the stored figures are ``fresh_for`` seconds old and fewer than ``budget``
+    requests went to the channel in the last hour (the background refresh asks for less)."""
     activation = await asyncio.to_thread(activations.get, ctx.db, name)
     unit = activation.spec.aggregation_unit
     if unit is None:
@@ -151,9 +167,9 @@ async def statistics(ctx: Context, name: str, first: str | None = None, last: st
     key = activation.channel_key
     kept = await asyncio.to_thread(stored, ctx.db, key, unit, period)
     view = Stats(name, unit, period, kept[0] if kept else None, kept[1] if kept else None, False, None, now)
-    if kept is not None and now - kept[1] < FRESH_FOR:
+    if kept is not None and now - kept[1] < fresh_for:
         return view
-    next_at = await asyncio.to_thread(take_request, ctx.db, key, now)
+    next_at = await asyncio.to_thread(take_request, ctx.db, key, now, budget)
     if next_at is not None:
         wait = max(1, round((next_at - now) / 60))
         note = f"LINE's {REQUESTS_PER_HOUR} statistics requests an hour on this channel are used: next in {wait} min"
@@ -162,7 +178,7 @@ async def statistics(ctx: Context, name: str, first: str | None = None, last: st
     try:
         figures = await _ask_line(ctx, auth, unit, period)
     except LineUnavailable as exc:
-        return _with_note(view, f"LINE was asked and did not give figures: {exc}")
+        return _with_note(view, f"LINE was asked and did not give figures: {exc}", failed=True)
     await asyncio.to_thread(keep, ctx.db, key, unit, period, figures, now)
     return Stats(name, unit, period, figures, now, True, None, now)
 
@@ -176,8 +192,8 @@ async def _ask_line(ctx: Context, auth: authentications.Authentication, unit: st
     return figures
 
 
-def _with_note(view: Stats, note: str) -> Stats:
-    return Stats(view.activation, view.unit, view.period, view.figures, view.fetched_at, False, note, view.now)
+def _with_note(view: Stats, note: str, *, failed: bool = False) -> Stats:
+    return Stats(view.activation, view.unit, view.period, view.figures, view.fetched_at, False, note, view.now, failed)
 
 
 def shown(value: Any) -> str:

@@ -260,7 +260,7 @@ LIMIT :limit
 -- name: log_event
 SELECT e.id, e.event_id, e.recipient, e.state, e.status_code, e.error, e.attempts, e.retry_key,
        e.line_request_id, e.accepted_request_id, e.sent_message_ids, e.accepted_at, e.next_attempt_at,
-       e.finished_at, e.body
+       e.finished_at, e.body, e.channel_key, e.aggregation_unit, e.first_attempt_at
 FROM events e WHERE e.activation = :activation AND e.event_id = :event_id
 
 -- name: log_attempts
@@ -341,6 +341,9 @@ VALUES (:channel_key, :webhook_event_id, :now)
 ON CONFLICT (channel_key, webhook_event_id) DO NOTHING
 RETURNING webhook_event_id
 
+-- name: webhook_events_prune
+DELETE FROM webhook_events WHERE received_at < :before RETURNING webhook_event_id
+
 -- name: follower_upsert
 INSERT INTO followers (channel_key, user_id, following, changed_at_ms)
 VALUES (:channel_key, :user_id, :following, :changed_at_ms)
@@ -359,10 +362,17 @@ SELECT channel_key, month, unit, granted, units_used, note, checked_at FROM aggr
 WHERE channel_key = :channel_key AND month = :month AND unit = :unit
 
 -- name: aggregation_unit_insert
--- The first decision stored wins (several workers may decide at once); see delivery/units.py.
+-- Inside decide()'s transaction, under its lock; see delivery/units.py.
 INSERT INTO aggregation_units (channel_key, month, unit, granted, units_used, note, checked_at)
 VALUES (:channel_key, :month, :unit, :granted, :units_used, :note, :checked_at)
 ON CONFLICT (channel_key, month, unit) DO NOTHING
+
+-- name: aggregation_units_lock
+-- PostgreSQL only: one decision at a time per channel and month (see delivery/units.py decide()).
+SELECT pg_advisory_xact_lock(8675311, hashtext(CAST(:channel_key AS TEXT) || ' ' || CAST(:month AS TEXT)))
+
+-- name: aggregation_units_granted
+SELECT unit FROM aggregation_units WHERE channel_key = :channel_key AND month = :month AND granted = 1
 
 -- name: aggregation_units_withheld
 -- Activations whose pushes go without their unit this month (LINE's 1,000 were used up).
@@ -411,6 +421,10 @@ VALUES (:channel_key, :unit, :from_day, :to_day, :figures, :fetched_at)
 ON CONFLICT (channel_key, unit, from_day, to_day) DO UPDATE SET figures = excluded.figures,
     fetched_at = excluded.fetched_at
 
+-- name: insight_requests_lock
+-- PostgreSQL only: one check-and-count at a time per channel (see insight/statistics.py take_request()).
+SELECT pg_advisory_xact_lock(8675312, hashtext(CAST(:channel_key AS TEXT)))
+
 -- name: insight_requests_prune
 DELETE FROM insight_requests WHERE channel_key = :channel_key AND requested_at <= :before
 
@@ -420,6 +434,25 @@ WHERE channel_key = :channel_key AND requested_at > :since
 
 -- name: insight_request_add
 INSERT INTO insight_requests (channel_key, requested_at) VALUES (:channel_key, :now)
+
+-- What serve does about LINE by itself (insight/background.py).
+
+-- name: units_recently_used
+-- Activations with a unit whose newest event came in since :since (by the activation's index).
+SELECT x.name AS activation, x.aggregation_unit AS unit, x.created_at, a.channel_key FROM activations x
+JOIN authentications a ON a.name = x.authentication
+WHERE x.aggregation_unit IS NOT NULL
+  AND (SELECT e.accepted_at FROM events e WHERE e.activation = x.name ORDER BY e.id DESC LIMIT 1) >= :since
+ORDER BY a.channel_key, x.name
+
+-- name: background_claim
+-- The process whose row goes in does the work; the others get no row back.
+INSERT INTO background_claims (claim, claimed_by, claimed_at) VALUES (:claim, :claimed_by, :now)
+ON CONFLICT (claim) DO NOTHING
+RETURNING claim
+
+-- name: background_claims_prune
+DELETE FROM background_claims WHERE claimed_at < :before
 
 -- Reconciliation (issue 10): LINE's count of a day's pushes next to ours; see insight/reconcile.py.
 
@@ -439,6 +472,9 @@ ON CONFLICT (authentication, day) DO UPDATE SET channel_key = excluded.channel_k
 SELECT r.* FROM reconciliations r
 WHERE r.day = (SELECT MAX(q.day) FROM reconciliations q WHERE q.authentication = r.authentication)
 ORDER BY r.authentication
+
+-- name: reconciliation_get
+SELECT * FROM reconciliations WHERE authentication = :authentication AND day = :day
 
 -- name: reconciliations_of
 SELECT * FROM reconciliations WHERE authentication = :authentication ORDER BY day DESC LIMIT :limit

@@ -132,6 +132,18 @@ class Metrics:
         self.retried = Counter(
             "lineoa_export_events_retried", "Retries scheduled", ["activation", "status_code"], registry=self.registry
         )
+        self.suppressed = Counter(
+            "lineoa_export_events_suppressed",
+            "Events the audience gate settled without sending (blocked, quiet hours dropped, over the cap)",
+            ["activation"],
+            registry=self.registry,
+        )
+        self.deferred = Counter(
+            "lineoa_export_events_deferred",
+            "Times the audience gate deferred an event (quiet hours, over the cap)",
+            ["activation"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "lineoa_export_delivery_latency_seconds",
             "From trigger accepted to the start of the push that delivered it (retry waits included)",
@@ -141,8 +153,17 @@ class Metrics:
         self.registry.register(_StorageCollector(db, rate_limit))
 
     def watch(self, worker: Worker) -> None:
-        """Also expose the lanes of this process's worker (in flight, budget, breaker, degraded limits)."""
+        """Also expose the lanes of this process's worker (in flight, budget, breaker, degraded limits),
+        and count the events its audience gate holds back."""
         self.registry.register(_LaneCollector(worker))
+        worker.on_held = self.on_held
+
+    def on_held(self, activation: str, state: EventState) -> None:
+        """Worker hook: the audience gate suppressed or deferred one event (from the worker's database thread)."""
+        if state is EventState.SUPPRESSED:
+            self.suppressed.labels(activation).inc()
+        elif state is EventState.DEFERRED:
+            self.deferred.labels(activation).inc()
 
     def on_result(self, claimed: Claimed, result: Result, outcome: Outcome | None) -> None:
         """Worker listener: count what one result says."""

@@ -4,11 +4,16 @@ Shutdown on SIGTERM or Ctrl-C drains: uvicorn stops accepting and finishes the r
 in flight (an accepted trigger is already on disk before its 202), then the worker stops
 claiming, lets in-flight pushes finish, and gives back the leases of events it had not
 started, keys intact.
+
+With the worker, the process also does what it should about LINE by itself (refreshing recent
+units' statistics, the daily reconciliation: insight/background.py); ``serve --no-worker`` does
+not, so an API-only node never calls LINE on its own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from typing import Any
@@ -17,6 +22,7 @@ import uvicorn
 
 from ..context import Context
 from ..delivery.worker import Worker
+from ..insight.background import Background
 from ..operations import WorkerHandle
 from .app import create_app
 from .metrics import Metrics
@@ -54,9 +60,19 @@ async def serve(ctx: Context, *, host: str, port: int, log_level: str = "info", 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, request_stop)
     worker_task = asyncio.create_task(worker.run()) if worker is not None else None
+    background = asyncio.create_task(Background(ctx).run()) if worker is not None else None
+    log.info(
+        "this process refreshes recent units' statistics and reconciles every channel daily"
+        if background is not None
+        else "API only (--no-worker): this process never calls LINE by itself"
+    )
     try:
         await server.serve()
     finally:
+        if background is not None:
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
         if worker is not None and worker_task is not None:
             worker.stop()
             await worker_task
