@@ -95,12 +95,34 @@ def ticks(top: float, count: int = 4) -> list[float]:
 # -- the pieces every chart has ------------------------------------------------------------------
 
 
-def _svg(title: str, height: int, body: list[str], kind: str) -> Markup:
+@dataclass(frozen=True, slots=True)
+class _Frame:
+    """A chart's size and its plot area (the rectangle the marks are drawn in)."""
+
+    width: int
+    height: int
+    top: float
+    left: float = LEFT
+
+    @property
+    def right(self) -> float:
+        return self.width - RIGHT
+
+    @property
+    def bottom(self) -> float:
+        return self.height - BOTTOM
+
+    @property
+    def middle(self) -> tuple[float, float]:
+        return (self.left + self.right) / 2, (self.top + self.bottom) / 2
+
+
+def _svg(frame: _Frame, title: str, body: list[str], kind: str, *, caption: bool = True) -> Markup:
     text = escape(title)
+    shown = f'<text x="0" y="16" font-size="14" font-weight="600" fill="{INK}">{text}</text>' if caption else ""
     return Markup(
-        f'<svg class="chart {kind}" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{text}" '
-        f'xmlns="http://www.w3.org/2000/svg"><title>{text}</title>'
-        f'<text x="0" y="16" font-size="14" font-weight="600" fill="{INK}">{text}</text>' + "".join(body) + "</svg>"
+        f'<svg class="chart {kind}" viewBox="0 0 {frame.width} {frame.height}" role="img" aria-label="{text}" '
+        f'xmlns="http://www.w3.org/2000/svg"><title>{text}</title>{shown}' + "".join(body) + "</svg>"
     )
 
 
@@ -118,19 +140,19 @@ def _legend(series: Sequence[Series], fmt: Format | None) -> list[str]:
     return out
 
 
-def _y_axis(top: float, plot_bottom: float, plot_top: float, fmt: Format, title: str) -> tuple[list[str], float]:
+def _y_axis(frame: _Frame, top: float, fmt: Format, title: str) -> tuple[list[str], float]:
     """Grid lines and labels of a y axis from 0 to a round value ≥ ``top``; returns them and that value."""
     marks = ticks(top)
     ceiling = marks[-1]
     out = []
     for mark in marks:
-        y = plot_bottom - (plot_bottom - plot_top) * mark / ceiling
+        y = frame.bottom - (frame.bottom - frame.top) * mark / ceiling
         out.append(
-            f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>'
-            f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" '
+            f'<line x1="{frame.left}" x2="{frame.right}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>'
+            f'<text class="tick" x="{frame.left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" '
             f'fill="{MUTED}">{escape(fmt(mark))}</text>'
         )
-    middle = (plot_bottom + plot_top) / 2
+    middle = frame.middle[1]
     out.append(
         f'<text class="axis-title" x="12" y="{middle:.1f}" font-size="11" text-anchor="middle" fill="{MUTED}" '
         f'transform="rotate(-90 12 {middle:.1f})">{escape(title)}</text>'
@@ -138,29 +160,29 @@ def _y_axis(top: float, plot_bottom: float, plot_top: float, fmt: Format, title:
     return out, ceiling
 
 
-def _x_axis(labels: Sequence[str], every: int, plot_bottom: float, title: str) -> list[str]:
+def _x_axis(frame: _Frame, labels: Sequence[str], every: int, title: str) -> list[str]:
     """The baseline, every ``every``-th label (and the last) under its slot's middle, the axis title."""
-    slot = (WIDTH - LEFT - RIGHT) / max(1, len(labels))
-    out = [f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{plot_bottom}" y2="{plot_bottom}" stroke="{MUTED}"/>']
+    slot = (frame.right - frame.left) / max(1, len(labels))
+    out = [f'<line x1="{frame.left}" x2="{frame.right}" y1="{frame.bottom}" y2="{frame.bottom}" stroke="{MUTED}"/>']
     for i, label in enumerate(labels):
         if i % every and i != len(labels) - 1:
             continue
-        x = LEFT + slot * (i + 0.5)
         out.append(
-            f'<text class="tick" x="{x:.1f}" y="{plot_bottom + 15}" font-size="11" text-anchor="middle" '
-            f'fill="{MUTED}">{escape(label)}</text>'
+            f'<text class="tick" x="{frame.left + slot * (i + 0.5):.1f}" y="{frame.bottom + 15}" font-size="11" '
+            f'text-anchor="middle" fill="{MUTED}">{escape(label)}</text>'
         )
     out.append(
-        f'<text class="axis-title" x="{(LEFT + WIDTH - RIGHT) / 2:.1f}" y="{plot_bottom + 32}" font-size="11" '
+        f'<text class="axis-title" x="{frame.middle[0]:.1f}" y="{frame.bottom + 32}" font-size="11" '
         f'text-anchor="middle" fill="{MUTED}">{escape(title)}</text>'
     )
     return out
 
 
-def _empty(message: str, plot_top: float, plot_bottom: float) -> str:
+def _empty(frame: _Frame, message: str) -> str:
+    x, y = frame.middle
     return (
-        f'<text class="empty" x="{(LEFT + WIDTH - RIGHT) / 2:.1f}" y="{(plot_top + plot_bottom) / 2:.1f}" '
-        f'font-size="13" text-anchor="middle" fill="{MUTED}">{escape(message)}</text>'
+        f'<text class="empty" x="{x:.1f}" y="{y:.1f}" font-size="13" text-anchor="middle" '
+        f'fill="{MUTED}">{escape(message)}</text>'
     )
 
 
@@ -176,20 +198,21 @@ def stacked_bars(
     x_title: str,
     empty: str,
     every: int = 15,
+    width: int = WIDTH,
     height: int = 240,
     fmt: Format = number,
 ) -> Markup:
     """One bar per label, its series stacked bottom up in the order given; zero parts are not drawn."""
-    plot_top, plot_bottom = TOP + 12, height - BOTTOM
+    frame = _Frame(width, height, TOP + 12)
     sums = [sum((s.values[i] or 0) for s in series) for i in range(len(labels))]
-    axis, ceiling = _y_axis(max(sums, default=0), plot_bottom, plot_top, fmt, y_title)
-    body = [*_legend(series, fmt), *axis, *_x_axis(labels, every, plot_bottom, x_title)]
+    axis, ceiling = _y_axis(frame, max(sums, default=0), fmt, y_title)
+    body = [*_legend(series, fmt), *axis, *_x_axis(frame, labels, every, x_title)]
     if not any(sums):
-        return _svg(title, height, [*body, _empty(empty, plot_top, plot_bottom)], "stacked")
-    slot = (WIDTH - LEFT - RIGHT) / len(labels)
-    scale = (plot_bottom - plot_top) / ceiling
+        return _svg(frame, title, [*body, _empty(frame, empty)], "stacked")
+    slot = (frame.right - frame.left) / len(labels)
+    scale = (frame.bottom - frame.top) / ceiling
     for i, label in enumerate(labels):
-        base = float(plot_bottom)
+        base = frame.bottom
         for s in series:
             value = s.values[i] or 0
             if value <= 0:
@@ -198,11 +221,11 @@ def stacked_bars(
             base -= h
             tip = escape(f"{label}: {fmt(value)} {s.name}")
             body.append(
-                f'<rect class="bar" data-series="{escape(s.name)}" x="{LEFT + slot * i + slot * 0.1:.1f}" '
+                f'<rect class="bar" data-series="{escape(s.name)}" x="{frame.left + slot * (i + 0.1):.1f}" '
                 f'y="{base:.1f}" width="{slot * 0.8:.1f}" height="{h:.1f}" fill="{s.colour}">'
                 f"<title>{tip}</title></rect>"
             )
-    return _svg(title, height, body, "stacked")
+    return _svg(frame, title, body, "stacked")
 
 
 def lines(
@@ -214,22 +237,23 @@ def lines(
     x_title: str,
     empty: str,
     every: int = 15,
+    width: int = WIDTH,
     height: int = 240,
     fmt: Format = number,
 ) -> Markup:
     """One line per series; a None value breaks the line, and every value has a dot with a tooltip."""
-    plot_top, plot_bottom = TOP + 12, height - BOTTOM
+    frame = _Frame(width, height, TOP + 12)
     values = [v for s in series for v in s.values if v is not None]
-    axis, ceiling = _y_axis(max(values, default=0), plot_bottom, plot_top, fmt, y_title)
-    body = [*axis, *_x_axis(labels, every, plot_bottom, x_title)]
+    axis, ceiling = _y_axis(frame, max(values, default=0), fmt, y_title)
+    body = [*axis, *_x_axis(frame, labels, every, x_title)]
     if not values:
-        return _svg(title, height, [*body, _empty(empty, plot_top, plot_bottom)], "lines")
+        return _svg(frame, title, [*body, _empty(frame, empty)], "lines")
     body[:0] = _legend(series, None)
-    slot = (WIDTH - LEFT - RIGHT) / len(labels)
-    scale = (plot_bottom - plot_top) / ceiling
+    slot = (frame.right - frame.left) / len(labels)
+    scale = (frame.bottom - frame.top) / ceiling
     for s in series:
         points = [
-            (LEFT + slot * (i + 0.5), plot_bottom - v * scale, labels[i], v)
+            (frame.left + slot * (i + 0.5), frame.bottom - v * scale, labels[i], v)
             for i, v in enumerate(s.values)
             if v is not None
         ]
@@ -239,7 +263,7 @@ def lines(
             f'fill="{s.colour}"><title>{escape(f"{label}: {s.name} {fmt(v)}")}</title></circle>'
             for x, y, label, v in points
         )
-    return _svg(title, height, body, "lines")
+    return _svg(frame, title, body, "lines")
 
 
 def _polylines(s: Series, points: list[tuple[float, float, str, float]], slot: float) -> list[str]:
@@ -262,57 +286,56 @@ def _polylines(s: Series, points: list[tuple[float, float, str, float]], slot: f
 def hbars(
     title: str, items: Sequence[tuple[str, float, str]], *, x_title: str, empty: str, fmt: Format = number
 ) -> Markup:
-    """One horizontal bar per ``(label, value, colour)``, the value written at its end."""
-    row, plot_top = 26, TOP - 8
-    height = plot_top + row * max(1, len(items)) + BOTTOM
-    plot_bottom = height - BOTTOM
-    left = LEFT + 64  # labels are words here
-    marks = ticks(max((v for _, v, _ in items), default=0))
-    ceiling = marks[-1]
-    scale = (WIDTH - RIGHT - 60 - left) / ceiling
-    body = [f'<line x1="{left}" x2="{left}" y1="{plot_top}" y2="{plot_bottom}" stroke="{MUTED}"/>']
-    for mark in marks:
-        x = left + mark * scale
-        body.append(
-            f'<text class="tick" x="{x:.1f}" y="{plot_bottom + 15}" font-size="11" text-anchor="middle" '
-            f'fill="{MUTED}">{escape(fmt(mark))}</text>'
-        )
+    """One horizontal bar per ``(label, value, colour)``, the value written at its end; no items: the
+    ``empty`` sentence alone."""
+    row = 26
+    frame = _Frame(WIDTH, int(TOP - 8 + row * len(items) + BOTTOM), TOP - 8, left=LEFT + 64)  # labels are words
+    if not items:
+        alone = _Frame(WIDTH, 100, TOP)
+        return _svg(alone, title, [_empty(alone, empty)], "hbars")
+    marks = ticks(max(v for _, v, _ in items))
+    scale = (frame.right - 60 - frame.left) / marks[-1]
+    body = [f'<line x1="{frame.left}" x2="{frame.left}" y1="{frame.top}" y2="{frame.bottom}" stroke="{MUTED}"/>']
+    body.extend(
+        f'<text class="tick" x="{frame.left + mark * scale:.1f}" y="{frame.bottom + 15}" font-size="11" '
+        f'text-anchor="middle" fill="{MUTED}">{escape(fmt(mark))}</text>'
+        for mark in marks
+    )
     body.append(
-        f'<text class="axis-title" x="{(left + WIDTH - RIGHT) / 2:.1f}" y="{plot_bottom + 32}" font-size="11" '
+        f'<text class="axis-title" x="{frame.middle[0]:.1f}" y="{frame.bottom + 32}" font-size="11" '
         f'text-anchor="middle" fill="{MUTED}">{escape(x_title)}</text>'
     )
-    if not items:
-        return _svg(title, height, [*body, _empty(empty, plot_top, plot_bottom)], "hbars")
     for i, (label, value, colour) in enumerate(items):
-        y = plot_top + row * i + 4
-        width = max(value * scale, 1.5 if value else 0)
+        y = frame.top + row * i + 4
+        length = max(value * scale, 1.5 if value else 0)
         body.append(
-            f'<text class="label" x="{left - 8}" y="{y + 13}" font-size="12" text-anchor="end" fill="{INK}">'
+            f'<text class="label" x="{frame.left - 8}" y="{y + 13}" font-size="12" text-anchor="end" fill="{INK}">'
             f"{escape(label)}</text>"
-            f'<rect class="bar" data-series="{escape(label)}" x="{left}" y="{y}" width="{width:.1f}" height="18" '
-            f'rx="2" fill="{colour}"><title>{escape(f"{label}: {fmt(value)}")}</title></rect>'
-            f'<text class="value" x="{left + width + 6:.1f}" y="{y + 13}" font-size="12" fill="{INK}">'
+            f'<rect class="bar" data-series="{escape(label)}" x="{frame.left}" y="{y}" width="{length:.1f}" '
+            f'height="18" rx="2" fill="{colour}"><title>{escape(f"{label}: {fmt(value)}")}</title></rect>'
+            f'<text class="value" x="{frame.left + length + 6:.1f}" y="{y + 13}" font-size="12" fill="{INK}">'
             f"{escape(fmt(value))}</text>"
         )
-    return _svg(title, height, body, "hbars")
+    return _svg(frame, title, body, "hbars")
 
 
-def meter(title: str, used: float, whole: float, *, says: str, warn_at: float = 0.9) -> Markup:
-    """A bar of ``whole`` filled to ``used`` (LINE green; vermillion from ``warn_at`` of it), with a scale."""
-    height, left, right = 96, 8, WIDTH - RIGHT
+def meter(title: str, used: float, whole: float, *, says: str, warn_at: float = 0.9, caption: bool = True) -> Markup:
+    """A bar of ``whole`` filled to ``used`` (LINE green; vermillion from ``warn_at`` of it), with a scale;
+    ``caption=False`` when the page already titles it (the title stays for screen readers)."""
+    frame = _Frame(WIDTH, 96 if caption else 72, 28 if caption else 4, left=8)
     share = 0.0 if whole <= 0 else min(1.0, max(0.0, used / whole))
     colour = COLOURS["failed"] if share >= warn_at else COLOURS["delivered"]
+    span, y = frame.right - frame.left, frame.top
     body = [
-        f'<rect class="track" x="{left}" y="28" width="{right - left}" height="22" rx="4" fill="{GRID}"/>',
-        f'<rect class="bar" data-series="used" x="{left}" y="28" width="{(right - left) * share:.1f}" height="22" '
+        f'<rect class="track" x="{frame.left}" y="{y}" width="{span}" height="22" rx="4" fill="{GRID}"/>',
+        f'<rect class="bar" data-series="used" x="{frame.left}" y="{y}" width="{span * share:.1f}" height="22" '
         f'rx="4" fill="{colour}"><title>{escape(says)}</title></rect>',
-        f'<text class="value" x="{left}" y="70" font-size="12" fill="{INK}">{escape(says)}</text>',
+        f'<text class="value" x="{frame.left}" y="{y + 42}" font-size="12" fill="{INK}">{escape(says)}</text>',
     ]
     for part in (0.0, 0.5, 1.0):
-        x = left + (right - left) * part
         anchor = "start" if part == 0 else "end" if part == 1 else "middle"
         body.append(
-            f'<text class="tick" x="{x:.1f}" y="88" font-size="11" text-anchor="{anchor}" fill="{MUTED}">'
-            f"{escape(number(round(whole * part)))}</text>"
+            f'<text class="tick" x="{frame.left + span * part:.1f}" y="{y + 60}" font-size="11" '
+            f'text-anchor="{anchor}" fill="{MUTED}">{escape(number(round(whole * part)))}</text>'
         )
-    return _svg(title, height, body, "meter")
+    return _svg(frame, title, body, "meter", caption=caption)

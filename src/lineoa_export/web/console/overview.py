@@ -30,6 +30,7 @@ from .charts import COLOURS, Series
 from .pages import PREFIX, Console, ConsoleRoute, console_of
 from .sessions import Session
 
+WIDE = 1240  # the charts across the page (the others are half as wide)
 REFRESH_MS = 5000  # the overview's figures: heavier than a table page, and minutes are its grain
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
@@ -124,7 +125,7 @@ def _charts(view: Overview) -> dict[str, Markup]:
     queue = [(state, view.queue[state], COLOURS[state]) for state in WAITING]
     out = {
         "pushes": charts.stacked_bars(
-            "Pushes per minute, last hour", labels, per_minute,
+            "Pushes per minute, last hour", labels, per_minute, width=WIDE,
             y_title="pushes", x_title="minute (UTC)", empty="No pushes in the last hour",
         ),
         "outcomes": charts.hbars(
@@ -164,6 +165,7 @@ def _meters(view: Overview) -> dict[str, Markup]:
             quota.used,
             quota.limit,
             says=f"{quota.used:,} used of {quota.limit:,} · {quota.left or 0:,} left this month",
+            caption=False,  # the panel's heading says it
         )
     return out
 
@@ -191,7 +193,9 @@ def _cards(view: Overview) -> list[dict[str, Any]]:
 
 
 def _card(label: str, value: int | str, note: str, tone: str) -> dict[str, Any]:
-    return {"label": label, "value": f"{value:,}" if isinstance(value, int) else value, "note": note, "tone": tone}
+    shown = f"{value:,}" if isinstance(value, int) else value
+    # a word (a verdict, "no limit") is set smaller than a figure, so that it fits its card
+    return {"label": label, "value": shown, "note": note, "tone": tone, "word": len(shown) > 7}
 
 
 def _quota_card(view: Overview) -> dict[str, Any]:
@@ -211,6 +215,6 @@ def _reconciliation_card(view: Overview) -> dict[str, Any]:
     r = view.reconciliation
     if r is None:
         return _card("Reconciliation", "none yet", "LINE's count of a day's pushes", "muted")
-    label = {"equal": "equal", "line_more": "LINE counted more", "line_fewer": "LINE counted fewer"}
-    value = label.get(r.verdict, r.verdict.replace("_", " "))
+    value = {"line_more": "LINE: more", "line_fewer": "LINE: fewer", "not_ready": "not ready",
+             "unavailable": "not told"}.get(r.verdict, r.verdict)  # fmt: skip
     return _card("Reconciliation", value, r.day.isoformat() + " (UTC+9)", "bad" if view.mismatch else "")
