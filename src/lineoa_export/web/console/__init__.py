@@ -8,6 +8,8 @@ without JavaScript. It calls the package's functions directly, never the JSON AP
 - :mod:`.forms`: posted forms read safely and turned into values, problems named by field.
 - :mod:`.pages`: rendering, redirects, error pages (never the API's JSON).
 - :mod:`.routes`: the routes, each with the role it needs; :func:`mount_console`.
+- :mod:`.overview`: the overview pages (per activation, per channel); :mod:`.charts`: their SVG.
+- ``static/live.js``: the one script: refreshes the parts of a page marked ``data-live`` (optional).
 
 The one rule: the console is mounted with :func:`mount_console` and nothing else of it is
 imported by other front ends.
