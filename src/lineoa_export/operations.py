@@ -3,7 +3,8 @@
 Authentications: create, test, rotate, delete (the console's Catalog flow tests first, then
 names and stores). Activations: create (a copy with ``copy_from``),
 update, pause, resume, delete, validate (with LINE), preview. Events: trigger, replay, read and
-export the activation table. API keys: create (with a role), list, revoke.
+export the activation table; the overview of an activation or a channel. API keys: create (with a
+role), list, revoke.
 
 Each rule is checked once, here or in the domain module it belongs to, and nowhere in a front
 end: a duplicate authentication name is refused before LINE is asked; a token, channel ID or
@@ -21,16 +22,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 import orjson
 
-from . import activation_table, activations, apikeys, authentications
+from . import activation_table, activations, apikeys, authentications, overview
 from .context import Context
 from .delivery import outbox, triggers, units
 from .delivery.line_client import DEFAULT_API_URL, PUSH_PATH
 from .errors import AlreadyExists, ApiUrlNotAllowed, ConfigurationError, CredentialsRejected, InvalidInput, NotFound
+from .insight import quota as line_quota
 from .insight import reconcile as reconciliation
 from .insight import statistics
 from .naming import check_name, is_valid_unicode
@@ -124,12 +126,18 @@ class Operations:
     """
 
     def __init__(
-        self, ctx: Context, worker: WorkerHandle | None = None, on_accepted: AcceptedListener | None = None
+        self,
+        ctx: Context,
+        worker: WorkerHandle | None = None,
+        on_accepted: AcceptedListener | None = None,
+        lanes: overview.LaneReader | None = None,
     ) -> None:
         self.ctx = ctx
         self.db = ctx.db
         self.worker = worker
         self.on_accepted = on_accepted
+        self.lanes = lanes  # what this process's worker holds per channel (serve), for the overview
+        self.quotas = line_quota.Quotas(ctx)
 
     def now(self) -> float:
         return self.ctx.clock.now()
@@ -383,6 +391,39 @@ class Operations:
         """The stored verdicts of an authentication, newest day first."""
         authentications.get(self.db, authentication)
         return reconciliation.history(self.db, authentication)
+
+    # -- the overview ----------------------------------------------------------------------
+
+    async def activation_overview(self, name: str) -> overview.Overview:
+        """The activation's last hour (pushes per minute, outcomes, retry reasons, latency), its
+        queue and lag, its channel's rate, hold and quota, engagement and the latest reconciliation."""
+        scope = await asyncio.to_thread(lambda: overview.activation_scope(self.db, self.get_activation(name)))
+        return await self._overview(scope)
+
+    async def channel_overview(self, authentication: str) -> overview.Overview:
+        """The same for every activation on an authentication's LINE channel."""
+        if not is_valid_unicode(authentication):
+            raise NotFound(f"authentication {authentication[:64]!r} not found")
+        scope = await asyncio.to_thread(
+            lambda: overview.channel_scope(self.db, authentications.get(self.db, authentication))
+        )
+        return await self._overview(scope)
+
+    async def _overview(self, scope: overview.Scope) -> overview.Overview:
+        settings = self.ctx.settings
+        sharing = "redis" if settings.redis_url else "divided" if self.db.dialect == "postgres" else "single"
+        lane = self.lanes(scope.channel_key) if self.lanes is not None else None
+        view = await asyncio.to_thread(
+            overview.read,
+            self.db,
+            scope,
+            now=self.now(),
+            rate_limit=settings.rate_limit,
+            rate_sharing=sharing,
+            lane=lane,
+        )
+        # LINE is asked at most once a minute per channel; in between the last answer is shown.
+        return replace(view, quota=await self.quotas.of(scope.auth))
 
     # -- events ----------------------------------------------------------------------------
 

@@ -59,6 +59,8 @@ PROTECTED: list[tuple[str, str, Any]] = [
     ("GET", "/v1/activations/welcome/stats", None),
     ("POST", "/v1/authentications/line/reconcile", None),
     ("GET", "/v1/authentications/line/reconciliations", None),
+    ("GET", "/v1/activations/welcome/overview", None),
+    ("GET", "/v1/authentications/line/overview", None),
 ]
 
 

@@ -58,6 +58,8 @@ ROUTES: list[tuple[str, str, str, str, Any]] = [
     ("POST", "/v1/authentications/{name}/reconcile", "operator", "/v1/authentications/line/reconcile", None),
     ("GET", "/v1/authentications/{name}/reconciliations", "read", "/v1/authentications/line/reconciliations",
      None),
+    ("GET", "/v1/activations/{name}/overview", "read", "/v1/activations/welcome/overview", None),
+    ("GET", "/v1/authentications/{name}/overview", "read", "/v1/authentications/line/overview", None),
 ]  # fmt: skip
 
 

@@ -493,3 +493,81 @@ SELECT COUNT(*) AS n, MAX(failed_at) AS last_at,
        (SELECT f.error FROM webhook_forward_failures f WHERE f.authentication = :authentication
         ORDER BY f.id DESC LIMIT 1) AS last_error
 FROM webhook_forward_failures WHERE authentication = :authentication
+
+-- The overview (issue 10; overview.py): a scope's last hour, its queue and lag. A scope is a channel
+-- (no activation given) or one activation on its channel; every query filters both ways alike, so the
+-- figures of one page agree (an activation's events finished on a channel it has since left are not
+-- counted). An attempt delivered when LINE accepted it (2xx, or 409 for a key it had accepted: the
+-- event's last attempt, and it is delivered); it failed when it is the last attempt of a failed event;
+-- else it was retried.
+
+-- name: overview_pushes_per_minute
+-- Minutes are counted from the window's start and floored alike on both stores: CAST truncates on SQLite and
+-- rounds on PostgreSQL, so a cast that landed above the value is taken one down.
+SELECT minute, SUM(CASE WHEN outcome = 'delivered' THEN 1 ELSE 0 END) AS delivered,
+       SUM(CASE WHEN outcome = 'retried' THEN 1 ELSE 0 END) AS retried,
+       SUM(CASE WHEN outcome = 'failed' THEN 1 ELSE 0 END) AS failed,
+       SUM(CASE WHEN outcome = 'delivered' THEN latency ELSE 0 END) AS latency_sum,
+       MAX(CASE WHEN outcome = 'delivered' THEN latency END) AS latency_max
+FROM (
+    SELECT m - CASE WHEN m > x THEN 1 ELSE 0 END AS minute, outcome, latency
+    FROM (
+        SELECT (a.started_at - :since) / 60.0 AS x, CAST((a.started_at - :since) / 60.0 AS INTEGER) AS m,
+               a.started_at - e.accepted_at AS latency,
+               CASE WHEN COALESCE(a.status_code, 0) BETWEEN 200 AND 299
+                      OR (COALESCE(a.status_code, 0) = 409 AND a.number = e.attempts AND e.state = 'delivered')
+                    THEN 'delivered'
+                    WHEN a.number = e.attempts AND e.state = 'failed' THEN 'failed'
+                    ELSE 'retried' END AS outcome
+        FROM attempts a JOIN events e ON e.id = a.event
+        WHERE a.started_at >= :since AND a.started_at < :until AND e.channel_key = :channel_key
+          AND (CAST(:activation AS TEXT) IS NULL OR e.activation = :activation)
+    ) t
+) u
+GROUP BY minute
+ORDER BY minute
+
+-- name: overview_retry_reasons
+-- Why the attempts that did not deliver did not: LINE's status code, or no answer (the texts of
+-- delivery/line_client.py's NoAnswer: "timeout: ...", "connect timeout: ...", "connection error: ...").
+SELECT reason, COUNT(*) AS n FROM (
+    SELECT CASE WHEN a.status_code IS NOT NULL THEN CAST(a.status_code AS TEXT)
+                WHEN a.error LIKE 'timeout%' THEN 'timeout'
+                WHEN a.error LIKE 'connect timeout%' OR a.error LIKE 'connection error%' THEN 'connect error'
+                ELSE 'other' END AS reason
+    FROM attempts a JOIN events e ON e.id = a.event
+    WHERE a.started_at >= :since AND a.started_at < :until AND e.channel_key = :channel_key
+      AND (CAST(:activation AS TEXT) IS NULL OR e.activation = :activation)
+      AND NOT (COALESCE(a.status_code, 0) BETWEEN 200 AND 299)
+      AND NOT (COALESCE(a.status_code, 0) = 409 AND a.number = e.attempts AND e.state = 'delivered')
+) r
+GROUP BY reason
+ORDER BY n DESC, reason
+
+-- name: overview_finished
+-- Events that ended in the window (delivered, failed, suppressed), by state.
+SELECT e.state, COUNT(*) AS n FROM events e
+WHERE e.channel_key = :channel_key AND e.finished_at >= :since AND e.finished_at < :until
+  AND (CAST(:activation AS TEXT) IS NULL OR e.activation = :activation)
+GROUP BY e.state
+
+-- name: overview_queue
+-- Events waiting, by state, and the earliest due time of each (the lag: how long the oldest due
+-- event has waited). Two parts so that each reads a partial index (events_unfinished_by_channel,
+-- events_deferred) rather than every event.
+SELECT e.state, COUNT(*) AS n, MIN(e.next_attempt_at) AS first_due FROM events e
+WHERE e.channel_key = :channel_key AND e.state IN ('queued', 'retrying', 'paused')
+  AND (CAST(:activation AS TEXT) IS NULL OR e.activation = :activation)
+GROUP BY e.state
+UNION ALL
+SELECT e.state, COUNT(*) AS n, MIN(e.next_attempt_at) AS first_due FROM events e
+WHERE e.state = 'deferred' AND e.channel_key = :channel_key
+  AND (CAST(:activation AS TEXT) IS NULL OR e.activation = :activation)
+GROUP BY e.state
+
+-- name: overview_unit_statistics
+-- LINE's stored figures for the channel's units (or one unit), the newest first.
+SELECT unit, from_day, to_day, figures, fetched_at FROM unit_statistics
+WHERE channel_key = :channel_key AND (CAST(:unit AS TEXT) IS NULL OR unit = :unit)
+ORDER BY fetched_at DESC
+LIMIT 200

@@ -11,8 +11,8 @@ docs page is served (FastAPI's loads its scripts from a third-party CDN); load
 - :mod:`.bodies`: what routes read and answer; :mod:`.errors`: how they say no;
   :mod:`.deps`: the caller's key and role, and the operations;
 - one router per resource: :mod:`.health`, :mod:`.authentications`, :mod:`.apikeys`,
-  :mod:`.activations`, :mod:`.triggers`, :mod:`.events`, :mod:`.reconciliations`; and :mod:`.line_webhook`, LINE's
-  webhook, the one route authenticated by a signature instead of a key.
+  :mod:`.activations`, :mod:`.triggers`, :mod:`.events`, :mod:`.reconciliations`, :mod:`.overview`; and
+  :mod:`.line_webhook`, LINE's webhook, the one route authenticated by a signature instead of a key.
 
 The one rule: routers hold no app and no state; they reach the product through
 :class:`~lineoa_export.operations.Operations` (``app.state.ops``), which :mod:`..app` sets up.
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from . import activations, apikeys, authentications, events, health, line_webhook, reconciliations, triggers
+from . import activations, apikeys, authentications, events, health, line_webhook, overview, reconciliations, triggers
 from .errors import install_error_handlers
 
 ROUTERS = (
@@ -34,6 +34,7 @@ ROUTERS = (
     triggers.router,
     events.router,
     reconciliations.router,
+    overview.router,
     line_webhook.router,
 )
 

@@ -121,6 +121,11 @@ class Console:
             response.delete_cookie(FLASH_COOKIE, path=PREFIX, httponly=True, samesite="strict")
         return response
 
+    def fragment(self, request: Request, template: str, **values: Any) -> HTMLResponse:
+        """Parts of a page, no layout: what static/live.js fetches to refresh a page in place."""
+        html = self.env.get_template(template).render(base=self.base(request), **values)
+        return HTMLResponse(html, headers=SECURITY_HEADERS)
+
     def redirect(self, request: Request, path: str, flash: str | None = None, kind: str = "ok") -> Response:
         response = RedirectResponse(self.base(request) + path, status_code=303, headers=SECURITY_HEADERS)
         if flash is not None:

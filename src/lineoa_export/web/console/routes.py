@@ -1,6 +1,7 @@
 """The console's routes: each states the role it needs, reads its form, calls the product, answers.
 
-Roles (the API key's): ``read`` sees the triggered activations, their activation tables and previews;
+Roles (the API key's): ``read`` sees the triggered activations, their activation tables, previews and
+overviews (:mod:`.overview`);
 ``operator`` also creates, edits, copies, pauses, resumes, replays and deletes activations;
 ``admin`` also manages authentications; ``trigger`` cannot log in. A page shows only the
 buttons its viewer's role allows, and a route refuses the rest with a 403 page naming the
@@ -29,7 +30,7 @@ from ...delivery.line_client import DEFAULT_API_URL
 from ...delivery.outbox import Replay
 from ...errors import AlreadyExists, ConfigurationError, CredentialsRejected, FieldProblem, InvalidInput, NotFound
 from ...operations import Operations
-from . import chat_preview, forms
+from . import chat_preview, forms, overview
 from .forms import Form
 from .pages import (
     HERE,
@@ -590,29 +591,39 @@ async def activation_replay(request: Request, name: str, console: C, post: Opera
 # -- the activation table (read) ---------------------------------------------------------------
 
 
-@router.get("/activations/{name}")
-def activation_page(request: Request, name: str, console: C, session: Reader) -> Response:
+def _table_values(request: Request, console: Console, name: str) -> dict[str, Any]:
+    """What the activation page shows of its table (and its live parts): one page, filtered."""
     activation = console.activation(request, name)
     table = forms.table_query(request.query_params)
     entries, next_before = console.ops.table_page(name, table.filters, limit=PAGE_SIZE, before=table.before)
     query = {k: v for k, v in table.shown.items() if v}
+    return {
+        "activation": activation,
+        "entries": entries,
+        "counts": console.ops.counts(name),
+        "unit": console.ops.unit_status(name),
+        "filters": table.shown,
+        "notes": table.notes,
+        "states": forms.STATES,
+        "paged": table.before is not None,
+        "older": urlencode({**query, "before": next_before}) if next_before else None,
+        "newest": urlencode(query),
+        # the live parts keep the filters and the page (its cursor)
+        "live_query": urlencode({**query, "before": table.before} if table.before is not None else query),
+    }
+
+
+@router.get("/activations/{name}")
+def activation_page(request: Request, name: str, console: C, session: Reader) -> Response:
+    values = _table_values(request, console, name)
     return console.render(
         request,
         "activation_table.html",
         session,
         section="activations",
-        activation=activation,
-        entries=entries,
-        counts=console.ops.counts(name),
-        unit=console.ops.unit_status(name),
-        filters=table.shown,
-        notes=table.notes,
-        states=forms.STATES,
-        paged=table.before is not None,
-        older=urlencode({**query, "before": next_before}) if next_before else None,
-        newest=urlencode(query),
-        csv_query=urlencode(query),
+        csv_query=values["newest"],
         sample_event=forms.SAMPLE_EVENT,
+        **values,
     )
 
 
@@ -645,6 +656,12 @@ def activation_preview(request: Request, name: str, console: C, session: Reader)
 def activation_preview_event(request: Request, name: str, console: C, post: ReaderPost) -> Response:
     """The preview for a typed event (posted: an event's attributes stay out of URLs and logs)."""
     return _preview_page(request, console, post.session, name, post.form.get("sample_event") or forms.SAMPLE_EVENT)
+
+
+@router.get("/activations/{name}/live")
+def activation_live(request: Request, name: str, console: C, _: Reader) -> Response:
+    """The page's counts and rows as they are now, for static/live.js (filters and page kept)."""
+    return console.fragment(request, "activation_live.html", **_table_values(request, console, name))
 
 
 @router.get("/activations/{name}/table.csv")
@@ -689,5 +706,6 @@ def mount_console(app: FastAPI, ops: Operations) -> Console:
     from .catalog import router as catalog_router  # here: catalog builds on this module's guards
 
     app.include_router(catalog_router)  # before the router, whose catch-all 404 would answer for it
+    app.include_router(overview.router)  # before ours: our last route is the catch-all 404 page
     app.include_router(router)
     return console
