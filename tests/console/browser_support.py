@@ -15,12 +15,16 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import pytest
 import uvicorn
 
 from lineoa_export.context import Context
 from lineoa_export.delivery.worker import Worker
+from lineoa_export.settings import Settings
+from lineoa_export.testing import SIMULATOR_HOST, TEST_SECRET_KEY
 from lineoa_export.web.app import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -35,6 +39,25 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-sync",
 ]
+
+
+def playwright_or_skip() -> ModuleType:
+    """Playwright's sync API; called at a test module's top, it skips the module without a browser."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's Chromium is missing: apt-get install -y chromium", allow_module_level=True)
+    return sync_api
+
+
+def browser_settings(tmp_path: Path, name: str) -> Settings:
+    """A fresh SQLite database that may talk to the threaded simulator, with short LINE timeouts."""
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / (name + '.db')}",
+        secret_key=TEST_SECRET_KEY,
+        allowed_api_hosts=(SIMULATOR_HOST,),
+        timeout=2.0,
+        connect_timeout=1.0,
+    )
 
 
 @contextmanager

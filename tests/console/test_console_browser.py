@@ -9,30 +9,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, deliver, served
+from browser_support import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_settings, deliver, playwright_or_skip, served
 
 from lineoa_export import activation_table, apikeys
 from lineoa_export.context import open_context
 from lineoa_export.delivery import triggers
-from lineoa_export.settings import Settings
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
-from lineoa_export.testing import SIMULATOR_HOST, TEST_SECRET_KEY, ThreadedSimulator, user_id
+from lineoa_export.testing import ThreadedSimulator, user_id
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-if not CHROMIUM.exists():
-    pytest.skip("Debian's Chromium is missing: apt-get install -y chromium", allow_module_level=True)
+sync_api = playwright_or_skip()
 
 
 def test_console_in_chromium(tmp_path: Path, sim: ThreadedSimulator) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'browser.db'}",
-        secret_key=TEST_SECRET_KEY,
-        allowed_api_hosts=(SIMULATOR_HOST,),
-        timeout=2.0,
-        connect_timeout=1.0,
-    )
+    settings = browser_settings(tmp_path, "browser")
     ctx = open_context(settings)
     key = apikeys.create(ctx.db, "ops", now=ctx.clock.now())
     with served(ctx) as base, sync_api.sync_playwright() as p:

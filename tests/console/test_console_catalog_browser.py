@@ -11,18 +11,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, collect_console_errors, log_in, screenshot, served
+from browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    browser_settings,
+    collect_console_errors,
+    log_in,
+    playwright_or_skip,
+    screenshot,
+    served,
+)
 
 from lineoa_export import apikeys, authentications
 from lineoa_export.context import open_context
-from lineoa_export.settings import Settings
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN, DEFAULT_CHANNEL_SECRET
-from lineoa_export.testing import SIMULATOR_HOST, TEST_SECRET_KEY, ThreadedSimulator
+from lineoa_export.testing import ThreadedSimulator
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-if not CHROMIUM.exists():
-    pytest.skip("Debian's Chromium is missing: apt-get install -y chromium", allow_module_level=True)
+sync_api = playwright_or_skip()
 
 PICTURE = "https://profile.line-scdn.net/0hDemoOfficialAccount/preview"
 # What LINE's CDN would send for the picture; the browser asks for it, and the test answers for LINE.
@@ -43,13 +48,7 @@ def fill_credentials(page: Any, sim_url: str, token: str) -> None:
 
 def test_catalog_flow_in_chromium(tmp_path: Path, sim: ThreadedSimulator) -> None:
     sim.options.channels[0].picture_url = PICTURE
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'catalog.db'}",
-        secret_key=TEST_SECRET_KEY,
-        allowed_api_hosts=(SIMULATOR_HOST,),
-        timeout=2.0,
-        connect_timeout=1.0,
-    )
+    settings = browser_settings(tmp_path, "catalog")
     ctx = open_context(settings)
     key = apikeys.create(ctx.db, "ops", now=ctx.clock.now())
     pictures: list[str] = []

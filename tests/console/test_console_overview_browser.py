@@ -17,21 +17,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, collect_console_errors, deliver, log_in, screenshot, served
+from browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    browser_settings,
+    collect_console_errors,
+    deliver,
+    log_in,
+    playwright_or_skip,
+    screenshot,
+    served,
+)
 
 from lineoa_export import activation_table, activations, apikeys, authentications
 from lineoa_export.clock import FakeClock
 from lineoa_export.context import Context, open_context
 from lineoa_export.delivery import triggers
 from lineoa_export.operations import Operations
-from lineoa_export.settings import Settings
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
-from lineoa_export.testing import SIMULATOR_HOST, TEST_SECRET_KEY, ThreadedSimulator, user_id
+from lineoa_export.testing import ThreadedSimulator, user_id
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-if not CHROMIUM.exists():
-    pytest.skip("Debian's Chromium is missing: apt-get install -y chromium", allow_module_level=True)
+sync_api = playwright_or_skip()
 
 BATCHES = 7  # one every five minutes
 PER_BATCH = 6
@@ -70,13 +76,7 @@ def test_overview_charts_and_a_live_activation_table(tmp_path: Path, sim: Thread
     sim.options.engagement.open_rate = 1.0  # enough viewers for LINE to give a figure (20 or more)
     # The history starts 35 minutes ago, ten seconds into a minute: each batch has a minute of its own.
     clock = FakeClock(start=math.floor(time.time() / 60) * 60 - 35 * 60 + 10)
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'overview.db'}",
-        secret_key=TEST_SECRET_KEY,
-        allowed_api_hosts=(SIMULATOR_HOST,),
-        timeout=2.0,
-        connect_timeout=1.0,
-    )
+    settings = browser_settings(tmp_path, "overview")
     ctx = open_context(settings, clock=clock)
     now = clock.now()
     key = apikeys.create(ctx.db, "ops", now=now)

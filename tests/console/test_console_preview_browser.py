@@ -18,19 +18,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, collect_console_errors, log_in, screenshot, served
+from browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    browser_settings,
+    collect_console_errors,
+    log_in,
+    playwright_or_skip,
+    screenshot,
+    served,
+)
 
 from lineoa_export import apikeys, authentications
 from lineoa_export.authentications import BotInfo, Credentials
 from lineoa_export.context import open_context
 from lineoa_export.operations import Operations
-from lineoa_export.settings import Settings
-from lineoa_export.testing import SIMULATOR_HOST, TEST_SECRET_KEY, user_id
+from lineoa_export.testing import user_id
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
-if not CHROMIUM.exists():
-    pytest.skip("Debian's Chromium is missing: apt-get install -y chromium", allow_module_level=True)
+sync_api = playwright_or_skip()
 
 EMOJI = {"index": 0, "productId": "5ac1bfd5040ab15980c9b435", "emojiId": "001"}
 SAME = [{"type": "message", "label": "Add to cart", "text": "add"}]
@@ -192,11 +197,7 @@ def answer_images(page: Any) -> list[str]:
 
 
 def test_preview_shows_a_line_chat_beside_the_json(tmp_path: Path) -> None:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'preview.db'}",
-        secret_key=TEST_SECRET_KEY,
-        allowed_api_hosts=(SIMULATOR_HOST,),
-    )
+    settings = browser_settings(tmp_path, "preview")
     ctx = open_context(settings)
     authentications.create(
         ctx.db,
