@@ -66,3 +66,26 @@ def test_reconcile_says_lines_count_is_not_ready_for_today_and_refuses_a_bad_dat
     assert as_json["our_count"] == 0 and as_json["verdict"] == "unavailable"
     bad = cli("reconcile", "line", "--date", "tomorrow")
     assert bad.returncode == 1 and "date" in bad.stderr, describe(bad)
+
+
+def test_overview_prints_the_last_hour_of_an_activation_and_of_its_channel(setup: Setup) -> None:
+    cli, sim = setup.cli, setup.sim
+    setup.activation("spring")
+    refused, flaky = new_user(), new_user()
+    sim.patch({"script": {refused: [400], flaky: [503]}})
+    for uid in (new_user(), new_user(), refused, flaky):
+        cli.ok("trigger", "spring", "--event", setup.event(uid))
+    cli.ok("worker", "--until-idle")
+
+    shown = cli.ok("overview", "spring").stdout
+    assert "3 delivered" in shown and "1 retried" in shown and "1 failed" in shown
+    assert "5 pushes" in shown  # 3 delivered + the 503 + the 400
+    assert "delivering" in shown and "monthly quota" in shown
+    as_json = json.loads(cli.ok("overview", "spring", "--format", "json").stdout)
+    assert as_json["outcomes"]["delivered"] == 3 and as_json["outcomes"]["failed"] == 1
+    assert as_json["retry_reasons"] == {"400": 1, "503": 1}
+    channel = json.loads(cli.ok("overview", "line", "--channel", "--format", "json").stdout)
+    assert channel["scope"] == "channel" and channel["activations"] == ["spring"]
+
+    missing = setup.cli("overview", "nope")
+    assert missing.returncode != 0 and "nope" in missing.stderr and "Traceback" not in missing.stderr

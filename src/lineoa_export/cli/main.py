@@ -20,6 +20,7 @@ from rich.table import Table
 
 from .db import db_app
 from .insight import reconcile_command, stats_command
+from .overview import overview_command
 
 if TYPE_CHECKING:
     from ..context import Context
@@ -40,6 +41,7 @@ app.add_typer(activation_app, name="activation")
 app.add_typer(db_app, name="db")
 app.command("stats")(stats_command)
 app.command("reconcile")(reconcile_command)
+app.command("overview")(overview_command)
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
