@@ -274,23 +274,27 @@ class EmojiAnchors:
     """
 
     message: int
-    #: The text before each emoji's ``$``, as written; rendered, its length is the new index.
+    #: The text before each emoji's ``$``, as written, plus :data:`_END`; rendered, its length
+    #: less one is the new index. The end mark keeps a prefix that is one whole placeholder
+    #: from rendering as the value's type (``null`` is "" in a text, not ``None``).
     prefixes: tuple[Template, ...]
 
     @classmethod
     def of(cls, message: int, spec: object) -> EmojiAnchors | None:
-        """The anchors of one message of the payload, or None when nothing can move."""
+        """The anchors of one message of the payload, or None when no index can move.
+
+        A text with ``{{`` moves (a placeholder, or the escape ``\\{{`` that sends ``{{``); a
+        text that is one whole placeholder does not: its indexes count in the value, as LINE's.
+        """
         if not isinstance(spec, dict) or spec.get("type") != "text" or not isinstance(spec.get("emojis"), list):
             return None
         text = spec.get("text")
-        if not isinstance(text, str) or "{{" not in text:
+        if not isinstance(text, str) or "{{" not in text or line_messages.is_whole_placeholder(text):
             return None
         indexes = [e.get("index") if isinstance(e, dict) else None for e in spec["emojis"]]
         if not all(isinstance(i, int) for i in indexes):
             return None
-        prefixes = tuple(Template.compile(line_messages.utf16_prefix(text, i)) for i in indexes)  # type: ignore[arg-type]
-        if not any(p.has_placeholders for p in prefixes):
-            return None
+        prefixes = tuple(Template.compile(line_messages.utf16_prefix(text, i) + _END) for i in indexes)  # type: ignore[arg-type]
         return cls(message, prefixes)
 
     def place(self, rendered: object, event: dict[str, Any]) -> None:
@@ -298,11 +302,14 @@ class EmojiAnchors:
         assert isinstance(rendered, list)
         message = rendered[self.message]
         emojis = [
-            {**emoji, "index": line_messages.utf16_len(str(prefix.render(event)))}
+            {**emoji, "index": line_messages.utf16_len(str(prefix.render(event))) - 1}
             for emoji, prefix in zip(message["emojis"], self.prefixes, strict=True)
         ]
         # A new dict and list: the rendered tree may share parts with the compiled template.
         rendered[self.message] = {**message, "emojis": emojis}
+
+
+_END = "."
 
 
 class RenderError(Exception):

@@ -407,13 +407,18 @@ def _emoji_anchor(c: _Ctx, text: str, index: int, path: str) -> None:
     placeholders before it are filled (:mod:`lineoa_export.activations`). A text that is one whole
     placeholder is known only per event, and is checked then.
     """
-    if c.templated and _WHOLE_PLACEHOLDER.fullmatch(text):
+    if c.templated and is_whole_placeholder(text):
         return
     if utf16_char_at(text, index) != "$":
         c.add(f"{path}.index", f"{index} is not the position of a '$' in the text (counted in UTF-16 units)")
 
 
 _WHOLE_PLACEHOLDER: Final = re.compile(r"\{\{[^{}]*\}\}")
+
+
+def is_whole_placeholder(text: str) -> bool:
+    """True for a template string that is one placeholder and nothing else (``"{{ greeting }}"``)."""
+    return _WHOLE_PLACEHOLDER.fullmatch(text) is not None
 
 
 def utf16_prefix(text: str, units: int) -> str:

@@ -102,3 +102,22 @@ def test_apikey_create_takes_a_role_and_list_shows_it(cli: Cli) -> None:
     assert rows == {"journeys": "trigger", "ops": "admin"}, rows
     refused = cli("apikey", "create", "x", "--role", "root")
     assert refused.returncode == 1 and "role: must be one of admin, operator, trigger, read" in refused.stderr
+
+
+def test_texts_with_square_brackets_print_as_typed_in_every_table(setup: Setup) -> None:
+    # Rich would read "[/red]" as a closing tag and crash (MarkupError); users' words are not markup.
+    cli = setup.cli
+    setup.activation("brackets")
+    odd_id = "[/red]order-[bold]1"
+    cli.ok("trigger", "brackets", "--event", setup.event(new_user(), event_id=odd_id))
+    cli.ok("activation", "pause", "brackets", "--reason", "[/yellow] waiting for [legal]")
+    listed = cli.ok("activation", "list").stdout
+    assert "paused: [/yellow] waiting for [legal]" in " ".join(listed.split())
+    shown = cli.ok("activation", "show", "brackets").stdout
+    assert "[/yellow] waiting for [legal]" in " ".join(shown.split())
+    overview = cli.ok("overview", "brackets").stdout
+    assert "paused by hand: [/yellow] waiting for [legal]" in " ".join(overview.split())
+    cli.ok("activation", "resume", "brackets")
+    cli.ok("worker", "--until-idle")
+    log = cli.ok("log", "brackets").stdout
+    assert odd_id in log and "Traceback" not in log

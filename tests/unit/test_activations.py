@@ -416,3 +416,30 @@ def test_an_emoji_index_counts_utf16_units_at_save() -> None:
     compiled(messages=[emoji_text("😀$", 2)])  # the face is two units: "$" is at 2
     with pytest.raises(InvalidInput):
         compiled(messages=[emoji_text("😀$", 1)])  # inside the pair
+
+
+def test_an_escape_before_an_emoji_moves_it_to_where_line_sees_the_dollar() -> None:
+    # As written "\{{x}} $" (index 7); LINE receives "{{x}} $", where the "$" is at 6.
+    [out] = rendered_message([emoji_text("\\{{x}} $", 7)], {})
+
+    assert out["text"] == "{{x}} $"
+    assert out["emojis"][0]["index"] == 6 and dollars(out) == ["$"]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(None, "$"), ({"a": 1}, '{"a":1}$'), (12, "12$"), (True, "true$")], ids=str
+)
+def test_a_placeholder_right_before_an_emoji_is_measured_as_the_text_it_becomes(value: object, text: str) -> None:
+    [out] = rendered_message([emoji_text("{{name}}$", 8)], {"name": value})
+
+    assert out["text"] == text
+    assert dollars(out) == ["$"]
+
+
+def test_a_text_that_is_one_placeholder_keeps_its_indexes_as_line_reads_them() -> None:
+    # The whole text comes from the event: its indexes count in the value, and are not moved.
+    message = emoji_text("{{greeting}}", 3)
+
+    [out] = rendered_message([message], {"greeting": "Hi $ and more"})
+
+    assert out["emojis"][0]["index"] == 3 and dollars(out) == ["$"]

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 import orjson
 from cryptography.fernet import Fernet
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .. import activation_table, activations, authentications, followers
@@ -91,7 +92,9 @@ def run_demo(*, events: int = 300, console: Console) -> None:
 async def _demo(ctx: Context, count: int, console: Console) -> None:
     events = sample_events(count)
     async with running_simulator(demo_options(events)) as sim:
-        console.print(f"[bold]LINE simulator[/bold] at {sim.url} (5% 503, 3% 500, 3% rate-limit 429, 1% dropped)")
+        console.print(
+            f"[bold]LINE simulator[/bold] at {sim.url} (5% 503, 3% 500, 3% rate-limit 429, 1% dropped)", markup=True
+        )
         # With the channel secret, so the demo can take LINE's follow / unfollow webhooks too.
         creds = authentications.Credentials.from_options(DEFAULT_ACCESS_TOKEN, None, DEFAULT_CHANNEL_SECRET)
         bot = await authentications.test_credentials_at(sim.url, creds, ctx.clock, ctx.timeouts, ctx.api_hosts)
@@ -113,8 +116,9 @@ async def _demo(ctx: Context, count: int, console: Console) -> None:
         )
         activations.create(ctx.db, spec, now=time.time())
         console.print(
-            f"authentication [bold]demo-line-oa[/bold] tested: {bot.display_name}; activation "
-            f"[bold]welcome-points[/bold]: retries 3, waits 0.2 s × 2ⁿ"
+            f"authentication [bold]demo-line-oa[/bold] tested: {escape(bot.display_name or '?')}; activation "
+            f"[bold]welcome-points[/bold]: retries 3, waits 0.2 s × 2ⁿ",
+            markup=True,
         )
         audience_events = _audience_care_setup(ctx, sim, events, console)
         results = triggers.accept(ctx.db, "welcome-points", events, now=time.time())

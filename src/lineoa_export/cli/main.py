@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .db import db_app
 from .insight import reconcile_command, stats_command
@@ -43,7 +44,9 @@ app.command("stats")(stats_command)
 app.command("reconcile")(reconcile_command)
 app.command("overview")(overview_command)
 
-out = Console(highlight=False)
+# Markup off: names, reasons, errors and LINE's texts print as they are ("[/x]" is no tag);
+# a line that styles itself says markup=True and escapes what it quotes.
+out = Console(highlight=False, markup=False)
 err = Console(stderr=True, highlight=False)
 T = TypeVar("T")
 
@@ -135,7 +138,7 @@ def auth_create(
         )
     )
     tested = " (not tested)" if skip_test else f" (tested: {auth.bot_name or auth.bot_user_id})"
-    out.print(f"created authentication [bold]{auth.name}[/bold]{tested}")
+    out.print(f"created authentication [bold]{escape(auth.name)}[/bold]{escape(tested)}", markup=True)
 
 
 @auth_app.command("list")
@@ -148,7 +151,7 @@ def auth_list() -> None:
     table.columns[0].no_wrap = True
     table.columns[3].overflow = "fold"
     for a in authentications.list_all(ctx.db):
-        status = f"[yellow]paused: {a.paused_reason}[/yellow]" if a.paused_reason else "[green]active[/green]"
+        status = Text(f"paused: {a.paused_reason}", "yellow") if a.paused_reason else Text("active", "green")
         kind = "token" if a.kind == "access_token" else f"channel {a.channel_id}"
         table.add_row(a.name, kind, a.bot_name or "", a.api_url, str(a.activations or 0), status)
     out.print(table)
@@ -221,7 +224,10 @@ def auth_update(
     )
     forwarding = auth.public()["forward_webhook"] or "not forwarded"
     secret = "stored" if auth.webhook_secret_set else "none"
-    out.print(f"updated [bold]{auth.name}[/bold]: webhooks {forwarding}; webhook secret {secret}")
+    out.print(
+        f"updated [bold]{escape(auth.name)}[/bold]: webhooks {escape(forwarding)}; webhook secret {escape(secret)}",
+        markup=True,
+    )
 
 
 @auth_app.command("test")
@@ -229,7 +235,10 @@ def auth_test(name: str) -> None:
     """Ask LINE whether the stored credentials still work."""
     ops = operations()
     bot = guarded(lambda: asyncio.run(ops.test_authentication(name)))
-    out.print(f"[green]ok[/green]: {name} works for {bot.display_name or '?'} ({bot.user_id or '?'})")
+    out.print(
+        f"[green]ok[/green]: {escape(name)} works for {escape(bot.display_name or '?')} ({escape(bot.user_id or '?')})",
+        markup=True,
+    )
 
 
 @auth_app.command("rotate")
@@ -254,7 +263,7 @@ def auth_rotate(
         )
     )
     tested = " (not tested)" if skip_test else f" (tested: {auth.bot_name or auth.bot_user_id})"
-    out.print(f"rotated the credentials of [bold]{auth.name}[/bold]{tested}")
+    out.print(f"rotated the credentials of [bold]{escape(auth.name)}[/bold]{escape(tested)}", markup=True)
 
 
 @auth_app.command("delete")
@@ -358,7 +367,11 @@ def activation_create(
     ops = operations()
     fields = _activation_fields(options)
     created = guarded(lambda: ops.create_activation(name, fields, copy_from=copy_from))
-    out.print(f"created activation [bold]{created.name}[/bold] on authentication {created.spec.authentication}")
+    out.print(
+        f"created activation [bold]{escape(created.name)}[/bold] "
+        f"on authentication {escape(created.spec.authentication)}",
+        markup=True,
+    )
 
 
 @activation_app.command("update")
@@ -386,7 +399,7 @@ def activation_update(
     ops = operations()
     fields = _activation_fields(options)
     guarded(lambda: ops.update_activation(name, fields))
-    out.print(f"updated activation [bold]{name}[/bold]")
+    out.print(f"updated activation [bold]{escape(name)}[/bold]", markup=True)
 
 
 @activation_app.command("list")
@@ -400,7 +413,7 @@ def activation_list() -> None:
     for a in activations.list_all(ctx.db):
         c = activations.counts(ctx.db, a.name)
         waiting = c.get("queued", 0) + c.get("retrying", 0) + c.get("paused", 0)
-        status = f"[yellow]paused: {a.pause_reason}[/yellow]" if a.pause_reason else "[green]active[/green]"
+        status = Text(f"paused: {a.pause_reason}", "yellow") if a.pause_reason else Text("active", "green")
         s = a.spec
         retry = f"{s.max_retries}× from {s.initial_retry_delay:g}s ×{s.retry_delay_multiple:g}"
         table.add_row(
@@ -455,7 +468,7 @@ def activation_show(name: str) -> None:
             ("updated", iso(a.updated_at)),
         ]
     )
-    out.print("[bold]messages[/bold]")
+    out.print("[bold]messages[/bold]", markup=True)
     out.print_json(json.dumps(s.messages))
 
 
@@ -468,7 +481,7 @@ def activation_validate(
     ops = operations()
     sample = guarded(lambda: read_json_arg(event, "event")) if event else None
     guarded(lambda: asyncio.run(ops.validate_activation(name, _event_object(sample))))
-    out.print(f"[green]ok[/green]: {name} is valid (checked locally and by LINE)")
+    out.print(f"[green]ok[/green]: {escape(name)} is valid (checked locally and by LINE)", markup=True)
 
 
 def _event_object(value: Any) -> dict[str, Any] | None:

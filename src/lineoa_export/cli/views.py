@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from ..context import Context
 from ..delivery import outbox
@@ -130,7 +131,7 @@ def activation_table_view(activation: str, entries: list[dict[str, Any]]) -> Tab
         table.add_row(
             e["event_id"],
             short_id(e["recipient"]),
-            f"[{style}]{e['state']}[/]",
+            Text(e["state"], style),
             "" if e["status_code"] is None else str(e["status_code"]),
             str(e["attempts"]),
             history,
