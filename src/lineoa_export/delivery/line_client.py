@@ -62,7 +62,10 @@ class AiohttpTransport:
                     sock_connect=self._timeouts.connect,
                     connect=self._timeouts.connect,
                 ),
-                skip_auto_headers=("User-Agent",),
+                # LINE sets no cookies we would send back: no jar to search on every request.
+                cookie_jar=aiohttp.DummyCookieJar(),
+                # (A User-Agent given here already replaces aiohttp's own; skip_auto_headers would
+                # only send every request down aiohttp's slower header path.)
                 headers={"User-Agent": "lineoa-export"},
             )
         return self._session
