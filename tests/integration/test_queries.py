@@ -17,6 +17,8 @@ ONE_STORE = {
     "cap_lock": "postgres",
     "tables_postgres": "postgres",
     "tables_sqlite": "sqlite",
+    "followers_blocked_among_postgres": "postgres",
+    "followers_blocked_among_sqlite": "sqlite",
 }
 
 

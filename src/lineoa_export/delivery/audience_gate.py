@@ -22,6 +22,7 @@ stored facts only (follow state, counted events, the clock), so any worker decid
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -95,6 +96,7 @@ class Held:
 
 def screen(tx: Tx, dialect: str, rows: list[Row], audiences: dict[str, Audience | None], now: float) -> list[Row]:
     """The claimed rows that may be sent now; the others are settled here (lease released)."""
+    _find_blocked(tx, dialect, rows)
     passed = []
     for row in rows:
         held = _check(tx, dialect, row, audiences.get(row["activation"]), now)
@@ -113,6 +115,24 @@ def screen(tx: Tx, dialect: str, rows: list[Row], audiences: dict[str, Audience 
             },
         )
     return passed
+
+
+def _find_blocked(tx: Tx, dialect: str, rows: list[Row]) -> None:
+    """Set ``blocked_at_ms`` on the rows whose recipient blocked the account (claim_due says per row
+    whether its channel has any blocked follower; most have none, and cost nothing here)."""
+    by_channel: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.get("channel_blocked") and row.get("recipient"):
+            by_channel.setdefault(row["channel_key"], []).append(row)
+    for channel_key, some in by_channel.items():
+        recipients = [row["recipient"] for row in some]
+        found = tx.run(
+            f"followers_blocked_among_{dialect}",
+            {"channel_key": channel_key, "user_ids": recipients if dialect == "postgres" else json.dumps(recipients)},
+        )
+        blocked = {f["user_id"]: f["changed_at_ms"] for f in found}
+        for row in some:
+            row["blocked_at_ms"] = blocked.get(row["recipient"])
 
 
 def _check(tx: Tx, dialect: str, row: Row, audience: Audience | None, now: float) -> Held | None:
