@@ -96,7 +96,6 @@ class Held:
 
 def screen(tx: Tx, dialect: str, rows: list[Row], audiences: dict[str, Audience | None], now: float) -> list[Row]:
     """The claimed rows that may be sent now; the others are settled here (lease released)."""
-    _find_blocked(tx, dialect, rows)
     passed = []
     for row in rows:
         held = _check(tx, dialect, row, audiences.get(row["activation"]), now)
@@ -117,9 +116,10 @@ def screen(tx: Tx, dialect: str, rows: list[Row], audiences: dict[str, Audience 
     return passed
 
 
-def _find_blocked(tx: Tx, dialect: str, rows: list[Row]) -> None:
-    """Set ``blocked_at_ms`` on the rows whose recipient blocked the account (claim_due says per row
-    whether its channel has any blocked follower; most have none, and cost nothing here)."""
+def find_blocked(tx: Tx, dialect: str, rows: list[Row]) -> None:
+    """Set ``blocked_at_ms`` on the claimed rows whose recipient blocked the account, before
+    :func:`screen` (claim_due says per row whether its channel has any blocked follower; most have
+    none, and cost nothing here)."""
     by_channel: dict[str, list[Row]] = {}
     for row in rows:
         if row.get("channel_blocked") and row.get("recipient"):
