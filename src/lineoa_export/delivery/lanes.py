@@ -126,7 +126,8 @@ class Lane:
         a rate the lane cannot send would only lease events to wait in its queue, and every
         claim must step over the events still leased ahead of it.
         """
-        pace = min(self.budget.rate, self.limit() / self.budget.latency)
+        latency = self.budget.latency
+        pace = min(self.budget.rate, self.limit() / latency) if latency > 0 else self.budget.rate
         return self.limit() + math.ceil(pace * CLAIM_AHEAD)
 
     def room(self) -> int:
