@@ -22,12 +22,13 @@ stored facts only (follow state, counted events, the clock), so any worker decid
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from ..audience import (
     Decision,
@@ -126,10 +127,8 @@ def find_blocked(tx: Tx, dialect: str, rows: list[Row]) -> None:
             by_channel.setdefault(row["channel_key"], []).append(row)
     for channel_key, some in by_channel.items():
         recipients = [row["recipient"] for row in some]
-        found = tx.run(
-            f"followers_blocked_among_{dialect}",
-            {"channel_key": channel_key, "user_ids": recipients if dialect == "postgres" else json.dumps(recipients)},
-        )
+        user_ids = recipients if dialect == "postgres" else orjson.dumps(recipients).decode()  # an array / JSON
+        found = tx.run(f"followers_blocked_among_{dialect}", {"channel_key": channel_key, "user_ids": user_ids})
         blocked = {f["user_id"]: f["changed_at_ms"] for f in found}
         for row in some:
             row["blocked_at_ms"] = blocked.get(row["recipient"])
