@@ -85,3 +85,24 @@ def test_an_event_queued_before_the_unfollow_arrived_is_not_pushed_either(tmp_pa
             assert p.sim.record.accepted == []
 
     run(scenario())
+
+
+def test_claims_find_blocked_recipients_by_key_however_many_blocked_the_channel(tmp_path: Path) -> None:
+    # A channel with many blocked followers must not cost each claimed event a read of all of them
+    # (SQLite cannot use an index for a subquery naming the updated row): every look-up of followers
+    # on the claim's path is a search by key, never a scan.
+    from lineoa_export.store.database import open_database, query
+
+    db = open_database(f"sqlite:///{tmp_path / 'plans.db'}")
+    try:
+        conn = db._conn()
+        params = {"now": 0.0, "until": 1.0, "worker": "w", "alive_since": 0.0, "channel_key": "c", "limit": 1}
+        for name, args in (
+            ("claim_due", params),
+            ("followers_blocked_among_sqlite", {"channel_key": "c", "user_ids": "[]"}),
+        ):
+            plan = [r["detail"] for r in conn.execute("EXPLAIN QUERY PLAN " + query(name, "sqlite"), args)]
+            on_followers = [step for step in plan if " f " in f" {step} " or "followers" in step]
+            assert on_followers and all(step.startswith("SEARCH") for step in on_followers), (name, plan)
+    finally:
+        db.close()

@@ -224,6 +224,23 @@ def test_a_lane_never_holds_more_than_its_fair_share_of_the_process() -> None:
     assert fair_share(concurrency=8, busy_lanes=100) >= 1
 
 
+def test_a_lane_leases_no_more_than_it_can_send_in_a_moment() -> None:
+    # A rate far above what 64 connections carry at 10 ms: the lane claims for 6,400/s, not 1e6/s,
+    # so the rest of the backlog stays claimable by other workers.
+    lane = Lane("c", ChannelLimiter(1e6, 20), InFlightBudget(1e6, 20, 64), Breaker(5))
+    for _ in range(200):
+        lane.budget.observe(0.010)
+    assert lane.limit() == 64
+    assert lane.capacity() == pytest.approx(64 + 64 / 0.010 * 0.1, rel=0.05)
+    # At LINE's usual limit the rate is what binds: a tenth of a second of it, as before.
+    normal = Lane("d", ChannelLimiter(2000, 20), InFlightBudget(2000, 20, 1000), Breaker(5))
+    for _ in range(200):
+        normal.budget.observe(0.010)
+    assert normal.capacity() == normal.limit() + 200
+    normal.budget.latency = 0.0  # an answer faster than the clock can tell: the rate still bounds it
+    assert normal.capacity() == normal.limit() + 200
+
+
 def test_a_dead_workers_events_are_taken_over_within_5_seconds_not_at_lease_end(
     tmp_path: Path, run, db_url: str
 ) -> None:

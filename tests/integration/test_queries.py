@@ -19,6 +19,8 @@ ONE_STORE = {
     "insight_requests_lock": "postgres",
     "tables_postgres": "postgres",
     "tables_sqlite": "sqlite",
+    "followers_blocked_among_postgres": "postgres",
+    "followers_blocked_among_sqlite": "sqlite",
 }
 
 

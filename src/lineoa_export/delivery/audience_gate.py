@@ -28,6 +28,8 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from ..audience import (
     Decision,
     FrequencyCap,
@@ -123,6 +125,23 @@ def screen(
             },
         )
     return passed
+
+
+def find_blocked(tx: Tx, dialect: str, rows: list[Row]) -> None:
+    """Set ``blocked_at_ms`` on the claimed rows whose recipient blocked the account, before
+    :func:`screen` (claim_due says per row whether its channel has any blocked follower; most have
+    none, and cost nothing here)."""
+    by_channel: dict[str, list[Row]] = {}
+    for row in rows:
+        if row.get("channel_blocked") and row.get("recipient"):
+            by_channel.setdefault(row["channel_key"], []).append(row)
+    for channel_key, some in by_channel.items():
+        recipients = [row["recipient"] for row in some]
+        user_ids = recipients if dialect == "postgres" else orjson.dumps(recipients).decode()  # an array / JSON
+        found = tx.run(f"followers_blocked_among_{dialect}", {"channel_key": channel_key, "user_ids": user_ids})
+        blocked = {f["user_id"]: f["changed_at_ms"] for f in found}
+        for row in some:
+            row["blocked_at_ms"] = blocked.get(row["recipient"])
 
 
 def _check(tx: Tx, dialect: str, row: Row, audience: Audience | None, now: float) -> Held | None:

@@ -119,8 +119,16 @@ class Lane:
         return self.in_flight > 0 or self.queue.qsize() > 0
 
     def capacity(self) -> int:
-        """Events this lane may hold at once: its in-flight allowance plus a moment of sending."""
-        return self.limit() + math.ceil(self.budget.rate * CLAIM_AHEAD)
+        """Events this lane may hold at once: its in-flight allowance plus a moment of sending.
+
+        A moment at the pace the lane can really reach: its rate, or (Little's law) what its
+        allowance in flight can carry at the latency LINE shows, whichever is lower. Claiming at
+        a rate the lane cannot send would only lease events to wait in its queue, and every
+        claim must step over the events still leased ahead of it.
+        """
+        latency = self.budget.latency
+        pace = min(self.budget.rate, self.limit() / latency) if latency > 0 else self.budget.rate
+        return self.limit() + math.ceil(pace * CLAIM_AHEAD)
 
     def room(self) -> int:
         """Events this lane could take now: its capacity less what it holds."""

@@ -108,6 +108,7 @@ def claim(
         rows = [r for key, limit in wants for r in tx.run("claim_due", {**params, "channel_key": key, "limit": limit})]
         if not rows:
             return []
+        audience_gate.find_blocked(tx, db.dialect, rows)
         route_rows = tx.run("activation_routes")
         routes = {
             r["name"]: (

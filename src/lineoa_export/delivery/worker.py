@@ -464,6 +464,8 @@ class Worker:
         self._results_ready.set()
 
     def _is_held(self, c: Claimed, generation: int) -> bool:
+        if not self._holds:
+            return False  # the usual case: nothing is paused (no keys to build per push)
         for key in ("channel:" + c.channel_key, "activation:" + c.activation):
             if generation <= self._holds.get(key, -1):
                 return True
@@ -489,7 +491,12 @@ class Worker:
                 c, EventState.RETRYING if c.retries else EventState.QUEUED, error=None, now=started
             ), None
         outcome, duration = await self._push_gated(lane, c, c.first_attempt_at or started)
-        probe_at = await self._after_answer(lane, outcome, duration, probe)
+        breaker = lane.breaker
+        if outcome.status_code is not None and not breaker.open and not breaker.failures:
+            lane.budget.observe(duration)  # the usual case, without a coroutine: see _after_answer
+            probe_at = None
+        else:
+            probe_at = await self._after_answer(lane, outcome, duration, probe)
         decision = decide(
             outcome,
             c.policy,

@@ -140,9 +140,12 @@ WHERE id IN (
 )
 RETURNING id, activation, channel_key, body, retry_key, attempts, retries, first_attempt_at, accepted_at,
           aggregation_unit, recipient, counted_at, time_zone,
-          -- the audience gate (delivery/audience_gate.py): when the recipient blocked the account, if so
-          (SELECT f.changed_at_ms FROM followers f
-           WHERE f.channel_key = events.channel_key AND f.user_id = events.recipient AND NOT f.following) AS blocked_at_ms
+          -- the audience gate (delivery/audience_gate.py): whether anyone blocked this channel at all
+          -- (worked out once per claim). Who did is looked up after the claim, and only then: SQLite
+          -- cannot use an index for a subquery that names the updated row, and would read every
+          -- blocked follower of the channel for every event claimed.
+          (SELECT 1 FROM followers f /*INDEXED BY followers_blocked*/
+           WHERE f.channel_key = :channel_key AND NOT f.following LIMIT 1) AS channel_blocked
 
 -- name: activation_routes
 SELECT name, authentication, max_retries, initial_retry_delay, retry_delay_multiple,
@@ -356,6 +359,15 @@ SELECT user_id, following, changed_at_ms FROM followers WHERE channel_key = :cha
 
 -- name: followers_blocked_count
 SELECT COUNT(*) AS n FROM followers WHERE channel_key = :channel_key AND NOT following
+
+-- name: followers_blocked_among_sqlite
+-- Which of these recipients (a JSON array) blocked the channel, and when: one primary-key look-up each.
+SELECT user_id, changed_at_ms FROM followers
+WHERE channel_key = :channel_key AND user_id IN (SELECT value FROM json_each(:user_ids)) AND NOT following
+
+-- name: followers_blocked_among_postgres
+SELECT user_id, changed_at_ms FROM followers
+WHERE channel_key = :channel_key AND user_id = ANY(:user_ids) AND NOT following
 
 -- name: aggregation_unit_get
 SELECT channel_key, month, unit, granted, units_used, note, checked_at FROM aggregation_units
