@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from lineoa_export.operations import Operations
 from lineoa_export.simulator import ChannelConfig, SimulatorOptions
 from lineoa_export.simulator.app import PUSH_COUNT
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
+from lineoa_export.store.database import Tx, open_database
 from lineoa_export.testing import channel, pipeline, token, user_id
 from lineoa_export.web.metrics import Metrics
 from lineoa_export.webhooks import signature_for
@@ -351,3 +354,36 @@ def test_webhook_event_ids_are_kept_30_days_for_deduplication_then_pruned(tmp_pa
             assert receive("E1") == 1  # forgotten: an id LINE no longer repeats after this long
 
     run(scenario())
+
+
+def test_a_large_prune_of_webhook_ids_goes_in_short_transactions_and_keeps_the_window(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first prune after an upgrade can meet 30+ days of ids at once: on SQLite one transaction
+    # for all of them would hold the one write lock that webhooks and the worker wait for.
+    now = 1_800_000_000.0
+    cutoff = now - followers.SEEN_KEPT
+    old = [{"channel_key": f"c{n % 3}", "webhook_event_id": f"old{n}", "now": cutoff - 1.0 - n} for n in range(1_050)]
+    within = {"at-the-edge": cutoff, "a-second-inside": cutoff + 1.0, "today": now}
+    db = open_database(db_url)
+    try:
+        with db.transaction() as tx:
+            for row in old + [{"channel_key": "c0", "webhook_event_id": k, "now": t} for k, t in within.items()]:
+                tx.run("webhook_event_seen", row)
+        opened = []
+        real = db.transaction
+
+        @contextmanager
+        def counted() -> Iterator[Tx]:
+            opened.append(len(opened))
+            with real() as tx:
+                yield tx
+
+        monkeypatch.setattr(db, "transaction", counted)
+        assert followers.forget_old_event_ids(db, now=now, batch=100) == len(old)
+        assert len(opened) == 11  # ten of 100 and one of 50: the lock is let go in between
+        with real() as tx:
+            left = {r["webhook_event_id"] for r in tx._conn.execute("SELECT webhook_event_id FROM webhook_events")}  # type: ignore[attr-defined]
+        assert left == set(within)  # exactly the ids inside the 30 days are still remembered
+    finally:
+        db.close()

@@ -342,7 +342,12 @@ ON CONFLICT (channel_key, webhook_event_id) DO NOTHING
 RETURNING webhook_event_id
 
 -- name: webhook_events_prune
-DELETE FROM webhook_events WHERE received_at < :before RETURNING webhook_event_id
+-- At most :batch of the oldest ids at a time (followers.forget_old_event_ids), by the received_at index:
+-- each batch is a short transaction of its own, so SQLite's one writer is not held for days of ids.
+DELETE FROM webhook_events WHERE (channel_key, webhook_event_id) IN (
+    SELECT channel_key, webhook_event_id FROM webhook_events WHERE received_at < :before
+    ORDER BY received_at LIMIT :batch
+)
 
 -- name: follower_upsert
 INSERT INTO followers (channel_key, user_id, following, changed_at_ms)
