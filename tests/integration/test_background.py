@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -25,7 +26,7 @@ from lineoa_export.operations import Operations
 from lineoa_export.simulator import ChannelConfig, SimulatorOptions
 from lineoa_export.simulator.app import PUSH_COUNT
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
-from lineoa_export.store.database import Tx, open_database
+from lineoa_export.store.database import Database, Tx, open_database, query
 from lineoa_export.testing import channel, pipeline, token, user_id
 from lineoa_export.web.metrics import Metrics
 from lineoa_export.webhooks import signature_for
@@ -279,6 +280,69 @@ def test_not_ready_is_tried_again_later_that_day(tmp_path: Path, run, db_url: st
             assert [(r.verdict, r.line_count, r.our_count) for r in again] == [("equal", 21, 21)]
 
     run(scenario())
+
+
+def test_while_line_is_not_ready_a_pass_with_nothing_to_do_writes_nothing(
+    tmp_path: Path, run, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every write on SQLite takes BEGIN IMMEDIATE: the worker's writers would wait for each
+    # authentication on every 30-s pass, for the hours until the next try of the day.
+    line_clock = FakeClock(jst("2027-01-20 12:00:00"))
+    options = SimulatorOptions(channels=[ChannelConfig(), channel(1)])
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path, options, database_url=db_url, clock=line_clock) as p:
+            p.create_auth(name="other", token=token(1))
+            p.create_activation(no_aggregation_unit=True)
+            await deliver_on(p, "2027-01-20 12:00:00", 21)
+            line_clock.advance(jst("2027-01-20 23:00:00") - line_clock.now())  # LINE still on the 20th
+            ours = FakeClock(jst("2027-01-21 10:00:00"))
+            chores = Background(Context(p.ctx.settings, p.ctx.db, p.ctx.vault, ours))
+            assert [r.verdict for r in (await chores.run_once()).reconciled] == ["not_ready"] * 2
+            writes = count_writes(p.ctx.db, monkeypatch)
+            for _ in range(int(3600 / background.TICK) - 1):  # the rest of the hour, until the hourly prune
+                ours.advance(background.TICK)
+                assert (await chores.run_once()).reconciled == []
+            assert writes() == [] and count_requests(p) == 2
+            ours.advance(jst("2027-01-21 13:00:00") - ours.now())  # the next try claims, asks and keeps
+            assert [r.verdict for r in (await chores.run_once()).reconciled] == ["not_ready"] * 2
+            assert writes().count("background_claim") == 2 and count_requests(p) == 4
+
+    run(scenario())
+
+
+def count_writes(db: Database, monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[str]]:
+    """From now on: each transaction ``db`` opens, each statement run in one, each other write."""
+    seen: list[str] = []
+    transaction, run = db.transaction, db.run
+
+    class Counted:
+        def __init__(self, tx: Tx) -> None:
+            self.tx = tx
+
+        def run(self, name: str, params: Any = None) -> list[dict[str, Any]]:
+            seen.append(name)
+            return self.tx.run(name, params)
+
+        def run_changed(self, name: str, params: Any = None) -> int:
+            seen.append(name)
+            return self.tx.run_changed(name, params)
+
+    @contextmanager
+    def counted_transaction() -> Iterator[Counted]:
+        seen.append("BEGIN")
+        with transaction() as tx:
+            yield Counted(tx)
+
+    def counted_run(name: str, params: Any = None) -> list[dict[str, Any]]:
+        sql = [line for line in query(name, db.dialect).splitlines() if not line.lstrip().startswith("--")]
+        if not sql[0].lstrip().upper().startswith("SELECT"):
+            seen.append(name)
+        return run(name, params)
+
+    monkeypatch.setattr(db, "transaction", counted_transaction)
+    monkeypatch.setattr(db, "run", counted_run)
+    return lambda: list(seen)
 
 
 def test_a_mismatch_is_a_warning_and_a_failing_channel_does_not_stop_the_others(
