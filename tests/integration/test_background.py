@@ -21,7 +21,7 @@ from lineoa_export.clock import FakeClock
 from lineoa_export.context import Context, open_context
 from lineoa_export.insight import background, reconcile, statistics
 from lineoa_export.insight.background import Background
-from lineoa_export.line_time import JST, line_day
+from lineoa_export.line_time import JST, compact, line_day
 from lineoa_export.operations import Operations
 from lineoa_export.simulator import ChannelConfig, SimulatorOptions
 from lineoa_export.simulator.app import PUSH_COUNT
@@ -205,6 +205,49 @@ def test_two_processes_share_a_channels_slots(tmp_path: Path, run, db_url: str) 
             first, second = Background(p.ctx, name="host-1:1"), Background(p.ctx, name="host-2:2")
             done = (await first.run_once()).refreshed + (await second.run_once()).refreshed
             assert len(done) == 1 and line_requests(p) == 1  # one request per channel and slot in all
+
+    run(scenario())
+
+
+def stored_periods(p) -> list[tuple[str, str, str, bool]]:  # type: ignore[no-untyped-def]
+    with p.ctx.db.transaction() as tx:
+        rows = tx._conn.execute("SELECT unit, from_day, to_day, default_period FROM unit_statistics")
+        return sorted((r["unit"], r["from_day"], r["to_day"], bool(r["default_period"])) for r in rows)
+
+
+def test_figures_no_view_can_show_are_pruned_and_every_unit_keeps_its_latest(tmp_path: Path, run, db_url: str) -> None:
+    async def scenario() -> None:
+        async with pipeline(tmp_path, database_url=db_url) as p:
+            for name in ("a", "b"):
+                p.create_activation(name, aggregation_unit=f"{name}_unit")
+                p.trigger([{"line_user_id": user_id(1), "name": "Ann"}], name)
+            await p.run_worker()
+            ops = Operations(p.ctx)
+            day = line_day(p.clock.now())
+            assert (await ops.activation_stats("b")).asked_line
+            for _ in range(2):  # `stats` on days 0, 8 and 16: three default periods of a's
+                assert (await ops.activation_stats("a")).asked_line
+                p.clock.advance(8 * DAY)  # (16 days on, no unit is refreshed in the background any more)
+            assert (await ops.activation_stats("a")).asked_line
+            past = (day + timedelta(days=3)).isoformat()
+            assert (await ops.activation_stats("a", past, past)).asked_line  # a period asked for by hand
+            p.clock.advance(60.0)
+            chores = Background(p.ctx)
+            assert (await chores.run_once()).statistics_forgotten == 2  # a's two earlier default periods
+
+            def c(n: int) -> str:
+                return compact(day + timedelta(days=n))
+
+            assert stored_periods(p) == [("a_unit", c(0), c(16), True), ("a_unit", c(3), c(3), False),
+                                         ("b_unit", c(0), c(0), True)]  # fmt: skip
+            requests = line_requests(p)
+            for first, last in ((None, None), (past, past)):  # what `stats` stored minutes ago, it still shows
+                shown = await ops.activation_stats("a", first, last)
+                assert not shown.asked_line and shown.figures is not None
+            assert line_requests(p) == requests
+            p.clock.advance(background.PRUNE_EVERY)
+            assert (await chores.run_once()).statistics_forgotten == 1  # by hand, and no longer fresh
+            assert stored_periods(p) == [("a_unit", c(0), c(16), True), ("b_unit", c(0), c(0), True)]
 
     run(scenario())
 

@@ -19,8 +19,10 @@ never in ``serve --no-worker``, so an API-only node never calls LINE on its own.
   the tries it has claimed or found claimed, so the passes between two tries write nothing.
 
 Every failure is one log line, never a traceback, and one channel's failure never stops the
-others. Once an hour it also prunes the store: its own claims after a few days, and the
-webhook event ids kept for deduplication after 30 days (``followers.forget_old_event_ids``).
+others. Once an hour it also prunes the store: its own claims after a few days, the
+webhook event ids kept for deduplication after 30 days (``followers.forget_old_event_ids``), and
+the unit statistics no view shows any more (``statistics.forget_unshown``: a unit's earlier
+default periods and, once a few minutes old, the periods asked for by hand).
 
 The one rule: work that two processes could both start is first claimed with a unique row in
 ``background_claims``, and only the process whose row went in does it. So several processes on
@@ -104,6 +106,7 @@ class Pass:
     refreshed: list[str] = field(default_factory=list)  # activations whose figures LINE gave
     reconciled: list[reconcile.Reconciliation] = field(default_factory=list)
     webhook_ids_forgotten: int = 0  # webhook event ids older than dedup needs, deleted
+    statistics_forgotten: int = 0  # stored figures no view shows any more, deleted
 
 
 class Background:
@@ -133,9 +136,14 @@ class Background:
         done = Pass(await self.refresh_statistics(now), await self.reconcile_yesterday(now))
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_EVERY
-            await asyncio.to_thread(self.ctx.db.run, "background_claims_prune", {"before": now - CLAIMS_KEPT})
-            done.webhook_ids_forgotten = await asyncio.to_thread(followers.forget_old_event_ids, self.ctx.db, now=now)
+            await self._prune(done, now)
         return done
+
+    async def _prune(self, done: Pass, now: float) -> None:
+        db = self.ctx.db
+        await asyncio.to_thread(db.run, "background_claims_prune", {"before": now - CLAIMS_KEPT})
+        done.webhook_ids_forgotten = await asyncio.to_thread(followers.forget_old_event_ids, db, now=now)
+        done.statistics_forgotten = await asyncio.to_thread(statistics.forget_unshown, db, now=now)
 
     # -- statistics ------------------------------------------------------------------------------
 
