@@ -77,12 +77,22 @@ def receive(db: Database, vault: Vault, name: str, body: bytes, signature: str |
 #: within a limited time, far shorter than this. An older repeat changes no state anyway: a user's
 #: state only moves to a newer ``timestamp``.
 SEEN_KEPT = 30 * 86_400.0
+#: Ids deleted in one transaction when pruning: the first prune after an upgrade can meet 30 days
+#: and more of them, and SQLite's one writer (webhooks, the worker) waits while a transaction runs.
+PRUNE_BATCH = 5_000
 
 
-def forget_old_event_ids(db: Database, *, now: float) -> int:
-    """Delete the webhook event ids received more than :data:`SEEN_KEPT` ago; how many went."""
-    with db.transaction() as tx:
-        return len(tx.run("webhook_events_prune", {"before": now - SEEN_KEPT}))
+def forget_old_event_ids(db: Database, *, now: float, batch: int = PRUNE_BATCH) -> int:
+    """Delete the webhook event ids received more than :data:`SEEN_KEPT` ago, at most ``batch`` in
+    each transaction (other writers go in between); how many went."""
+    params = {"before": now - SEEN_KEPT, "batch": batch}
+    forgotten = 0
+    while True:
+        with db.transaction() as tx:
+            deleted = tx.run_changed("webhook_events_prune", params)
+        forgotten += deleted
+        if deleted < batch:
+            return forgotten
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,9 @@ activation on its channel. For a scope this reads, in a handful of named queries
 * the channel's **rate limit**, its **hold** (quota, credentials, a tripped breaker: see
   :mod:`.delivery.pauses`) and, when a worker runs in this process, its **lane** (in flight,
   budget, LINE's latency);
-* **engagement**: LINE's unit statistics as stored by :mod:`.insight.statistics`, with their age
-  (LINE is never asked from here), nulls kept as "fewer than 20";
+* **engagement**: LINE's unit statistics as stored by :mod:`.insight.statistics`, each unit's
+  latest default period (not one asked for by hand), with their age (LINE is never asked from
+  here), nulls kept as "fewer than 20";
 * the latest **reconciliation** of the channel's authentication (:mod:`.insight.reconcile`).
 
 The monthly quota comes from LINE, so it is added by the caller (:mod:`.insight.quota`).
@@ -247,7 +248,8 @@ def _queue(db: Database, params: dict[str, Any]) -> tuple[dict[str, int], float 
 
 
 def _engagement(db: Database, scope: Scope) -> tuple[Engagement, ...]:
-    """The newest stored figures of each unit the scope's activations send with."""
+    """The stored figures of each unit the scope's activations send with: its latest default period
+    (the one ``stats`` shows by default), whatever periods were asked for by hand since."""
     users: dict[str, list[str]] = {}
     for a in scope.activations:
         if a.spec.aggregation_unit:
@@ -256,11 +258,8 @@ def _engagement(db: Database, scope: Scope) -> tuple[Engagement, ...]:
         return ()
     only = next(iter(users)) if scope.kind == "activation" else None
     rows = db.run("overview_unit_statistics", {"channel_key": scope.channel_key, "unit": only})
-    seen: dict[str, Engagement] = {}
-    for r in rows:  # newest first: the first row of a unit is its latest
-        if r["unit"] in users and r["unit"] not in seen:
-            seen[r["unit"]] = _figures(r, tuple(users[r["unit"]]))
-    return tuple(seen[u] for u in users if u in seen)
+    latest = {r["unit"]: r for r in rows}  # one row a unit
+    return tuple(_figures(latest[u], tuple(names)) for u, names in users.items() if u in latest)
 
 
 def _figures(row: dict[str, Any], users: tuple[str, ...]) -> Engagement:

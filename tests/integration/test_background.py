@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -18,11 +21,12 @@ from lineoa_export.clock import FakeClock
 from lineoa_export.context import Context, open_context
 from lineoa_export.insight import background, reconcile, statistics
 from lineoa_export.insight.background import Background
-from lineoa_export.line_time import JST, line_day
+from lineoa_export.line_time import JST, compact, line_day
 from lineoa_export.operations import Operations
 from lineoa_export.simulator import ChannelConfig, SimulatorOptions
 from lineoa_export.simulator.app import PUSH_COUNT
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
+from lineoa_export.store.database import Database, Tx, open_database, query
 from lineoa_export.testing import channel, pipeline, token, user_id
 from lineoa_export.web.metrics import Metrics
 from lineoa_export.webhooks import signature_for
@@ -205,6 +209,49 @@ def test_two_processes_share_a_channels_slots(tmp_path: Path, run, db_url: str) 
     run(scenario())
 
 
+def stored_periods(p) -> list[tuple[str, str, str, bool]]:  # type: ignore[no-untyped-def]
+    with p.ctx.db.transaction() as tx:
+        rows = tx._conn.execute("SELECT unit, from_day, to_day, default_period FROM unit_statistics")
+        return sorted((r["unit"], r["from_day"], r["to_day"], bool(r["default_period"])) for r in rows)
+
+
+def test_figures_no_view_can_show_are_pruned_and_every_unit_keeps_its_latest(tmp_path: Path, run, db_url: str) -> None:
+    async def scenario() -> None:
+        async with pipeline(tmp_path, database_url=db_url) as p:
+            for name in ("a", "b"):
+                p.create_activation(name, aggregation_unit=f"{name}_unit")
+                p.trigger([{"line_user_id": user_id(1), "name": "Ann"}], name)
+            await p.run_worker()
+            ops = Operations(p.ctx)
+            day = line_day(p.clock.now())
+            assert (await ops.activation_stats("b")).asked_line
+            for _ in range(2):  # `stats` on days 0, 8 and 16: three default periods of a's
+                assert (await ops.activation_stats("a")).asked_line
+                p.clock.advance(8 * DAY)  # (16 days on, no unit is refreshed in the background any more)
+            assert (await ops.activation_stats("a")).asked_line
+            past = (day + timedelta(days=3)).isoformat()
+            assert (await ops.activation_stats("a", past, past)).asked_line  # a period asked for by hand
+            p.clock.advance(60.0)
+            chores = Background(p.ctx)
+            assert (await chores.run_once()).statistics_forgotten == 2  # a's two earlier default periods
+
+            def c(n: int) -> str:
+                return compact(day + timedelta(days=n))
+
+            assert stored_periods(p) == [("a_unit", c(0), c(16), True), ("a_unit", c(3), c(3), False),
+                                         ("b_unit", c(0), c(0), True)]  # fmt: skip
+            requests = line_requests(p)
+            for first, last in ((None, None), (past, past)):  # what `stats` stored minutes ago, it still shows
+                shown = await ops.activation_stats("a", first, last)
+                assert not shown.asked_line and shown.figures is not None
+            assert line_requests(p) == requests
+            p.clock.advance(background.PRUNE_EVERY)
+            assert (await chores.run_once()).statistics_forgotten == 1  # by hand, and no longer fresh
+            assert stored_periods(p) == [("a_unit", c(0), c(16), True), ("b_unit", c(0), c(0), True)]
+
+    run(scenario())
+
+
 # -- the daily reconciliation --------------------------------------------------------------------
 
 
@@ -276,6 +323,69 @@ def test_not_ready_is_tried_again_later_that_day(tmp_path: Path, run, db_url: st
             assert [(r.verdict, r.line_count, r.our_count) for r in again] == [("equal", 21, 21)]
 
     run(scenario())
+
+
+def test_while_line_is_not_ready_a_pass_with_nothing_to_do_writes_nothing(
+    tmp_path: Path, run, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every write on SQLite takes BEGIN IMMEDIATE: the worker's writers would wait for each
+    # authentication on every 30-s pass, for the hours until the next try of the day.
+    line_clock = FakeClock(jst("2027-01-20 12:00:00"))
+    options = SimulatorOptions(channels=[ChannelConfig(), channel(1)])
+
+    async def scenario() -> None:
+        async with pipeline(tmp_path, options, database_url=db_url, clock=line_clock) as p:
+            p.create_auth(name="other", token=token(1))
+            p.create_activation(no_aggregation_unit=True)
+            await deliver_on(p, "2027-01-20 12:00:00", 21)
+            line_clock.advance(jst("2027-01-20 23:00:00") - line_clock.now())  # LINE still on the 20th
+            ours = FakeClock(jst("2027-01-21 10:00:00"))
+            chores = Background(Context(p.ctx.settings, p.ctx.db, p.ctx.vault, ours))
+            assert [r.verdict for r in (await chores.run_once()).reconciled] == ["not_ready"] * 2
+            writes = count_writes(p.ctx.db, monkeypatch)
+            for _ in range(int(3600 / background.TICK) - 1):  # the rest of the hour, until the hourly prune
+                ours.advance(background.TICK)
+                assert (await chores.run_once()).reconciled == []
+            assert writes() == [] and count_requests(p) == 2
+            ours.advance(jst("2027-01-21 13:00:00") - ours.now())  # the next try claims, asks and keeps
+            assert [r.verdict for r in (await chores.run_once()).reconciled] == ["not_ready"] * 2
+            assert writes().count("background_claim") == 2 and count_requests(p) == 4
+
+    run(scenario())
+
+
+def count_writes(db: Database, monkeypatch: pytest.MonkeyPatch) -> Callable[[], list[str]]:
+    """From now on: each transaction ``db`` opens, each statement run in one, each other write."""
+    seen: list[str] = []
+    transaction, run = db.transaction, db.run
+
+    class Counted:
+        def __init__(self, tx: Tx) -> None:
+            self.tx = tx
+
+        def run(self, name: str, params: Any = None) -> list[dict[str, Any]]:
+            seen.append(name)
+            return self.tx.run(name, params)
+
+        def run_changed(self, name: str, params: Any = None) -> int:
+            seen.append(name)
+            return self.tx.run_changed(name, params)
+
+    @contextmanager
+    def counted_transaction() -> Iterator[Counted]:
+        seen.append("BEGIN")
+        with transaction() as tx:
+            yield Counted(tx)
+
+    def counted_run(name: str, params: Any = None) -> list[dict[str, Any]]:
+        sql = [line for line in query(name, db.dialect).splitlines() if not line.lstrip().startswith("--")]
+        if not sql[0].lstrip().upper().startswith("SELECT"):
+            seen.append(name)
+        return run(name, params)
+
+    monkeypatch.setattr(db, "transaction", counted_transaction)
+    monkeypatch.setattr(db, "run", counted_run)
+    return lambda: list(seen)
 
 
 def test_a_mismatch_is_a_warning_and_a_failing_channel_does_not_stop_the_others(
@@ -351,3 +461,36 @@ def test_webhook_event_ids_are_kept_30_days_for_deduplication_then_pruned(tmp_pa
             assert receive("E1") == 1  # forgotten: an id LINE no longer repeats after this long
 
     run(scenario())
+
+
+def test_a_large_prune_of_webhook_ids_goes_in_short_transactions_and_keeps_the_window(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first prune after an upgrade can meet 30+ days of ids at once: on SQLite one transaction
+    # for all of them would hold the one write lock that webhooks and the worker wait for.
+    now = 1_800_000_000.0
+    cutoff = now - followers.SEEN_KEPT
+    old = [{"channel_key": f"c{n % 3}", "webhook_event_id": f"old{n}", "now": cutoff - 1.0 - n} for n in range(1_050)]
+    within = {"at-the-edge": cutoff, "a-second-inside": cutoff + 1.0, "today": now}
+    db = open_database(db_url)
+    try:
+        with db.transaction() as tx:
+            for row in old + [{"channel_key": "c0", "webhook_event_id": k, "now": t} for k, t in within.items()]:
+                tx.run("webhook_event_seen", row)
+        opened = []
+        real = db.transaction
+
+        @contextmanager
+        def counted() -> Iterator[Tx]:
+            opened.append(len(opened))
+            with real() as tx:
+                yield tx
+
+        monkeypatch.setattr(db, "transaction", counted)
+        assert followers.forget_old_event_ids(db, now=now, batch=100) == len(old)
+        assert len(opened) == 11  # ten of 100 and one of 50: the lock is let go in between
+        with real() as tx:
+            left = {r["webhook_event_id"] for r in tx._conn.execute("SELECT webhook_event_id FROM webhook_events")}  # type: ignore[attr-defined]
+        assert left == set(within)  # exactly the ids inside the 30 days are still remembered
+    finally:
+        db.close()

@@ -6,19 +6,27 @@ whole pipeline on a fake clock, with LINE's quota asked at most once a minute.""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import orjson
+from cryptography.fernet import Fernet
 
 from lineoa_export import activations, authentications, overview
 from lineoa_export.delivery import outbox, pauses, triggers
 from lineoa_export.delivery.states import EventState
 from lineoa_export.delivery.worker import Worker
 from lineoa_export.insight import reconcile, statistics
+from lineoa_export.line_time import JST
 from lineoa_export.operations import Operations
 from lineoa_export.simulator import ChannelConfig, SimulatorOptions
+from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
+from lineoa_export.store import migrations
 from lineoa_export.store.database import Database
+from lineoa_export.store.migrations import SHIPPED, Catalog
 from lineoa_export.testing import pipeline, user_id
+from lineoa_export.vault import Vault
 from lineoa_export.web.metrics import Metrics
 
 NOW = 1_800_000_000.0 + 30  # half a minute into a minute: FakeClock's start is a whole minute
@@ -166,8 +174,8 @@ def test_engagement_and_reconciliation_come_from_the_store(tmp_path: Path, run, 
             older = {"overview": {"uniqueImpression": 11, "uniqueClick": 3}}
             newer = {"overview": {"uniqueImpression": 25, "uniqueClick": None, "uniqueMediaPlayed": None}}
             statistics.keep(db, key, "welcome_unit", statistics.Period(date(2027, 1, 1), date(2027, 1, 2)), older,
-                            NOW - 900)  # fmt: skip
-            statistics.keep(db, key, "welcome_unit", period, newer, NOW - 300)
+                            NOW - 900, default_period=True)  # fmt: skip
+            statistics.keep(db, key, "welcome_unit", period, newer, NOW - 300, default_period=True)
             [e] = read(db).engagement
             assert (e.unit, e.activations, e.first_day, e.last_day) == ("welcome_unit", ("welcome",), "2027-01-01",
                                                                         "2027-01-14")  # fmt: skip
@@ -186,6 +194,81 @@ def test_engagement_and_reconciliation_come_from_the_store(tmp_path: Path, run, 
             assert public["reconciliation"]["difference"] == -2 and public["null_means"] == "fewer than 20"
 
     run(scenario())
+
+
+def test_every_unit_shows_its_latest_default_period_among_hundreds_of_rows(tmp_path: Path, run, db_url) -> None:  # type: ignore[no-untyped-def]
+    async def scenario() -> None:
+        async with pipeline(tmp_path, database_url=db_url) as p:
+            for name in ("quiet", "busy"):
+                p.create_activation(name, aggregation_unit=f"{name}_unit")
+            db = p.ctx.db
+            key = activations.get(db, "busy").channel_key
+            first = date(2026, 1, 1)
+
+            def figures(n: int) -> dict[str, Any]:
+                return {"overview": {"uniqueImpression": n, "uniqueClick": None, "uniqueMediaPlayed": None}}
+
+            statistics.keep(db, key, "quiet_unit", statistics.Period(first, first), figures(20), NOW - 400 * 86_400,
+                            default_period=True)  # fmt: skip
+            for n in range(250):  # a refreshed unit keeps a default period a day
+                last = first + timedelta(days=n)
+                period = statistics.Period(max(first, last - timedelta(days=30)), last)
+                statistics.keep(db, key, "busy_unit", period, figures(100 + n), NOW - (250 - n) * 86_400,
+                                default_period=True)  # fmt: skip
+            busy, quiet = read(db, "quiet", channel=True).engagement  # in the order of the activations
+            assert (quiet.unit, quiet.first_day, quiet.last_day, quiet.impressions) == ("quiet_unit", "2026-01-01",
+                                                                                       "2026-01-01", 20)  # fmt: skip
+            assert (busy.unit, busy.last_day, busy.impressions, busy.fetched_at) == ("busy_unit", "2026-09-07", 349,
+                                                                                    NOW - 86_400)  # fmt: skip
+            assert read(db, "quiet").engagement == (quiet,) and read(db, "busy").engagement == (busy,)
+
+    run(scenario())
+
+
+def jst(*fields: int) -> float:
+    return datetime(*fields, tzinfo=JST).timestamp()  # type: ignore[misc]
+
+
+def test_figures_kept_before_the_upgrade_still_show_their_default_periods(tmp_path: Path, db_url: str) -> None:
+    this = next(m for m in SHIPPED.migrations if m.name == "unit_statistics_default_period")
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for m in SHIPPED.migrations[: this.number - 1]:
+        for dialect in ("sqlite", "postgres"):
+            (before / f"{m.title}.{dialect}.sql").write_text(m.sql[dialect])  # type: ignore[index]
+    db = Database(db_url)
+    try:
+        migrations.upgrade(db, Catalog(before))
+        creds = authentications.Credentials.from_options(DEFAULT_ACCESS_TOKEN, None, None)
+        auth = authentications.create(db, Vault(Fernet.generate_key()), name="line", credentials=creds, now=NOW)
+        for name, created in (("welcome", jst(2027, 1, 1, 0, 30)), ("old", jst(2026, 11, 1, 12))):
+            spec = {"name": name, "authentication": "line", "recipient": "{{line_user_id}}",
+                    "messages": [{"type": "text", "text": "Hi"}], "aggregation_unit": f"{name}_unit"}  # fmt: skip
+            activations.create(db, activations.parse_spec(spec), now=created)
+        kept = [  # unit, from, to, impressions, fetched at
+            ("welcome_unit", "20270101", "20270110", 40, jst(2027, 1, 10, 9)),  # stats' default that day
+            ("welcome_unit", "20270105", "20270105", 41, jst(2027, 1, 10, 10)),  # asked for by hand, later
+            ("welcome_unit", "20270101", "20270112", 42, jst(2027, 1, 13, 8)),  # --to by hand
+            ("old_unit", "20261211", "20270110", 50, jst(2027, 1, 10, 23, 59, 59)),  # 30 days back: the default
+            ("old_unit", "20261101", "20261201", 51, jst(2027, 1, 11, 0, 0, 1)),
+        ]
+        mark = "?" if db.dialect == "sqlite" else "%s"
+        with db.transaction() as tx:
+            for unit, first, last, n, at in kept:
+                tx._conn.execute(  # type: ignore[attr-defined]
+                    "INSERT INTO unit_statistics (channel_key, unit, from_day, to_day, figures, fetched_at) "
+                    f"VALUES ({', '.join([mark] * 6)})",
+                    (auth.channel_key, unit, first, last, orjson.dumps({"overview": {"uniqueImpression": n}}).decode(),
+                     at),
+                )  # fmt: skip
+        migrations.upgrade(db)
+        view = overview.read(db, overview.channel_scope(db, auth), now=NOW, rate_limit=1.0, rate_sharing="single")
+        assert [(e.unit, e.first_day, e.last_day, e.impressions) for e in view.engagement] == [
+            ("old_unit", "2026-12-11", "2027-01-10", 50),
+            ("welcome_unit", "2027-01-01", "2027-01-10", 40),
+        ]
+    finally:
+        db.close()
 
 
 def test_the_pipeline_on_a_fake_clock_and_the_quota_asked_once_a_minute(tmp_path: Path, run, db_url) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lineoa_export import activations
+from lineoa_export import activations, overview
 from lineoa_export.errors import InvalidInput
 from lineoa_export.insight import statistics
 from lineoa_export.line_time import line_day
@@ -68,6 +68,30 @@ def test_stats_show_lines_figures_and_keep_them_a_few_minutes(tmp_path: Path, ru
             p.clock.advance(statistics.FRESH_FOR)
             assert (await ops.activation_stats("welcome")).asked_line
             assert line_requests(p) == 2
+
+    run(scenario())
+
+
+def test_a_period_asked_for_by_hand_leaves_the_overviews_default_figures(tmp_path: Path, run, db_url: str) -> None:
+    async def scenario() -> None:
+        async with pipeline(tmp_path, everyone_looks(), database_url=db_url) as p:
+            p.create_activation(messages=MESSAGES)
+            first_day = line_day(p.clock.now())
+            await send(p, 30)
+            p.clock.advance(2 * 86_400.0)
+            ops = Operations(p.ctx)
+            default = await ops.activation_stats("welcome")
+            assert default.asked_line and (default.period.first, default.period.last) == (
+                first_day, first_day + timedelta(days=2))  # fmt: skip
+            p.clock.advance(60.0)
+            by_hand = await ops.activation_stats("welcome", first_day.isoformat(), first_day.isoformat())
+            assert by_hand.asked_line and by_hand.fetched_at == default.fetched_at + 60.0
+            activation = activations.get(p.ctx.db, "welcome")
+            [shown] = overview.read(p.ctx.db, overview.activation_scope(p.ctx.db, activation), now=p.clock.now(),
+                                    rate_limit=1.0, rate_sharing="single").engagement  # fmt: skip
+            assert (shown.first_day, shown.last_day, shown.fetched_at) == (
+                first_day.isoformat(), (first_day + timedelta(days=2)).isoformat(), default.fetched_at)  # fmt: skip
+            assert shown.impressions == 30
 
     run(scenario())
 

@@ -15,11 +15,14 @@ never in ``serve --no-worker``, so an API-only node never calls LINE on its own.
 - **Reconciliation.** From 10:00 in Japan (UTC+9), once LINE has usually counted the day before,
   every authentication's yesterday is reconciled once; a ``not_ready`` answer, or no answer, is
   tried again at the next of :data:`RECONCILE_HOURS`. Results are kept (``reconcile.keep``),
-  which is where the metrics read them; a mismatch is logged as a warning.
+  which is where the metrics read them; a mismatch is logged as a warning. A process remembers
+  the tries it has claimed or found claimed, so the passes between two tries write nothing.
 
 Every failure is one log line, never a traceback, and one channel's failure never stops the
-others. Once an hour it also prunes the store: its own claims after a few days, and the
-webhook event ids kept for deduplication after 30 days (``followers.forget_old_event_ids``).
+others. Once an hour it also prunes the store: its own claims after a few days, the
+webhook event ids kept for deduplication after 30 days (``followers.forget_old_event_ids``), and
+the unit statistics no view shows any more (``statistics.forget_unshown``: a unit's earlier
+default periods and, once a few minutes old, the periods asked for by hand).
 
 The one rule: work that two processes could both start is first claimed with a unique row in
 ``background_claims``, and only the process whose row went in does it. So several processes on
@@ -103,6 +106,7 @@ class Pass:
     refreshed: list[str] = field(default_factory=list)  # activations whose figures LINE gave
     reconciled: list[reconcile.Reconciliation] = field(default_factory=list)
     webhook_ids_forgotten: int = 0  # webhook event ids older than dedup needs, deleted
+    statistics_forgotten: int = 0  # stored figures no view shows any more, deleted
 
 
 class Background:
@@ -112,6 +116,10 @@ class Background:
         self.ctx = ctx
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._seen_slots: dict[str, int] = {}
+        # The reconciliation tries (authentication, day, try) this process has claimed or found
+        # claimed: a pass that meets one again has nothing to do and writes nothing (on SQLite a
+        # claim takes the one write lock, once per authentication and pass, for hours of not_ready).
+        self._tried: set[tuple[str, date, int]] = set()
         self._resting_until: dict[str, float] = {}
         self._next_prune = 0.0
 
@@ -128,9 +136,14 @@ class Background:
         done = Pass(await self.refresh_statistics(now), await self.reconcile_yesterday(now))
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_EVERY
-            await asyncio.to_thread(self.ctx.db.run, "background_claims_prune", {"before": now - CLAIMS_KEPT})
-            done.webhook_ids_forgotten = await asyncio.to_thread(followers.forget_old_event_ids, self.ctx.db, now=now)
+            await self._prune(done, now)
         return done
+
+    async def _prune(self, done: Pass, now: float) -> None:
+        db = self.ctx.db
+        await asyncio.to_thread(db.run, "background_claims_prune", {"before": now - CLAIMS_KEPT})
+        done.webhook_ids_forgotten = await asyncio.to_thread(followers.forget_old_event_ids, db, now=now)
+        done.statistics_forgotten = await asyncio.to_thread(statistics.forget_unshown, db, now=now)
 
     # -- statistics ------------------------------------------------------------------------------
 
@@ -181,6 +194,7 @@ class Background:
         if tried is None:
             return []
         day = line_day(now) - timedelta(days=1)
+        self._tried = {t for t in self._tried if t[1] == day}
         results = []
         for auth in await asyncio.to_thread(authentications.list_all, self.ctx.db):
             try:
@@ -193,10 +207,14 @@ class Background:
         return results
 
     async def _reconcile(self, name: str, day: date, tried: int, now: float) -> reconcile.Reconciliation | None:
+        if (name, day, tried) in self._tried:
+            return None  # this try was ours, or another process's: the next one is at a later hour
         kept = await asyncio.to_thread(reconcile.stored, self.ctx.db, name, day)
         if kept is not None and kept.verdict != "not_ready":
             return None  # done, by us or by hand
-        if not await asyncio.to_thread(claim, self.ctx.db, f"reconcile:{name}:{day}:{tried}", self.name, now):
+        got = await asyncio.to_thread(claim, self.ctx.db, f"reconcile:{name}:{day}:{tried}", self.name, now)
+        self._tried.add((name, day, tried))
+        if not got:
             return None
         result = await reconcile.reconcile(self.ctx, name, day.isoformat())
         if result.verdict in _MISMATCH:

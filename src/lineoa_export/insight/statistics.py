@@ -114,10 +114,29 @@ def stored(db: Database, channel_key: str, unit: str, period: Period) -> tuple[d
     return orjson.loads(rows[0]["figures"]), rows[0]["fetched_at"]
 
 
-def keep(db: Database, channel_key: str, unit: str, period: Period, figures: dict[str, Any], now: float) -> None:
+def keep(
+    db: Database,
+    channel_key: str,
+    unit: str,
+    period: Period,
+    figures: dict[str, Any],
+    now: float,
+    *,
+    default_period: bool,
+) -> None:
+    """Store LINE's figures; ``default_period``: the period is the one :func:`period_of` gives by default
+    at ``now`` (the only figures the overview shows)."""
     with db.transaction() as tx:
         tx.run("unit_statistics_put", {**_key(channel_key, unit, period), "figures": orjson.dumps(figures).decode(),
-                                       "fetched_at": now})  # fmt: skip
+                                       "fetched_at": now, "default_period": default_period})  # fmt: skip
+
+
+def forget_unshown(db: Database, *, now: float) -> int:
+    """Delete the figures no view can show any more: those older than :data:`FRESH_FOR` (``stats``
+    asks LINE again for them) that are not their unit's latest default period (the overview's);
+    how many went. The default period's end moves every day, so without this a unit kept a row a day."""
+    with db.transaction() as tx:
+        return tx.run_changed("unit_statistics_prune", {"before": now - FRESH_FOR})
 
 
 def _key(channel_key: str, unit: str, period: Period) -> dict[str, Any]:
@@ -179,7 +198,8 @@ async def statistics(
         figures = await _ask_line(ctx, auth, unit, period)
     except LineUnavailable as exc:
         return _with_note(view, f"LINE was asked and did not give figures: {exc}", failed=True)
-    await asyncio.to_thread(keep, ctx.db, key, unit, period, figures, now)
+    by_default = period == period_of(None, None, created_at=activation.created_at, now=now)
+    await asyncio.to_thread(keep, ctx.db, key, unit, period, figures, now, default_period=by_default)
     return Stats(name, unit, period, figures, now, True, None, now)
 
 

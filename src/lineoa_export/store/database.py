@@ -60,6 +60,7 @@ def query(name: str, dialect: Dialect) -> str:
 class Tx(Protocol):
     def run(self, name: str, params: Params | None = None) -> list[Row]: ...
     def run_many(self, name: str, rows: Iterable[Params]) -> None: ...
+    def run_changed(self, name: str, params: Params | None = None) -> int: ...
 
 
 class SchemaTx(Tx, Protocol):
@@ -81,12 +82,19 @@ class _Tx:
         self._dialect = dialect
 
     def run(self, name: str, params: Params | None = None) -> list[Row]:
+        cur = self._execute(name, params)
+        return list(cur.fetchall()) if cur.description else []
+
+    def run_changed(self, name: str, params: Params | None = None) -> int:
+        """Run a write and say how many rows it changed (the driver's count: no row is fetched)."""
+        return int(self._execute(name, params).rowcount)
+
+    def _execute(self, name: str, params: Params | None) -> Any:
         try:
-            cur = self._conn.execute(query(name, self._dialect), params or {})
+            return self._conn.execute(query(name, self._dialect), params or {})
         except Exception as exc:
             _raise_translated(exc, [params or {}])
             raise
-        return list(cur.fetchall()) if cur.description else []
 
     def run_many(self, name: str, rows: Iterable[Params]) -> None:
         sql = query(name, self._dialect)

@@ -345,7 +345,12 @@ ON CONFLICT (channel_key, webhook_event_id) DO NOTHING
 RETURNING webhook_event_id
 
 -- name: webhook_events_prune
-DELETE FROM webhook_events WHERE received_at < :before RETURNING webhook_event_id
+-- At most :batch of the oldest ids at a time (followers.forget_old_event_ids), by the received_at index:
+-- each batch is a short transaction of its own, so SQLite's one writer is not held for days of ids.
+DELETE FROM webhook_events WHERE (channel_key, webhook_event_id) IN (
+    SELECT channel_key, webhook_event_id FROM webhook_events WHERE received_at < :before
+    ORDER BY received_at LIMIT :batch
+)
 
 -- name: follower_upsert
 INSERT INTO followers (channel_key, user_id, following, changed_at_ms)
@@ -428,10 +433,22 @@ SELECT figures, fetched_at FROM unit_statistics
 WHERE channel_key = :channel_key AND unit = :unit AND from_day = :from_day AND to_day = :to_day
 
 -- name: unit_statistics_put
-INSERT INTO unit_statistics (channel_key, unit, from_day, to_day, figures, fetched_at)
-VALUES (:channel_key, :unit, :from_day, :to_day, :figures, :fetched_at)
+-- A period once the default stays one: fetched again by hand later, it is still what the overview may show.
+INSERT INTO unit_statistics (channel_key, unit, from_day, to_day, figures, fetched_at, default_period)
+VALUES (:channel_key, :unit, :from_day, :to_day, :figures, :fetched_at, :default_period)
 ON CONFLICT (channel_key, unit, from_day, to_day) DO UPDATE SET figures = excluded.figures,
-    fetched_at = excluded.fetched_at
+    fetched_at = excluded.fetched_at, default_period = unit_statistics.default_period OR excluded.default_period
+
+-- name: unit_statistics_prune
+-- Figures no view can show any more (insight/background.py): fetched before :before (older than stats
+-- takes as fresh) and not their unit's latest default period (what the overview shows, and `stats` by
+-- default while it is today's).
+DELETE FROM unit_statistics
+WHERE fetched_at < :before
+  AND NOT (default_period AND to_day = (
+      SELECT MAX(s.to_day) FROM unit_statistics s
+      WHERE s.channel_key = unit_statistics.channel_key AND s.unit = unit_statistics.unit AND s.default_period
+  ))
 
 -- name: insight_requests_lock
 -- PostgreSQL only: one check-and-count at a time per channel (see insight/statistics.py take_request()).
@@ -578,8 +595,13 @@ WHERE e.state = 'deferred' AND e.channel_key = :channel_key
 GROUP BY e.state
 
 -- name: overview_unit_statistics
--- LINE's stored figures for the channel's units (or one unit), the newest first.
-SELECT unit, from_day, to_day, figures, fetched_at FROM unit_statistics
-WHERE channel_key = :channel_key AND (CAST(:unit AS TEXT) IS NULL OR unit = :unit)
-ORDER BY fetched_at DESC
-LIMIT 200
+-- LINE's stored figures for each of the channel's units (or the one unit): its latest default period, the
+-- one `stats` shows by default (never a period asked for by hand), the newest fetch of it. One row a unit.
+SELECT unit, from_day, to_day, figures, fetched_at FROM (
+    SELECT unit, from_day, to_day, figures, fetched_at,
+           ROW_NUMBER() OVER (PARTITION BY unit ORDER BY to_day DESC, fetched_at DESC, from_day DESC) AS n
+    FROM unit_statistics
+    WHERE channel_key = :channel_key AND default_period AND (CAST(:unit AS TEXT) IS NULL OR unit = :unit)
+) latest
+WHERE n = 1
+ORDER BY unit
