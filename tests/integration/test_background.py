@@ -246,7 +246,9 @@ def test_figures_no_view_can_show_are_pruned_and_every_unit_keeps_its_latest(tmp
                 assert not shown.asked_line and shown.figures is not None
             assert line_requests(p) == requests
             p.clock.advance(background.PRUNE_EVERY)
-            assert (await chores.run_once()).statistics_forgotten == 1  # by hand, and no longer fresh
+            assert (await chores.run_once()).statistics_forgotten == 0  # by hand: kept a day, for `stats`
+            p.clock.advance(statistics.KEEP_FOR)
+            assert (await chores.run_once()).statistics_forgotten == 1  # a day old now
             assert stored_periods(p) == [("a_unit", c(0), c(16), True), ("b_unit", c(0), c(0), True)]
 
     run(scenario())

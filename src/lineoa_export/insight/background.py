@@ -22,7 +22,7 @@ Every failure is one log line, never a traceback, and one channel's failure neve
 others. Once an hour it also prunes the store: its own claims after a few days, the
 webhook event ids kept for deduplication after 30 days (``followers.forget_old_event_ids``), and
 the unit statistics no view shows any more (``statistics.forget_unshown``: a unit's earlier
-default periods and, once a few minutes old, the periods asked for by hand).
+default periods and, after a day, the periods asked for by hand).
 
 The one rule: work that two processes could both start is first claimed with a unique row in
 ``background_claims``, and only the process whose row went in does it. So several processes on

@@ -36,6 +36,7 @@ from .line import LineUnavailable, reason, session
 
 REQUESTS_PER_HOUR: Final = 60
 FRESH_FOR: Final = 300.0  # seconds: newer stored figures are shown without asking LINE
+KEEP_FOR: Final = 86_400.0  # seconds: older figures of a period no view shows by default are pruned
 MAX_PERIOD_DAYS: Final = 30  # LINE: `to` at most 30 days after `from`
 FEWER_THAN_20: Final = "fewer than 20"
 
@@ -132,11 +133,12 @@ def keep(
 
 
 def forget_unshown(db: Database, *, now: float) -> int:
-    """Delete the figures no view can show any more: those older than :data:`FRESH_FOR` (``stats``
-    asks LINE again for them) that are not their unit's latest default period (the overview's);
-    how many went. The default period's end moves every day, so without this a unit kept a row a day."""
+    """Delete the figures no view needs any more: those older than :data:`KEEP_FOR` that are not
+    their unit's latest default period (the overview's); how many went. The default period's end
+    moves every day, so without this a unit kept a row a day. A period asked for by hand stays a
+    day: ``stats`` shows it (with its age) when the channel's hourly budget is spent."""
     with db.transaction() as tx:
-        return tx.run_changed("unit_statistics_prune", {"before": now - FRESH_FOR})
+        return tx.run_changed("unit_statistics_prune", {"before": now - KEEP_FOR})
 
 
 def _key(channel_key: str, unit: str, period: Period) -> dict[str, Any]:

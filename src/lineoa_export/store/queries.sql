@@ -440,8 +440,8 @@ ON CONFLICT (channel_key, unit, from_day, to_day) DO UPDATE SET figures = exclud
     fetched_at = excluded.fetched_at, default_period = unit_statistics.default_period OR excluded.default_period
 
 -- name: unit_statistics_prune
--- Figures no view can show any more (insight/background.py): fetched before :before (older than stats
--- takes as fresh) and not their unit's latest default period (what the overview shows, and `stats` by
+-- Figures no view needs any more (insight/background.py): fetched before :before (a day ago; `stats`
+-- shows them with their age while LINE's hourly budget is spent) and not their unit's latest default period (what the overview shows, and `stats` by
 -- default while it is today's).
 DELETE FROM unit_statistics
 WHERE fetched_at < :before
