@@ -28,8 +28,8 @@ from ...naming import check_name
 from . import forms
 from .drafts import Draft
 from .forms import Form
+from .guards import Admin, AdminPost, C, plain, q
 from .pages import PREFIX, Console, ConsoleRoute
-from .routes import Admin, AdminPost, C, _plain, _q
 from .sessions import Session
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
@@ -262,7 +262,7 @@ def name_done(request: Request, draft_id: str, console: C, post: AdminPost) -> R
         errors = {"name": [f"{exc}: choose another name"]}
     else:
         console.drafts.drop(post.session, draft_id)
-        return console.redirect(request, f"{FLOW}/done/{_q(name)}")
+        return console.redirect(request, f"{FLOW}/done/{q(name)}")
     return _name_page(request, console, post.session, draft, name=name[:200], errors=errors, status=422)
 
 
@@ -278,7 +278,7 @@ def name_discard(request: Request, draft_id: str, console: C, post: AdminPost) -
 
 @router.get(FLOW + "/done/{name}")
 async def done(request: Request, name: str, console: C, session: Admin) -> Response:
-    auth = await run_in_threadpool(console.ops.get_authentication, _plain(console, request, name))
+    auth = await run_in_threadpool(console.ops.get_authentication, plain(console, request, name))
     # LINE calls only https URLs: the address of the TLS proxy in front of `serve` (see README Security).
     host = request.url.netloc + str(request.scope.get("root_path", ""))
     return console.render(
