@@ -218,6 +218,7 @@ def _name_page(
         "catalog_name.html",
         session,
         status=status,
+        outside_images=True,  # the tested bot's picture, on LINE's CDN
         section="integrations",
         integration=LINE_OA,
         draft=draft,

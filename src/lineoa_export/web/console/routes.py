@@ -303,6 +303,7 @@ def _activation_form(
         errors=forms.group(problems or []),
         preview=preview,
         styled=preview is not None,
+        outside_images=preview is not None,  # the chat shows the messages' images
         auths=console.ops.list_authentications(),
         others=[a.name for a in console.ops.list_activations()],
     )
@@ -581,6 +582,7 @@ def _preview_page(request: Request, console: Console, session: Session, name: st
         "activation_preview.html",
         session,
         styled=True,
+        outside_images=True,  # the chat shows the messages' images
         section="activations",
         activation=activation,
         sample_event=raw_event,
