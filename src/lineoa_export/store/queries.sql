@@ -257,6 +257,23 @@ WHERE e.activation = :activation
 ORDER BY e.id DESC
 LIMIT :limit
 
+-- name: log_page_in_state
+-- log_page for one state (the State filter, or Delivered: yes): the state is not optional here, so
+-- the page is read from events_by_activation_state, newest first, however few rows match.
+SELECT e.id, e.event_id, e.recipient, e.state, e.status_code, e.error, e.attempts, e.retry_key,
+       e.line_request_id, e.accepted_request_id, e.sent_message_ids, e.accepted_at, e.next_attempt_at,
+       e.finished_at
+FROM events e
+WHERE e.activation = :activation
+  AND e.state = :state
+  AND (CAST(:delivered AS INTEGER) IS NULL OR (CASE WHEN e.state = 'delivered' THEN 1 ELSE 0 END) = :delivered)
+  AND (CAST(:status_code AS INTEGER) IS NULL OR e.status_code = :status_code)
+  AND (CAST(:since AS DOUBLE PRECISION) IS NULL OR e.accepted_at >= :since)
+  AND (CAST(:until AS DOUBLE PRECISION) IS NULL OR e.accepted_at < :until)
+  AND (CAST(:before_id AS BIGINT) IS NULL OR e.id < :before_id)
+ORDER BY e.id DESC
+LIMIT :limit
+
 -- name: log_event
 SELECT e.id, e.event_id, e.recipient, e.state, e.status_code, e.error, e.attempts, e.retry_key,
        e.line_request_id, e.accepted_request_id, e.sent_message_ids, e.accepted_at, e.next_attempt_at,

@@ -13,7 +13,8 @@ without JavaScript. It calls the package's functions directly, never the JSON AP
 - :mod:`.catalog`: the Integrations Hub's Catalog and its Create Authentication flow (admin).
 - :mod:`.drafts`: that flow's tested credentials, kept server-side until they are named.
 - :mod:`.overview`: the overview pages (per activation, per channel); :mod:`.charts`: their SVG.
-- ``static/live.js``: the one script: refreshes the parts of a page marked ``data-live`` (optional).
+- ``static/live.js``: the one script: refreshes the parts of a page marked ``data-live`` (optional);
+  :mod:`.live`: what keeps those refreshes cheap (shared counts, the next interval).
 
 The one rule: the console is mounted with :func:`mount_console` and nothing else of it is
 imported by other front ends.

@@ -27,6 +27,7 @@ from ...errors import AlreadyExists, ConfigurationError, InvalidInput, LineoaExp
 from ...operations import Operations
 from .drafts import Drafts
 from .forms import FormTooLarge
+from .live import SharedCounts
 from .sessions import Role, Session, Sessions, Signer
 from .throttle import LoginThrottle
 
@@ -85,6 +86,7 @@ class Console:
         self.sessions = Sessions(ctx.db, ctx.clock)
         self.throttle = LoginThrottle(ctx.clock)
         self.drafts = Drafts(ctx.vault, ctx.clock)  # the Catalog flow's tested credentials
+        self.counts = SharedCounts(ops.counts, ctx.clock)  # what every open activation table shows
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=True,

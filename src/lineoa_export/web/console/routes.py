@@ -26,7 +26,7 @@ from ... import activation_table, activations, apikeys
 from ...delivery.line_client import DEFAULT_API_URL
 from ...delivery.outbox import Replay
 from ...errors import AlreadyExists, ConfigurationError, CredentialsRejected, FieldProblem, InvalidInput, NotFound
-from . import chat_preview, forms
+from . import chat_preview, forms, live
 from .forms import Form
 from .guards import Admin, AdminPost, C, Operator, OperatorPost, Posted, Reader, ReaderPost, plain, q
 from .pages import LOGIN_COOKIE, PREFIX, SECURITY_HEADERS, SESSION_COOKIE, Console, ConsoleRoute
@@ -533,25 +533,28 @@ async def activation_replay(request: Request, name: str, console: C, post: Opera
 # -- the activation table (read) ---------------------------------------------------------------
 
 
-def _table_values(request: Request, console: Console, name: str) -> dict[str, Any]:
-    """What the activation page shows of its table (and its live parts): one page, filtered."""
+def _table_values(request: Request, console: Console, name: str, *, refreshing: bool = False) -> dict[str, Any]:
+    """What the activation page shows of its table: one page, filtered. ``refreshing``: its self-refreshing
+    parts, which are always the newest page, with counts shared by every tab (see :mod:`.live`)."""
     activation = console.activation(request, name)
     table = forms.table_query(request.query_params)
-    entries, next_before = console.ops.table_page(name, table.filters, limit=PAGE_SIZE, before=table.before)
+    before = None if refreshing else table.before
+    entries, next_before = console.ops.table_page(name, table.filters, limit=PAGE_SIZE, before=before)
     query = {k: v for k, v in table.shown.items() if v}
     return {
         "activation": activation,
         "entries": entries,
-        "counts": console.ops.counts(name),
+        "counts": console.counts.get(name, fresh=not refreshing),
         "unit": console.ops.unit_status(name),
         "filters": table.shown,
         "notes": table.notes,
         "states": forms.STATES,
-        "paged": table.before is not None,
+        "paged": before is not None,
         "older": urlencode({**query, "before": next_before}) if next_before else None,
         "newest": urlencode(query),
-        # the live parts keep the filters and the page (its cursor)
-        "live_query": urlencode({**query, "before": table.before} if table.before is not None else query),
+        # only the newest page refreshes itself (an older one stays as it was loaded); filters are kept
+        "live_query": None if before is not None else urlencode(query),
+        "live_every": live.EVERY_MS,
     }
 
 
@@ -603,8 +606,12 @@ def activation_preview_event(request: Request, name: str, console: C, post: Read
 
 @router.get("/activations/{name}/live")
 def activation_live(request: Request, name: str, console: C, _: Reader) -> Response:
-    """The page's counts and rows as they are now, for static/live.js (filters and page kept)."""
-    return console.fragment(request, "activation_live.html", **_table_values(request, console, name))
+    """The newest rows as they are now and the shared counts, for static/live.js (filters kept); and
+    when to ask again: later when this answer was slow to make."""
+    started = console.now()
+    answer = console.fragment(request, "activation_live.html", **_table_values(request, console, name, refreshing=True))
+    answer.headers[live.NEXT_HEADER] = str(live.next_every_ms(console.now() - started))
+    return answer
 
 
 @router.get("/activations/{name}/table.csv")
