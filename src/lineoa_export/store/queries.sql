@@ -588,3 +588,16 @@ SELECT unit, from_day, to_day, figures, fetched_at FROM unit_statistics
 WHERE channel_key = :channel_key AND (CAST(:unit AS TEXT) IS NULL OR unit = :unit)
 ORDER BY fetched_at DESC
 LIMIT 200
+
+-- name: console_session_insert
+INSERT INTO console_sessions (id_hash, api_key, csrf, created_at, expires_at)
+VALUES (:id_hash, :api_key, :csrf, :created_at, :expires_at)
+
+-- name: console_session_get
+SELECT api_key, csrf, created_at, expires_at FROM console_sessions WHERE id_hash = :id_hash AND expires_at > :now
+
+-- name: console_session_delete
+DELETE FROM console_sessions WHERE id_hash = :id_hash
+
+-- name: console_sessions_expire
+DELETE FROM console_sessions WHERE expires_at <= :now

@@ -82,7 +82,7 @@ class Console:
         self.ctx = ops.ctx
         self.db = ops.db
         ctx = ops.ctx
-        self.signer = Signer()
+        self.signer = Signer(ctx.vault.derived_key("console signer"))  # every node accepts the others' forms
         self.sessions = Sessions(ctx.db, ctx.clock)
         self.throttle = LoginThrottle(ctx.clock)
         self.drafts = Drafts(ctx.vault, ctx.clock)  # the Catalog flow's tested credentials
