@@ -21,8 +21,10 @@ from console_support import Console, console_app, csrf_of
 from fastapi import FastAPI
 from schemathesis.python.asgi import ASGIClient
 
+from lineoa_export import authentications
 from lineoa_export.context import open_context
-from lineoa_export.testing import postgres_schema
+from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
+from lineoa_export.testing import ThreadedSimulator, postgres_schema
 from lineoa_export.web.app import create_app
 
 
@@ -93,3 +95,37 @@ def test_a_session_is_known_to_every_node_and_logging_out_ends_it_on_all(two: tu
     browser.client.cookies.update(cookies)  # the cookie, copied before logout
     gone = browser.client.get("/console/activations", allow_redirects=False)
     assert gone.status_code == 303 and gone.headers["location"].startswith("/console/login")
+
+
+def test_the_catalog_flow_continues_on_one_node_and_is_done_on_the_other(
+    two: tuple[Console, Balancer], sim: ThreadedSimulator
+) -> None:
+    browser, balancer = two
+    assert browser.login().status_code == 303
+    new = "/console/integrations/line-oa/new"
+    tested = browser.post(new, {"access_token": DEFAULT_ACCESS_TOKEN, "api_url": sim.url}, page=new, follow=False)
+    step2 = tested.headers["location"]
+    assert tested.status_code == 303 and step2.startswith(new + "/"), tested.text  # tested on node 0
+    balancer.to = 1
+    page = browser.client.get(step2, allow_redirects=False)
+    assert page.status_code == 200 and "LINE accepted the credentials" in page.text  # node 1 has the draft
+    done = browser.post(step2, {"name": "my-oa"}, page=step2, follow=False)
+    assert done.headers["location"] == "/console/integrations/line-oa/done/my-oa"
+    assert authentications.get(browser.ctx.db, "my-oa").kind == "access_token"
+    balancer.to = 0
+    again = browser.client.get(step2, allow_redirects=False)  # used up, on every node
+    assert again.headers["location"] == new
+
+
+def test_logging_out_on_one_node_drops_the_draft_for_all(two: tuple[Console, Balancer], sim: ThreadedSimulator) -> None:
+    browser, balancer = two
+    assert browser.login().status_code == 303
+    new = "/console/integrations/line-oa/new"
+    tested = browser.post(new, {"access_token": DEFAULT_ACCESS_TOKEN, "api_url": sim.url}, page=new, follow=False)
+    balancer.to = 1
+    browser.post("/console/logout", page=new)
+    assert len(browser.app.state.console.drafts) == 0  # node 0's view of the database
+    balancer.to = 0
+    assert browser.login().status_code == 303
+    gone = browser.client.get(tested.headers["location"], allow_redirects=False)
+    assert gone.headers["location"] == new

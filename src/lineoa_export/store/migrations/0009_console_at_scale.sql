@@ -17,3 +17,21 @@ CREATE TABLE console_sessions (
     expires_at  DOUBLE PRECISION NOT NULL
 ) /*WITHOUT_ROWID*/;
 CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at);
+
+-- The Catalog flow's tested credentials between Continue and Done (web/console/drafts.py), so any
+-- node may serve the next step: sealed with the vault, bound to the session that tested them (and
+-- gone with it: logout, expiry), kept 15 minutes at most, deleted once used.
+CREATE TABLE console_drafts (
+    seq             BIGSERIAL_OR_ROWID,          -- the order a session's drafts were made in
+    id              TEXT NOT NULL UNIQUE,        -- random; the only part in the page's address
+    session_hash    TEXT NOT NULL REFERENCES console_sessions (id_hash) ON DELETE CASCADE,
+    kind            TEXT NOT NULL,
+    channel_id      TEXT,
+    api_url         TEXT NOT NULL,
+    bot             TEXT NOT NULL,               -- who LINE said they belong to (JSON; no secret)
+    webhook_secret  BOOLEAN NOT NULL,            -- the Channel Secret Key is among them
+    sealed          BYTEA NOT NULL,              -- the secrets, sealed with the vault
+    expires_at      DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX console_drafts_by_session ON console_drafts (session_hash, seq);
+CREATE INDEX console_drafts_by_expiry ON console_drafts (expires_at);

@@ -11,7 +11,7 @@ without JavaScript. It calls the package's functions directly, never the JSON AP
 - :mod:`.routes`: the activations, their tables, authentications and login, each with its role.
 - :mod:`.mount`: :func:`mount_console`, which puts the routers on the app in their order.
 - :mod:`.catalog`: the Integrations Hub's Catalog and its Create Authentication flow (admin).
-- :mod:`.drafts`: that flow's tested credentials, kept server-side until they are named.
+- :mod:`.drafts`: that flow's tested credentials, kept in the database until they are named.
 - :mod:`.overview`: the overview pages (per activation, per channel); :mod:`.charts`: their SVG.
 - ``static/live.js``: the one script: refreshes the parts of a page marked ``data-live`` (optional);
   :mod:`.live`: what keeps those refreshes cheap (shared counts, the next interval).

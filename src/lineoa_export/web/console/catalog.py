@@ -8,8 +8,8 @@ bot's name and picture, or LINE's own reason for refusing them → 2 a name → 
 created, the webhook URL to give LINE, a link to create a triggered activation with it).
 
 The one rule: between Continue and Done the tested credentials live only in
-:class:`~.drafts.Drafts` (sealed, bound to the session, 15 minutes); a page never carries a
-secret, not even in a hidden field, and a form shown again blanks every secret field.
+:class:`~.drafts.Drafts` (in the database, sealed, bound to the session, 15 minutes); a page never
+carries a secret, not even in a hidden field, and a form shown again blanks every secret field.
 """
 
 from __future__ import annotations
@@ -182,7 +182,9 @@ async def credentials_continue(request: Request, console: C, post: AdminPost) ->
     except CredentialsRejected as exc:
         errors = {"line": [str(exc)]}  # LINE's own words, or "timeout" / "the connection failed"
     else:
-        draft = console.drafts.put(post.session, credentials, api_url=api_url, bot=bot)
+        draft = await run_in_threadpool(console.drafts.put, post.session, credentials, api_url=api_url, bot=bot)
+        if draft is None:  # logged out (in another tab) while LINE was asked
+            raise console.to_login(request)
         return console.redirect(request, f"{FLOW}/new/{draft.id}")
     return _credentials_page(request, console, post.session, form=f.kept(), errors=errors, status=422)
 

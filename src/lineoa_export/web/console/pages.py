@@ -85,7 +85,7 @@ class Console:
         self.signer = Signer(ctx.vault.derived_key("console signer"))  # every node accepts the others' forms
         self.sessions = Sessions(ctx.db, ctx.clock)
         self.throttle = LoginThrottle(ctx.clock)
-        self.drafts = Drafts(ctx.vault, ctx.clock)  # the Catalog flow's tested credentials
+        self.drafts = Drafts(ctx.db, ctx.vault, ctx.clock)  # the Catalog flow's tested credentials
         self.counts = SharedCounts(ops.counts, ctx.clock)  # what every open activation table shows
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),

@@ -51,6 +51,7 @@ class Session:
     key: str  # the API key's name, never the key
     role: str
     csrf: str
+    id_hash: str  # the SHA-256 of the cookie's id: what the session is stored under (and its drafts)
 
     def can(self, need: Role) -> bool:
         return allows(self.role, need)
@@ -82,14 +83,15 @@ class Sessions:
     def current(self, cookie: str | None) -> Session | None:
         if not cookie or len(cookie) > 100:
             return None
-        rows = self.db.run("console_session_get", {"id_hash": _hash(cookie), "now": self.clock.now()})
+        id_hash = _hash(cookie)
+        rows = self.db.run("console_session_get", {"id_hash": id_hash, "now": self.clock.now()})
         if not rows:
             return None
         stored = rows[0]
         key = self.active_key(stored["api_key"])
         if key is None or key.created_at > stored["created_at"]:
             return None  # revoked since (or a newer key took the name)
-        return Session(stored["api_key"], role_of(key), stored["csrf"])
+        return Session(stored["api_key"], role_of(key), stored["csrf"], id_hash)
 
     def end(self, cookie: str | None) -> None:
         if cookie and len(cookie) <= 100:
