@@ -300,6 +300,49 @@ UPDATE api_keys SET revoked_at = :now WHERE name = :name AND revoked_at IS NULL 
 -- name: apikey_by_hash
 SELECT name, key_hash, created_at, role FROM api_keys WHERE key_hash = :key_hash AND revoked_at IS NULL
 
+-- name: console_session_insert
+INSERT INTO console_sessions (id_hash, api_key, csrf, created_at, expires_at)
+VALUES (:id_hash, :api_key, :csrf, :created_at, :expires_at)
+
+-- name: console_session_get
+SELECT api_key, csrf, created_at, expires_at FROM console_sessions WHERE id_hash = :id_hash AND expires_at > :now
+
+-- name: console_session_delete
+DELETE FROM console_sessions WHERE id_hash = :id_hash
+
+-- name: console_sessions_expire
+DELETE FROM console_sessions WHERE expires_at <= :now
+
+-- name: console_draft_insert
+-- Nothing when the session has ended meanwhile (logged out in another tab while LINE was asked).
+INSERT INTO console_drafts (id, session_hash, kind, channel_id, api_url, bot, webhook_secret, sealed, expires_at)
+SELECT :id, :session_hash, :kind, :channel_id, :api_url, :bot, :webhook_secret, :sealed, :expires_at
+WHERE EXISTS (SELECT 1 FROM console_sessions s WHERE s.id_hash = :session_hash)
+RETURNING id
+
+-- name: console_draft_get
+SELECT id, kind, channel_id, api_url, bot, webhook_secret, sealed, expires_at FROM console_drafts
+WHERE id = :id AND session_hash = :session_hash AND expires_at > :now
+
+-- name: console_draft_delete
+DELETE FROM console_drafts WHERE id = :id AND session_hash = :session_hash
+
+-- name: console_drafts_end
+DELETE FROM console_drafts WHERE session_hash = :session_hash
+
+-- name: console_drafts_keep_newest
+-- A session keeps its newest few drafts (a few tabs at once); an older one gives way.
+DELETE FROM console_drafts
+WHERE session_hash = :session_hash
+  AND seq NOT IN (SELECT d.seq FROM console_drafts d WHERE d.session_hash = :session_hash
+                  ORDER BY d.seq DESC LIMIT :keep)
+
+-- name: console_drafts_expire
+DELETE FROM console_drafts WHERE expires_at <= :now
+
+-- name: console_drafts_count
+SELECT COUNT(*) AS n FROM console_drafts WHERE expires_at > :now
+
 -- name: queue_depth
 SELECT x.name AS activation, e.state, COUNT(*) AS n
 FROM events e JOIN activations x ON x.name = e.activation
@@ -588,46 +631,3 @@ SELECT unit, from_day, to_day, figures, fetched_at FROM unit_statistics
 WHERE channel_key = :channel_key AND (CAST(:unit AS TEXT) IS NULL OR unit = :unit)
 ORDER BY fetched_at DESC
 LIMIT 200
-
--- name: console_session_insert
-INSERT INTO console_sessions (id_hash, api_key, csrf, created_at, expires_at)
-VALUES (:id_hash, :api_key, :csrf, :created_at, :expires_at)
-
--- name: console_session_get
-SELECT api_key, csrf, created_at, expires_at FROM console_sessions WHERE id_hash = :id_hash AND expires_at > :now
-
--- name: console_session_delete
-DELETE FROM console_sessions WHERE id_hash = :id_hash
-
--- name: console_sessions_expire
-DELETE FROM console_sessions WHERE expires_at <= :now
-
--- name: console_draft_insert
--- Nothing when the session has ended meanwhile (logged out in another tab while LINE was asked).
-INSERT INTO console_drafts (id, session_hash, kind, channel_id, api_url, bot, webhook_secret, sealed, expires_at)
-SELECT :id, :session_hash, :kind, :channel_id, :api_url, :bot, :webhook_secret, :sealed, :expires_at
-WHERE EXISTS (SELECT 1 FROM console_sessions s WHERE s.id_hash = :session_hash)
-RETURNING id
-
--- name: console_draft_get
-SELECT id, kind, channel_id, api_url, bot, webhook_secret, sealed, expires_at FROM console_drafts
-WHERE id = :id AND session_hash = :session_hash AND expires_at > :now
-
--- name: console_draft_delete
-DELETE FROM console_drafts WHERE id = :id AND session_hash = :session_hash
-
--- name: console_drafts_end
-DELETE FROM console_drafts WHERE session_hash = :session_hash
-
--- name: console_drafts_keep_newest
--- A session keeps its newest few drafts (a few tabs at once); an older one gives way.
-DELETE FROM console_drafts
-WHERE session_hash = :session_hash
-  AND seq NOT IN (SELECT d.seq FROM console_drafts d WHERE d.session_hash = :session_hash
-                  ORDER BY d.seq DESC LIMIT :keep)
-
--- name: console_drafts_expire
-DELETE FROM console_drafts WHERE expires_at <= :now
-
--- name: console_drafts_count
-SELECT COUNT(*) AS n FROM console_drafts WHERE expires_at > :now
