@@ -88,11 +88,13 @@ def page(
     db: Database, activation: str, *, filters: Filters = Filters(), limit: int = 100, before: int | None = None
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Newest first. Returns the entries and the cursor for the next (older) page, or None at the end."""
+    # One state (asked for, or implied by "delivered"): its own query, which an index serves.
+    state = filters.state or ("delivered" if filters.delivered else None)
     rows = db.run(
-        "log_page",
+        "log_page" if state is None else "log_page_in_state",
         {
             "activation": activation,
-            "state": filters.state,
+            "state": state,
             "delivered": None if filters.delivered is None else int(filters.delivered),
             "status_code": filters.status_code,
             "since": filters.since,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -33,6 +34,7 @@ MAKE_A_KEY = "python -c 'from cryptography.fernet import Fernet; print(Fernet.ge
 class Vault:
     def __init__(self, key: bytes, api_hosts: ApiHosts = LINE_ONLY) -> None:
         self._fernet = Fernet(key)
+        self._key = key
         self.api_hosts = api_hosts
 
     @classmethod
@@ -74,6 +76,11 @@ class Vault:
             return cls(path.read_bytes().strip(), api_hosts)
         except ValueError:
             raise ConfigurationError(f"{path}: not a valid key file") from None
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key of its own for ``purpose`` (HMAC-SHA256 under this vault's key): the same on every
+        host that has this key, and no help to anyone guessing the key itself."""
+        return hmac.new(self._key, b"lineoa-export derived key|" + purpose.encode(), hashlib.sha256).digest()
 
     def seal(self, plaintext: str) -> bytes:
         return self._fernet.encrypt(plaintext.encode())

@@ -725,6 +725,9 @@ def test_log_filters(delivered_log: Api) -> None:
     assert {e["event_id"] for e in api.log(state="failed")} == {"bad"}
     assert len(api.log(state="delivered")) == 9
     assert api.log(state="queued") == []
+    assert len(api.log(state="delivered", delivered="true")) == 9
+    assert api.log(state="delivered", delivered="false") == api.log(state="failed", delivered="true") == []
+    assert {e["event_id"] for e in api.log(state="failed", status_code=400)} == {"bad"}
     assert {e["event_id"] for e in api.log(status_code=400)} == {"bad"}
     assert len(api.log(status_code=200)) == 9
     late = START + 100

@@ -23,6 +23,13 @@ from lineoa_export.web.app import create_app
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
+def img_src(response: requests.Response) -> str:
+    """The answer's CSP for images: where the page may load pictures from."""
+    match = re.search(r"img-src [^;]*", response.headers["Content-Security-Policy"])
+    assert match, response.headers["Content-Security-Policy"]
+    return match.group(0)
+
+
 def csrf_of(html: str) -> str:
     match = CSRF.search(html)
     assert match, "no CSRF field in the page"

@@ -8,7 +8,7 @@ import json
 import re
 from html import unescape
 
-from console_support import Console, csrf_of
+from console_support import Console, csrf_of, img_src
 
 from lineoa_export import activations, apikeys, authentications
 from lineoa_export.authentications import BotInfo, Credentials
@@ -88,6 +88,7 @@ def test_an_activations_preview_page_shows_the_chat_and_the_exact_json(logged_in
     nonce = nonce_of(page)
     assert f'<style nonce="{nonce}">.cp-fg-1db446{{color:#1db446}}</style>' in html
     assert " style=" not in html and html.count("<style") == 1
+    assert img_src(page) == "img-src 'self' https:"  # the messages' images, from their own hosts
 
 
 def test_the_preview_takes_a_typed_event_and_says_why_one_fails(logged_in: Console) -> None:
@@ -161,8 +162,10 @@ def test_the_form_preview_shows_the_chat_beside_the_json(logged_in: Console) -> 
     assert '"text": "$ Hi Sally, your mug shipped"' in text  # the JSON
     assert " Hi Sally, your mug shipped</div>" in text and "Brown's Shop" in text  # the chat
     assert f'<style nonce="{nonce_of(page)}">' in page.text
+    assert img_src(page) == "img-src 'self' https:"
     plain = logged_in.client.get("/console/activations/new")
     assert "'nonce-" not in plain.headers["Content-Security-Policy"]  # only a preview's answer carries one
+    assert img_src(plain) == "img-src 'self'"  # and only it lets in images from elsewhere
 
 
 def test_the_sample_event_has_a_value_for_every_placeholder() -> None:

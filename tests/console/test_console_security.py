@@ -13,7 +13,7 @@ from html import unescape
 from pathlib import Path
 
 import pytest
-from console_support import Console, console_app, csrf_of
+from console_support import Console, console_app, csrf_of, img_src
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -377,3 +377,30 @@ def test_pause_resume_and_replay_reach_the_worker_on_its_loop(tmp_path: Path) ->
         thread.join(timeout=10)
         loop.close()
     assert worker.calls == ["hold welcome", "wake", "wake"]
+
+
+# -- images: from the console only, unless a page shows pictures from elsewhere -------------------------
+
+
+def test_a_console_page_loads_images_from_the_console_only(console: Console) -> None:
+    """No data: URL and no outside host on pages that show no outside picture (the chat previews and
+    the Catalog's tested bot do, and say so in their own answers: see their tests)."""
+    assert img_src(console.client.get("/console/login")) == "img-src 'self'"
+    assert console.login().status_code == 303
+    seed(console)
+    paths = [
+        "/console/activations",
+        "/console/activations/welcome",
+        "/console/activations/welcome/live",
+        "/console/activations/welcome/events/bad",
+        "/console/activations/new",
+        "/console/authentications",
+        "/console/integrations/catalog",
+        "/console/integrations/line-oa/new",
+        "/console/overview",
+        "/console/no-such-page",
+    ]
+    for path in paths:
+        answer = console.client.get(path)
+        assert answer.status_code in (200, 404), path
+        assert img_src(answer) == "img-src 'self'", path

@@ -178,3 +178,13 @@ def test_a_new_database_and_its_wal_files_are_readable_by_their_owner_only(tmp_p
         assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in files} == {f.name: 0o600 for f in files}
     finally:
         ctx.close()
+
+
+def test_a_derived_key_is_the_same_for_every_host_with_the_key_and_only_for_them() -> None:
+    """What the console signs its login form with: every node of one database must accept the others'."""
+    key = Fernet.generate_key()
+    one, other = Vault(key), Vault(key)
+    assert one.derived_key("console signer") == other.derived_key("console signer")
+    assert len(one.derived_key("console signer")) == 32
+    assert one.derived_key("console signer") != one.derived_key("something else")
+    assert Vault(Fernet.generate_key()).derived_key("console signer") != one.derived_key("console signer")

@@ -260,6 +260,23 @@ WHERE e.activation = :activation
 ORDER BY e.id DESC
 LIMIT :limit
 
+-- name: log_page_in_state
+-- log_page for one state (the State filter, or Delivered: yes): the state is not optional here, so
+-- the page is read from events_by_activation_state, newest first, however few rows match.
+SELECT e.id, e.event_id, e.recipient, e.state, e.status_code, e.error, e.attempts, e.retry_key,
+       e.line_request_id, e.accepted_request_id, e.sent_message_ids, e.accepted_at, e.next_attempt_at,
+       e.finished_at
+FROM events e
+WHERE e.activation = :activation
+  AND e.state = :state
+  AND (CAST(:delivered AS INTEGER) IS NULL OR (CASE WHEN e.state = 'delivered' THEN 1 ELSE 0 END) = :delivered)
+  AND (CAST(:status_code AS INTEGER) IS NULL OR e.status_code = :status_code)
+  AND (CAST(:since AS DOUBLE PRECISION) IS NULL OR e.accepted_at >= :since)
+  AND (CAST(:until AS DOUBLE PRECISION) IS NULL OR e.accepted_at < :until)
+  AND (CAST(:before_id AS BIGINT) IS NULL OR e.id < :before_id)
+ORDER BY e.id DESC
+LIMIT :limit
+
 -- name: log_event
 SELECT e.id, e.event_id, e.recipient, e.state, e.status_code, e.error, e.attempts, e.retry_key,
        e.line_request_id, e.accepted_request_id, e.sent_message_ids, e.accepted_at, e.next_attempt_at,
@@ -285,6 +302,49 @@ UPDATE api_keys SET revoked_at = :now WHERE name = :name AND revoked_at IS NULL 
 
 -- name: apikey_by_hash
 SELECT name, key_hash, created_at, role FROM api_keys WHERE key_hash = :key_hash AND revoked_at IS NULL
+
+-- name: console_session_insert
+INSERT INTO console_sessions (id_hash, api_key, csrf, created_at, expires_at)
+VALUES (:id_hash, :api_key, :csrf, :created_at, :expires_at)
+
+-- name: console_session_get
+SELECT api_key, csrf, created_at, expires_at FROM console_sessions WHERE id_hash = :id_hash AND expires_at > :now
+
+-- name: console_session_delete
+DELETE FROM console_sessions WHERE id_hash = :id_hash
+
+-- name: console_sessions_expire
+DELETE FROM console_sessions WHERE expires_at <= :now
+
+-- name: console_draft_insert
+-- Nothing when the session has ended meanwhile (logged out in another tab while LINE was asked).
+INSERT INTO console_drafts (id, session_hash, kind, channel_id, api_url, bot, webhook_secret, sealed, expires_at)
+SELECT :id, :session_hash, :kind, :channel_id, :api_url, :bot, :webhook_secret, :sealed, :expires_at
+WHERE EXISTS (SELECT 1 FROM console_sessions s WHERE s.id_hash = :session_hash)
+RETURNING id
+
+-- name: console_draft_get
+SELECT id, kind, channel_id, api_url, bot, webhook_secret, sealed, expires_at FROM console_drafts
+WHERE id = :id AND session_hash = :session_hash AND expires_at > :now
+
+-- name: console_draft_delete
+DELETE FROM console_drafts WHERE id = :id AND session_hash = :session_hash
+
+-- name: console_drafts_end
+DELETE FROM console_drafts WHERE session_hash = :session_hash
+
+-- name: console_drafts_keep_newest
+-- A session keeps its newest few drafts (a few tabs at once); an older one gives way.
+DELETE FROM console_drafts
+WHERE session_hash = :session_hash
+  AND seq NOT IN (SELECT d.seq FROM console_drafts d WHERE d.session_hash = :session_hash
+                  ORDER BY d.seq DESC LIMIT :keep)
+
+-- name: console_drafts_expire
+DELETE FROM console_drafts WHERE expires_at <= :now
+
+-- name: console_drafts_count
+SELECT COUNT(*) AS n FROM console_drafts WHERE expires_at > :now
 
 -- name: queue_depth
 SELECT x.name AS activation, e.state, COUNT(*) AS n

@@ -7,16 +7,19 @@ without JavaScript. It calls the package's functions directly, never the JSON AP
 - :mod:`.throttle`: failed logins per client address.
 - :mod:`.forms`: posted forms read safely and turned into values, problems named by field.
 - :mod:`.pages`: rendering, redirects, error pages (never the API's JSON).
-- :mod:`.routes`: the routes, each with the role it needs; :func:`mount_console`.
+- :mod:`.guards`: the role each route needs (``Reader``, ``AdminPost``…), CSRF on every POST.
+- :mod:`.routes`: the activations, their tables, authentications and login, each with its role.
+- :mod:`.mount`: :func:`mount_console`, which puts the routers on the app in their order.
 - :mod:`.catalog`: the Integrations Hub's Catalog and its Create Authentication flow (admin).
-- :mod:`.drafts`: that flow's tested credentials, kept server-side until they are named.
+- :mod:`.drafts`: that flow's tested credentials, kept in the database until they are named.
 - :mod:`.overview`: the overview pages (per activation, per channel); :mod:`.charts`: their SVG.
-- ``static/live.js``: the one script: refreshes the parts of a page marked ``data-live`` (optional).
+- ``static/live.js``: the one script: refreshes the parts of a page marked ``data-live`` (optional);
+  :mod:`.live`: what keeps those refreshes cheap (shared counts, the next interval).
 
 The one rule: the console is mounted with :func:`mount_console` and nothing else of it is
 imported by other front ends.
 """
 
-from .routes import mount_console
+from .mount import mount_console
 
 __all__ = ["mount_console"]

@@ -8,8 +8,8 @@ bot's name and picture, or LINE's own reason for refusing them → 2 a name → 
 created, the webhook URL to give LINE, a link to create a triggered activation with it).
 
 The one rule: between Continue and Done the tested credentials live only in
-:class:`~.drafts.Drafts` (sealed, bound to the session, 15 minutes); a page never carries a
-secret, not even in a hidden field, and a form shown again blanks every secret field.
+:class:`~.drafts.Drafts` (in the database, sealed, bound to the session, 15 minutes); a page never
+carries a secret, not even in a hidden field, and a form shown again blanks every secret field.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from ...naming import check_name
 from . import forms
 from .drafts import Draft
 from .forms import Form
+from .guards import Admin, AdminPost, C, plain, q
 from .pages import PREFIX, Console, ConsoleRoute
-from .routes import Admin, AdminPost, C, _plain, _q
 from .sessions import Session
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
@@ -182,7 +182,9 @@ async def credentials_continue(request: Request, console: C, post: AdminPost) ->
     except CredentialsRejected as exc:
         errors = {"line": [str(exc)]}  # LINE's own words, or "timeout" / "the connection failed"
     else:
-        draft = console.drafts.put(post.session, credentials, api_url=api_url, bot=bot)
+        draft = await run_in_threadpool(console.drafts.put, post.session, credentials, api_url=api_url, bot=bot)
+        if draft is None:  # logged out (in another tab) while LINE was asked
+            raise console.to_login(request)
         return console.redirect(request, f"{FLOW}/new/{draft.id}")
     return _credentials_page(request, console, post.session, form=f.kept(), errors=errors, status=422)
 
@@ -218,6 +220,7 @@ def _name_page(
         "catalog_name.html",
         session,
         status=status,
+        outside_images=True,  # the tested bot's picture, on LINE's CDN
         section="integrations",
         integration=LINE_OA,
         draft=draft,
@@ -262,7 +265,7 @@ def name_done(request: Request, draft_id: str, console: C, post: AdminPost) -> R
         errors = {"name": [f"{exc}: choose another name"]}
     else:
         console.drafts.drop(post.session, draft_id)
-        return console.redirect(request, f"{FLOW}/done/{_q(name)}")
+        return console.redirect(request, f"{FLOW}/done/{q(name)}")
     return _name_page(request, console, post.session, draft, name=name[:200], errors=errors, status=422)
 
 
@@ -278,7 +281,7 @@ def name_discard(request: Request, draft_id: str, console: C, post: AdminPost) -
 
 @router.get(FLOW + "/done/{name}")
 async def done(request: Request, name: str, console: C, session: Admin) -> Response:
-    auth = await run_in_threadpool(console.ops.get_authentication, _plain(console, request, name))
+    auth = await run_in_threadpool(console.ops.get_authentication, plain(console, request, name))
     # LINE calls only https URLs: the address of the TLS proxy in front of `serve` (see README Security).
     host = request.url.netloc + str(request.scope.get("root_path", ""))
     return console.render(

@@ -1,11 +1,13 @@
 """Tested credentials waiting for a name: the server-side half of the console's Catalog flow.
 
 Between "Continue" (LINE accepted the credentials) and "Done" (the authentication is named and
-stored) the credentials stay here, never in the page: sealed with the vault, bound to the
-console session that tested them (by a hash of its CSRF token, which is that session's own
-random value), and kept :data:`DRAFT_SECONDS` at most. Logging out drops the session's drafts;
-a draft of another session, or an expired one, is not found. The page carries only the draft's
-random id, which is worth nothing without its session.
+stored) the credentials stay here, never in the page: in the database (table ``console_drafts``),
+so that whichever node of a load-balanced console serves the next step finds them; sealed with the
+vault; bound to the console session that tested them (by the session's ``id_hash``, the key of its
+own row, which takes its drafts with it when it ends); and kept :data:`DRAFT_SECONDS` at most.
+A draft is deleted when it is used, discarded, or its session logs out, and expired ones when the
+next draft is made. A draft of another session, or an expired one, is not found. The page carries
+only the draft's random id, which is worth nothing without its session.
 
 The one rule: a draft's secret leaves this module only as :class:`Credentials` for the
 operation that stores them; what a page may show is in :class:`Draft` (no secret).
@@ -13,21 +15,22 @@ operation that stores them; what a page may show is in :class:`Draft` (no secret
 
 from __future__ import annotations
 
-import hashlib
+import re
 import secrets
-import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import cast
 
 import orjson
 
 from ...authentications import BotInfo, Credentials, Kind
 from ...clock import Clock
+from ...store.database import Database, Row
 from ...vault import Vault
 from .sessions import Session
 
 DRAFT_SECONDS = 15 * 60
 MAX_PER_SESSION = 5  # a few tabs at once; an older draft of the session gives way
-MAX_DRAFTS = 1000  # the memory they may take, whatever many sessions do
+_ID = re.compile(r"[A-Za-z0-9_-]{24}")  # secrets.token_urlsafe(18)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,29 +46,31 @@ class Draft:
     expires_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class _Held:
-    draft: Draft
-    owner: str
-    sealed: bytes
-
-
-def _owner(session: Session) -> str:
-    return hashlib.sha256(b"draft|" + session.csrf.encode()).hexdigest()
+def _draft(row: Row) -> Draft:
+    return Draft(
+        id=row["id"],
+        kind=cast(Kind, row["kind"]),
+        channel_id=row["channel_id"],
+        api_url=row["api_url"],
+        bot=BotInfo(**orjson.loads(row["bot"])),
+        webhook_secret=bool(row["webhook_secret"]),
+        expires_at=row["expires_at"],
+    )
 
 
 class Drafts:
-    """Drafts in this process's memory, like the console's sessions (one process per console)."""
+    """Drafts in the database, like the console's sessions: every node of one database sees them."""
 
-    def __init__(self, vault: Vault, clock: Clock, seconds: float = DRAFT_SECONDS) -> None:
+    def __init__(self, db: Database, vault: Vault, clock: Clock, seconds: float = DRAFT_SECONDS) -> None:
+        self._db = db
         self._vault = vault
         self._clock = clock
         self.seconds = seconds
-        self._held: dict[str, _Held] = {}
-        self._lock = threading.Lock()
 
-    def put(self, session: Session, credentials: Credentials, *, api_url: str, bot: BotInfo) -> Draft:
-        """Keep tested credentials for ``session``: the draft its pages show."""
+    def put(self, session: Session, credentials: Credentials, *, api_url: str, bot: BotInfo) -> Draft | None:
+        """Keep tested credentials for ``session``: the draft its pages show; None when the session has
+        ended meanwhile (nothing is kept then)."""
+        now = self._clock.now()
         draft = Draft(
             id=secrets.token_urlsafe(18),
             kind=credentials.kind,
@@ -73,59 +78,48 @@ class Drafts:
             api_url=api_url,
             bot=bot,
             webhook_secret=credentials.channel_secret is not None,
-            expires_at=self._clock.now() + self.seconds,
+            expires_at=now + self.seconds,
         )
-        held = _Held(draft, _owner(session), credentials.seal(self._vault))
-        with self._lock:
-            self._forget_expired()
-            mine = [k for k, h in self._held.items() if h.owner == held.owner]
-            for key in mine[: max(0, len(mine) - MAX_PER_SESSION + 1)]:  # oldest first (insertion order)
-                del self._held[key]
-            while len(self._held) >= MAX_DRAFTS:
-                del self._held[next(iter(self._held))]
-            self._held[draft.id] = held
-        return draft
+        row = {**asdict(draft), "bot": orjson.dumps(asdict(bot)).decode(), "session_hash": session.id_hash}
+        with self._db.transaction() as tx:
+            tx.run("console_drafts_expire", {"now": now})
+            tx.run("console_drafts_keep_newest", {"session_hash": session.id_hash, "keep": MAX_PER_SESSION - 1})
+            kept = tx.run("console_draft_insert", {**row, "sealed": credentials.seal(self._vault)})
+        return draft if kept else None
 
     def get(self, session: Session, draft_id: str) -> Draft | None:
-        held = self._find(session, draft_id)
-        return held.draft if held else None
+        row = self._find(session, draft_id)
+        return _draft(row) if row else None
 
     def credentials(self, session: Session, draft_id: str) -> Credentials | None:
         """The tested credentials themselves, for storing them; None when the draft is gone."""
-        held = self._find(session, draft_id)
-        if held is None:
+        row = self._find(session, draft_id)
+        if row is None:
             return None
-        secret: dict[str, str] = orjson.loads(self._vault.open(held.sealed))
-        draft = held.draft
-        if draft.kind == "access_token":
+        secret: dict[str, str] = orjson.loads(self._vault.open(row["sealed"]))
+        if row["kind"] == "access_token":
             return Credentials(
                 "access_token", access_token=secret["access_token"], channel_secret=secret.get("channel_secret")
             )
-        return Credentials("channel_credentials", channel_id=draft.channel_id, channel_secret=secret["channel_secret"])
+        return Credentials("channel_credentials", channel_id=row["channel_id"], channel_secret=secret["channel_secret"])
 
     def drop(self, session: Session, draft_id: str) -> None:
-        with self._lock:
-            held = self._held.get(draft_id)
-            if held is not None and held.owner == _owner(session):
-                del self._held[draft_id]
+        """The draft was used or discarded (only its own session may)."""
+        if _ID.fullmatch(draft_id):
+            self._db.run("console_draft_delete", {"id": draft_id, "session_hash": session.id_hash})
 
     def end(self, session: Session) -> None:
         """The session logged out: its drafts go with it."""
-        owner = _owner(session)
-        with self._lock:
-            self._held = {k: h for k, h in self._held.items() if h.owner != owner}
+        self._db.run("console_drafts_end", {"session_hash": session.id_hash})
 
     def __len__(self) -> int:
-        with self._lock:
-            self._forget_expired()
-            return len(self._held)
+        """How many drafts are kept (not expired), every session's."""
+        return int(self._db.run("console_drafts_count", {"now": self._clock.now()})[0]["n"])
 
-    def _find(self, session: Session, draft_id: str) -> _Held | None:
-        with self._lock:
-            self._forget_expired()
-            held = self._held.get(draft_id)
-        return held if held is not None and held.owner == _owner(session) else None
-
-    def _forget_expired(self) -> None:
-        now = self._clock.now()
-        self._held = {k: h for k, h in self._held.items() if h.draft.expires_at > now}
+    def _find(self, session: Session, draft_id: str) -> Row | None:
+        if not _ID.fullmatch(draft_id):
+            return None  # not an id this module made (a store need not see it)
+        rows = self._db.run(
+            "console_draft_get", {"id": draft_id, "session_hash": session.id_hash, "now": self._clock.now()}
+        )
+        return rows[0] if rows else None

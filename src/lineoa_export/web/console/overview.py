@@ -15,10 +15,9 @@ route runs; everything else on these pages comes from the store.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
-from urllib.parse import quote
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
@@ -27,21 +26,13 @@ from ...insight.statistics import shown
 from ...overview import WAITING, Overview
 from . import charts
 from .charts import COLOURS, Series
-from .pages import PREFIX, Console, ConsoleRoute, console_of
-from .sessions import Session
+from .guards import C, Reader, q
+from .pages import PREFIX, ConsoleRoute
 
 WIDE = 1240  # the charts across the page (the others are half as wide)
 REFRESH_MS = 5000  # the overview's figures: heavier than a table page, and minutes are its grain
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
-
-
-def _reader(request: Request) -> Session:
-    return console_of(request).require(request, "read")
-
-
-C = Annotated[Console, Depends(console_of)]
-Reader = Annotated[Session, Depends(_reader)]
 
 
 @router.get("/overview")
@@ -88,7 +79,7 @@ def _values(view: Overview) -> dict[str, Any]:
     kind = "activations" if view.scope.kind == "activation" else "channels"
     return {
         "v": view,
-        "scope_path": f"/overview/{kind}/{_q(view.scope.name)}",
+        "scope_path": f"/overview/{kind}/{q(view.scope.name)}",
         "refresh_ms": REFRESH_MS,
         "charts": _charts(view),
         "cards": _cards(view),
@@ -97,10 +88,6 @@ def _values(view: Overview) -> dict[str, Any]:
         "seconds": charts.seconds,
         "shown": shown,
     }
-
-
-def _q(value: str) -> str:
-    return quote(value, safe="")
 
 
 def _hhmm(ts: float) -> str:

@@ -27,6 +27,7 @@ from ...errors import AlreadyExists, ConfigurationError, InvalidInput, LineoaExp
 from ...operations import Operations
 from .drafts import Drafts
 from .forms import FormTooLarge
+from .live import SharedCounts
 from .sessions import Role, Session, Sessions, Signer
 from .throttle import LoginThrottle
 
@@ -38,10 +39,9 @@ HERE = Path(__file__).parent
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         # Scripts and fetches only from the console itself (the activation table refreshes itself);
-        # images also from https hosts (a bot's picture on LINE's CDN, a message's image in the
-        # preview): the browser loads those, the server never calls them.
+        # images only from the console too, unless a page's answer adds https hosts (see security_headers).
         "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
-        "img-src 'self' data: https:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        "img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
@@ -50,10 +50,19 @@ SECURITY_HEADERS = {
 }
 
 
-def headers_with_style_nonce(nonce: str) -> dict[str, str]:
-    """The security headers for a page whose one ``<style nonce>`` holds validated per-page rules
-    (the chat preview's colours: see chat_preview.py); style attributes stay refused."""
-    csp = re.sub(r"style-src ([^;]*)", rf"style-src \1 'nonce-{nonce}'", SECURITY_HEADERS["Content-Security-Policy"])
+def security_headers(*, style_nonce: str = "", outside_images: bool = False) -> dict[str, str]:
+    """The security headers for one answer, widened only as far as its page needs.
+
+    ``style_nonce``: the page's one ``<style nonce>`` holds validated per-page rules (the chat
+    preview's colours: see chat_preview.py); style attributes stay refused. ``outside_images``:
+    the page shows pictures from https hosts (a message's images in a chat preview, the tested
+    bot's picture on LINE's CDN), which the browser loads and the server never calls.
+    """
+    csp = SECURITY_HEADERS["Content-Security-Policy"]
+    if style_nonce:
+        csp = re.sub(r"style-src ([^;]*)", rf"style-src \1 'nonce-{style_nonce}'", csp)
+    if outside_images:
+        csp = csp.replace("img-src 'self'", "img-src 'self' https:")
     return {**SECURITY_HEADERS, "Content-Security-Policy": csp}
 
 
@@ -73,10 +82,11 @@ class Console:
         self.ctx = ops.ctx
         self.db = ops.db
         ctx = ops.ctx
-        self.signer = Signer()
+        self.signer = Signer(ctx.vault.derived_key("console signer"))  # every node accepts the others' forms
         self.sessions = Sessions(ctx.db, ctx.clock)
         self.throttle = LoginThrottle(ctx.clock)
-        self.drafts = Drafts(ctx.vault, ctx.clock)  # the Catalog flow's tested credentials
+        self.drafts = Drafts(ctx.db, ctx.vault, ctx.clock)  # the Catalog flow's tested credentials
+        self.counts = SharedCounts(ops.counts, ctx.clock)  # what every open activation table shows
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=True,
@@ -102,9 +112,11 @@ class Console:
         *,
         status: int = 200,
         styled: bool = False,
+        outside_images: bool = False,
         **values: Any,
     ) -> HTMLResponse:
-        """``template`` as a page; ``styled``: the page may hold one ``<style nonce="{{ style_nonce }}">``."""
+        """``template`` as a page; ``styled``: the page may hold one ``<style nonce="{{ style_nonce }}">``;
+        ``outside_images``: it may show images from https hosts (see :func:`security_headers`)."""
         flash = self.signer.unsign("flash", request.cookies.get(FLASH_COOKIE))
         nonce = secrets.token_urlsafe(18) if styled else ""
         html = self.env.get_template(template).render(
@@ -115,7 +127,7 @@ class Console:
             style_nonce=nonce,
             **values,
         )
-        headers = headers_with_style_nonce(nonce) if styled else SECURITY_HEADERS
+        headers = security_headers(style_nonce=nonce, outside_images=outside_images)
         response = HTMLResponse(html, status_code=status, headers=headers)
         if flash is not None:
             response.delete_cookie(FLASH_COOKIE, path=PREFIX, httponly=True, samesite="strict")

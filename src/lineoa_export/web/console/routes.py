@@ -5,7 +5,7 @@ overviews (:mod:`.overview`);
 ``operator`` also creates, edits, copies, pauses, resumes, replays and deletes activations;
 ``admin`` also manages authentications; ``trigger`` cannot log in. A page shows only the
 buttons its viewer's role allows, and a route refuses the rest with a 403 page naming the
-role it needs.
+role it needs (the guards in its signature: :mod:`.guards`).
 
 The one rule: a route does what it does through :class:`~lineoa_export.operations.Operations`
 (``console.ops``), which checks the product's rules and tells a running worker; a route only
@@ -15,85 +15,26 @@ reads its form and says what happened in a page.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Annotated, Any
-from urllib.parse import quote, urlencode
+from typing import Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
-from starlette.staticfiles import StaticFiles
 
 from ... import activation_table, activations, apikeys
 from ...delivery.line_client import DEFAULT_API_URL
 from ...delivery.outbox import Replay
 from ...errors import AlreadyExists, ConfigurationError, CredentialsRejected, FieldProblem, InvalidInput, NotFound
-from ...operations import Operations
-from . import chat_preview, forms, overview
+from . import chat_preview, forms, live
 from .forms import Form
-from .pages import (
-    HERE,
-    LOGIN_COOKIE,
-    PREFIX,
-    SECURITY_HEADERS,
-    SESSION_COOKIE,
-    Console,
-    ConsoleRoute,
-    console_of,
-)
-from .sessions import CONSOLE_ROLES, Role, Session, allows, role_of
+from .guards import Admin, AdminPost, C, Operator, OperatorPost, Posted, Reader, ReaderPost, plain, q
+from .pages import LOGIN_COOKIE, PREFIX, SECURITY_HEADERS, SESSION_COOKIE, Console, ConsoleRoute
+from .sessions import CONSOLE_ROLES, Session, allows, role_of
 
 PAGE_SIZE = 50
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False, route_class=ConsoleRoute)
-
-
-@dataclass(frozen=True, slots=True)
-class Posted:
-    session: Session
-    form: Form
-
-
-def _viewer(need: Role) -> Callable[[Request], Session]:
-    def dependency(request: Request) -> Session:
-        return console_of(request).require(request, need)
-
-    return dependency
-
-
-def _poster(need: Role) -> Callable[[Request], Awaitable[Posted]]:
-    async def dependency(request: Request) -> Posted:
-        console = console_of(request)
-        session = await run_in_threadpool(console.require, request, need)
-        form = await forms.read_form(request)
-        if not hmac.compare_digest(form.get("csrf", ""), session.csrf):
-            raise console.error(
-                request, 403, "Forbidden", "The form's CSRF token is missing or stale: reload the page and retry."
-            )
-        return Posted(session, form)
-
-    return dependency
-
-
-C = Annotated[Console, Depends(console_of)]
-Reader = Annotated[Session, Depends(_viewer("read"))]
-Operator = Annotated[Session, Depends(_viewer("operator"))]
-Admin = Annotated[Session, Depends(_viewer("admin"))]
-ReaderPost = Annotated[Posted, Depends(_poster("read"))]
-OperatorPost = Annotated[Posted, Depends(_poster("operator"))]
-AdminPost = Annotated[Posted, Depends(_poster("admin"))]
-
-
-def _q(value: str) -> str:
-    return quote(value, safe="")
-
-
-def _plain(console: Console, request: Request, name: str) -> str:
-    """A name from the URL; one with a NUL names nothing (and no store may see it)."""
-    if "\0" in name:
-        raise console.error(request, 404, "Not found", "No such name (it holds a NUL character).")
-    return name
 
 
 # -- login -------------------------------------------------------------------------------------
@@ -278,7 +219,7 @@ class _Failed(Exception):
 @router.post("/authentications/{name}/test")
 async def authentication_test(request: Request, name: str, console: C, _: AdminPost) -> Response:
     try:
-        said = await _test_authentication(console, _plain(console, request, name))
+        said = await _test_authentication(console, plain(console, request, name))
     except _Failed as exc:
         return console.redirect(request, "/authentications", str(exc), "error")
     return console.redirect(request, "/authentications", said)
@@ -287,7 +228,7 @@ async def authentication_test(request: Request, name: str, console: C, _: AdminP
 @router.post("/authentications/{name}/rotate")
 async def authentication_rotate(request: Request, name: str, console: C, post: AdminPost) -> Response:
     """Replace the stored secret with the one posted (a token, or the channel's new secret)."""
-    name = _plain(console, request, name)
+    name = plain(console, request, name)
     secret = post.form.get("secret", "").strip() or None
     auth = await run_in_threadpool(console.ops.get_authentication, name)
     token, channel_secret = (secret, None) if auth.kind == "access_token" else (None, secret)
@@ -303,7 +244,7 @@ async def authentication_rotate(request: Request, name: str, console: C, post: A
 @router.post("/authentications/{name}/webhook")
 def authentication_webhook(request: Request, name: str, console: C, post: AdminPost) -> Response:
     """Where LINE's verified webhooks are re-sent (empty: nowhere), and the channel secret that checks them."""
-    name = _plain(console, request, name)
+    name = plain(console, request, name)
     url = post.form.get("forward_webhook", "").strip() or None  # empty: as it was
     secret = post.form.get("channel_secret", "").strip() or None
     stop = post.form.get("stop_forwarding") == "on"
@@ -318,7 +259,7 @@ def authentication_webhook(request: Request, name: str, console: C, post: AdminP
 
 @router.post("/authentications/{name}/delete")
 def authentication_delete(request: Request, name: str, console: C, post: AdminPost) -> Response:
-    name = _plain(console, request, name)
+    name = plain(console, request, name)
     if post.form.get("confirm") != "yes":
         return console.render(
             request,
@@ -326,7 +267,7 @@ def authentication_delete(request: Request, name: str, console: C, post: AdminPo
             post.session,
             section="authentications",
             message=f"Delete the authentication {name!r}? Its stored credentials are erased.",
-            action=f"/authentications/{_q(name)}/delete",
+            action=f"/authentications/{q(name)}/delete",
             back="/authentications",
         )
     try:
@@ -362,6 +303,7 @@ def _activation_form(
         errors=forms.group(problems or []),
         preview=preview,
         styled=preview is not None,
+        outside_images=preview is not None,  # the chat shows the messages' images
         auths=console.ops.list_authentications(),
         others=[a.name for a in console.ops.list_activations()],
     )
@@ -479,7 +421,7 @@ def activation_create(request: Request, console: C, post: OperatorPost) -> Respo
     if problems:
         return _activation_form(request, console, post.session, values, editing=None, problems=problems, status=422)
     name = values["name"].strip()
-    return console.redirect(request, f"/activations/{_q(name)}", f"Triggered activation {name!r} created.")
+    return console.redirect(request, f"/activations/{q(name)}", f"Triggered activation {name!r} created.")
 
 
 @router.get("/activations/{name}/edit")
@@ -497,7 +439,7 @@ def activation_update(request: Request, name: str, console: C, post: OperatorPos
     problems = _saved(console, values, editing=name)
     if problems:
         return _activation_form(request, console, post.session, values, editing=name, problems=problems, status=422)
-    return console.redirect(request, f"/activations/{_q(name)}", f"Triggered activation {name!r} updated.")
+    return console.redirect(request, f"/activations/{q(name)}", f"Triggered activation {name!r} updated.")
 
 
 @router.post("/activations/{name}/pause")
@@ -507,7 +449,7 @@ async def activation_pause(request: Request, name: str, console: C, post: Operat
         console.ops.pause_activation(name, f"paused in the console by {post.session.key}")
 
     await run_in_threadpool(pause)
-    return console.redirect(request, f"/activations/{_q(name)}", f"{name!r} paused.")
+    return console.redirect(request, f"/activations/{q(name)}", f"{name!r} paused.")
 
 
 @router.post("/activations/{name}/resume")
@@ -517,7 +459,7 @@ async def activation_resume(request: Request, name: str, console: C, _: Operator
         console.ops.resume_activation(name)
 
     await run_in_threadpool(resume)
-    return console.redirect(request, f"/activations/{_q(name)}", f"{name!r} resumed.")
+    return console.redirect(request, f"/activations/{q(name)}", f"{name!r} resumed.")
 
 
 @router.post("/activations/{name}/delete")
@@ -530,8 +472,8 @@ def activation_delete(request: Request, name: str, console: C, post: OperatorPos
             post.session,
             section="activations",
             message=f"Delete the triggered activation {name!r} and its activation table?",
-            action=f"/activations/{_q(name)}/delete",
-            back=f"/activations/{_q(name)}",
+            action=f"/activations/{q(name)}/delete",
+            back=f"/activations/{q(name)}",
         )
     console.ops.delete_activation(name)
     return console.redirect(request, "/activations", f"Triggered activation {name!r} deleted.")
@@ -541,7 +483,7 @@ def activation_delete(request: Request, name: str, console: C, post: OperatorPos
 async def activation_validate(request: Request, name: str, console: C, post: OperatorPost) -> Response:
     """Ask LINE whether the payload is valid, for the posted sample event; nothing is sent."""
     await run_in_threadpool(console.activation, request, name)
-    back = f"/activations/{_q(name)}"
+    back = f"/activations/{q(name)}"
     event = forms.sample_event({"sample_event": post.form.get("sample_event") or forms.SAMPLE_EVENT})
     if isinstance(event, str):
         return console.redirect(request, back, event, "error")
@@ -556,7 +498,7 @@ async def activation_validate(request: Request, name: str, console: C, post: Ope
 def activation_trigger(request: Request, name: str, console: C, post: OperatorPost) -> Response:
     """Trigger one event by hand (what a journey engine does through the API)."""
     console.activation(request, name)
-    back = f"/activations/{_q(name)}"
+    back = f"/activations/{q(name)}"
     event = forms.sample_event({"sample_event": post.form.get("event") or ""})
     if isinstance(event, str):
         return console.redirect(request, back, event.replace("sample event", "event"), "error")
@@ -574,7 +516,7 @@ async def activation_replay(request: Request, name: str, console: C, post: Opera
         return console.ops.replay(name, [event_id] if event_id else None)
 
     result = await run_in_threadpool(replay)
-    back = f"/activations/{_q(name)}" + (f"/events/{_q(event_id)}" if event_id else "")
+    back = f"/activations/{q(name)}" + (f"/events/{q(event_id)}" if event_id else "")
     if result.not_replayable:
         return console.redirect(
             request,
@@ -591,25 +533,28 @@ async def activation_replay(request: Request, name: str, console: C, post: Opera
 # -- the activation table (read) ---------------------------------------------------------------
 
 
-def _table_values(request: Request, console: Console, name: str) -> dict[str, Any]:
-    """What the activation page shows of its table (and its live parts): one page, filtered."""
+def _table_values(request: Request, console: Console, name: str, *, refreshing: bool = False) -> dict[str, Any]:
+    """What the activation page shows of its table: one page, filtered. ``refreshing``: its self-refreshing
+    parts, which are always the newest page, with counts shared by every tab (see :mod:`.live`)."""
     activation = console.activation(request, name)
     table = forms.table_query(request.query_params)
-    entries, next_before = console.ops.table_page(name, table.filters, limit=PAGE_SIZE, before=table.before)
+    before = None if refreshing else table.before
+    entries, next_before = console.ops.table_page(name, table.filters, limit=PAGE_SIZE, before=before)
     query = {k: v for k, v in table.shown.items() if v}
     return {
         "activation": activation,
         "entries": entries,
-        "counts": console.ops.counts(name),
+        "counts": console.counts.get(name, fresh=not refreshing),
         "unit": console.ops.unit_status(name),
         "filters": table.shown,
         "notes": table.notes,
         "states": forms.STATES,
-        "paged": table.before is not None,
+        "paged": before is not None,
         "older": urlencode({**query, "before": next_before}) if next_before else None,
         "newest": urlencode(query),
-        # the live parts keep the filters and the page (its cursor)
-        "live_query": urlencode({**query, "before": table.before} if table.before is not None else query),
+        # only the newest page refreshes itself (an older one stays as it was loaded); filters are kept
+        "live_query": None if before is not None else urlencode(query),
+        "live_every": live.EVERY_MS,
     }
 
 
@@ -640,6 +585,7 @@ def _preview_page(request: Request, console: Console, session: Session, name: st
         "activation_preview.html",
         session,
         styled=True,
+        outside_images=True,  # the chat shows the messages' images
         section="activations",
         activation=activation,
         sample_event=raw_event,
@@ -660,8 +606,12 @@ def activation_preview_event(request: Request, name: str, console: C, post: Read
 
 @router.get("/activations/{name}/live")
 def activation_live(request: Request, name: str, console: C, _: Reader) -> Response:
-    """The page's counts and rows as they are now, for static/live.js (filters and page kept)."""
-    return console.fragment(request, "activation_live.html", **_table_values(request, console, name))
+    """The newest rows as they are now and the shared counts, for static/live.js (filters kept); and
+    when to ask again: later when this answer was slow to make."""
+    started = console.now()
+    answer = console.fragment(request, "activation_live.html", **_table_values(request, console, name, refreshing=True))
+    answer.headers[live.NEXT_HEADER] = str(live.next_every_ms(console.now() - started))
+    return answer
 
 
 @router.get("/activations/{name}/table.csv")
@@ -672,7 +622,7 @@ def activation_csv(request: Request, name: str, console: C, _: Reader) -> Respon
         chunks,
         media_type="text/csv",
         headers={
-            "Content-Disposition": f'attachment; filename="{_q(name)}.csv"',
+            "Content-Disposition": f'attachment; filename="{q(name)}.csv"',
             "Cache-Control": "no-store",
             "X-Content-Type-Options": "nosniff",
         },
@@ -683,7 +633,7 @@ def activation_csv(request: Request, name: str, console: C, _: Reader) -> Respon
 def event_page(request: Request, name: str, event_id: str, console: C, session: Reader) -> Response:
     activation = console.activation(request, name)
     try:
-        entry = console.ops.event(name, _plain(console, request, event_id))
+        entry = console.ops.event(name, plain(console, request, event_id))
     except NotFound as exc:
         raise console.error(request, 404, "Not found", str(exc)) from None
     body = forms.pretty(entry["request_body"]) if entry.get("request_body") is not None else None
@@ -695,17 +645,3 @@ def event_page(request: Request, name: str, event_id: str, console: C, session: 
 @router.api_route("/{path:path}", methods=["GET", "POST"])
 def unknown(request: Request, console: C) -> Response:
     raise console.error(request, 404, "Not found", "There is no console page at this address.")
-
-
-def mount_console(app: FastAPI, ops: Operations) -> Console:
-    """Add the console (``/console``: its pages and stylesheet) to ``app``; its actions go through ``ops``."""
-    console = Console(ops)
-    app.state.console = console
-    # The stylesheet first: the router's catch-all 404 page would otherwise answer for it.
-    app.mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="console_static")
-    from .catalog import router as catalog_router  # here: catalog builds on this module's guards
-
-    app.include_router(catalog_router)  # before the router, whose catch-all 404 would answer for it
-    app.include_router(overview.router)  # before ours: our last route is the catch-all 404 page
-    app.include_router(router)
-    return console
