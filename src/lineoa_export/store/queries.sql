@@ -565,10 +565,15 @@ GROUP BY e.state
 
 -- name: overview_queue
 -- Events waiting, by state, and the earliest due time of each (the lag: how long the oldest due
--- event has waited). Two parts so that each reads a partial index (events_unfinished_by_channel,
--- events_deferred) rather than every event.
+-- event has waited). Three parts so that each reads a partial index (events_due_by_channel,
+-- events_paused_by_channel, events_deferred) rather than every event.
 SELECT e.state, COUNT(*) AS n, MIN(e.next_attempt_at) AS first_due FROM events e
-WHERE e.channel_key = :channel_key AND e.state IN ('queued', 'retrying', 'paused')
+WHERE e.channel_key = :channel_key AND e.state IN ('queued', 'retrying')
+  AND (CAST(:activation AS TEXT) IS NULL OR e.activation = :activation)
+GROUP BY e.state
+UNION ALL
+SELECT e.state, COUNT(*) AS n, MIN(e.next_attempt_at) AS first_due FROM events e
+WHERE e.channel_key = :channel_key AND e.state = 'paused'
   AND (CAST(:activation AS TEXT) IS NULL OR e.activation = :activation)
 GROUP BY e.state
 UNION ALL
