@@ -141,7 +141,7 @@ def _sent_message_ids(body: bytes) -> tuple[str, ...]:
     sent = data.get("sentMessages") if isinstance(data, dict) else None
     if not isinstance(sent, list):
         return ()
-    return tuple(str(m["id"]) for m in sent if isinstance(m, dict) and "id" in m)
+    return tuple([str(m["id"]) for m in sent if isinstance(m, dict) and "id" in m])
 
 
 def classify_token_answer(answer: Answer | NoAnswer) -> Outcome:
