@@ -183,17 +183,19 @@ class Result:
             "sent_message_ids": self.sent_message_ids,
             "next_attempt_at": self.next_attempt_at,
             "finished_at": self.finished_at,
-            "attempted": int(self.attempted),
         }
 
 
 def record(db: Database, results: Sequence[Result], *, worker: str) -> None:
     """Write a batch of results: new event states and the attempt history, one transaction."""
-    params = [r.params(worker) for r in results]
+    attempted = [r.params(worker) for r in results if r.attempted]
+    settled = [r.params(worker) for r in results if not r.attempted]
     with db.transaction() as tx:
         # Attempts first: both statements check the lease, and the outcome releases it.
-        tx.run_many("record_attempt", [p for p, r in zip(params, results, strict=True) if r.attempted])
-        tx.run_many("record_outcome", params)
+        tx.run_many("record_attempt", attempted)
+        tx.run_many("record_outcome", attempted)
+        if settled:
+            tx.run_many("record_settled", settled)
 
 
 def release(db: Database, event_ids: Sequence[int] | None, *, worker: str) -> None:
