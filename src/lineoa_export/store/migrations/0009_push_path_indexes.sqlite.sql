@@ -4,7 +4,7 @@
 -- or more values by building a temporary table each time, ≈2 µs for every event stored or moved
 -- to another state (every accept and every outcome); the ORs test the same seven values at no
 -- cost. SQLite cannot change a CHECK constraint, so the table is rebuilt as in 0006 (one copy
--- of the events table, inside the upgrade's transaction).
+-- of the events table, inside the upgrade's transaction: ≈ 5 s for a million events).
 CREATE TABLE events_new (
     id                   BIGSERIAL_OR_ROWID,
     activation           TEXT NOT NULL REFERENCES activations (name) ON DELETE CASCADE,
