@@ -45,6 +45,9 @@ INSERT INTO events_new (id, activation, event_id, channel_key, recipient, body, 
 DROP TABLE events;
 ALTER TABLE events_new RENAME TO events;
 CREATE INDEX events_by_activation ON events (activation, id);
+-- main's 0010_console_at_scale made this one; the rebuild above dropped it with the old table (on a
+-- branch without 0010 it is made here first: this migration is meant to run after 0010).
+CREATE INDEX events_by_activation_state ON events (activation, state, id);
 CREATE INDEX events_due_by_channel ON events (channel_key, next_attempt_at)
     WHERE state IN ('queued', 'retrying');
 CREATE INDEX events_paused_by_channel ON events (channel_key) WHERE state = 'paused';
