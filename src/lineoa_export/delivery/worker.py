@@ -490,7 +490,7 @@ class Worker:
             return self._settle(
                 c, EventState.RETRYING if c.retries else EventState.QUEUED, error=None, now=started
             ), None
-        outcome, duration = await self._push_gated(lane, c, c.first_attempt_at or started)
+        outcome, duration = await self._push_gated(lane, c, started)
         breaker = lane.breaker
         if outcome.status_code is not None and not breaker.open and not breaker.failures:
             lane.budget.observe(duration)  # the usual case, without a coroutine: see _after_answer
@@ -521,13 +521,13 @@ class Worker:
             return self._settle(c, EventState.RETRYING, error=error, now=now, due=lane.breaker.probe_at)
         return None
 
-    async def _push_gated(self, lane: Lane, c: Claimed, first_attempt_at: float) -> tuple[Outcome, float]:
+    async def _push_gated(self, lane: Lane, c: Claimed, started: float) -> tuple[Outcome, float]:
         async with self._gate:
             if self.liveness.fenced:
                 raise Fenced
-            t0, started = time.perf_counter(), self.clock.now()
+            t0 = time.perf_counter()
             try:
-                outcome = await self._push(c, first_attempt_at)
+                outcome = await self._push(c, c.first_attempt_at or started)
             except asyncio.CancelledError:
                 if self.liveness.fenced:
                     self._aborted.append(self._aborted_attempt(c, started))

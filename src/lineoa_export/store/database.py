@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from functools import cache
 from importlib import resources
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -57,6 +58,28 @@ def query(name: str, dialect: Dialect) -> str:
     return sql
 
 
+@cache
+def sqlite_positional(name: str) -> tuple[str, Callable[[Params], tuple[Any, ...]]]:
+    """A named query for SQLite with numbered placeholders (``?1``), and what makes its values.
+
+    sqlite3 looks a named parameter up by building a str of its name for every parameter of
+    every row; a tuple is read by position. For the 15 parameters of an outcome that is ≈3 µs
+    a row, more than the tuple costs to make (an ``itemgetter``, in C).
+    """
+    names: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        return f"?{names.setdefault(match.group(1), len(names) + 1)}"
+
+    sql = _NAMED_PARAM.sub(number, query(name, "sqlite"))
+    if len(names) > 1:
+        return sql, itemgetter(*names)
+    if names:
+        only = next(iter(names))
+        return sql, lambda params: (params[only],)
+    return sql, lambda params: ()
+
+
 class Tx(Protocol):
     def run(self, name: str, params: Params | None = None) -> list[Row]: ...
     def run_many(self, name: str, rows: Iterable[Params]) -> None: ...
@@ -91,20 +114,23 @@ class _Tx:
 
     def _execute(self, name: str, params: Params | None) -> Any:
         try:
+            if self._dialect == "sqlite":
+                sql, values = sqlite_positional(name)
+                return self._conn.execute(sql, values(params or {}))
             return self._conn.execute(query(name, self._dialect), params or {})
         except Exception as exc:
             _raise_translated(exc, [params or {}])
             raise
 
     def run_many(self, name: str, rows: Iterable[Params]) -> None:
-        sql = query(name, self._dialect)
         rows = list(rows)
         try:
             if self._dialect == "sqlite":
-                self._conn.executemany(sql, rows)
+                sql, values = sqlite_positional(name)
+                self._conn.executemany(sql, map(values, rows))
             else:
                 with self._conn.cursor() as cur:
-                    cur.executemany(sql, rows)
+                    cur.executemany(query(name, self._dialect), rows)
         except Exception as exc:
             _raise_translated(exc, rows)
             raise

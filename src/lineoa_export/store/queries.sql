@@ -159,6 +159,8 @@ UPDATE events SET leased_until = NULL, leased_by = NULL WHERE id = :id AND lease
 UPDATE events SET leased_until = NULL, leased_by = NULL WHERE leased_by = :worker AND state IN ('queued', 'retrying')
 
 -- name: record_outcome
+-- An attempt's outcome (record_settled: an event decided without sending). A waiting event whose
+-- channel or activation was paused meanwhile waits as 'paused'.
 UPDATE events SET
     state = CASE WHEN :state IN ('queued', 'retrying') AND (
                       EXISTS (SELECT 1 FROM channel_pauses p
@@ -167,17 +169,33 @@ UPDATE events SET
                  THEN 'paused' ELSE :state END,
     attempts = :attempt,
     retries = :retries,
-    first_attempt_at = CASE WHEN :attempted = 1 THEN COALESCE(first_attempt_at, :started_at) ELSE first_attempt_at END,
+    first_attempt_at = COALESCE(first_attempt_at, :started_at),
     next_attempt_at = :next_attempt_at,
     finished_at = :finished_at,
     leased_until = NULL,
     leased_by = NULL,
-    -- An event settled without sending keeps the status code and error of its last attempt.
-    status_code = CASE WHEN :attempted = 1 THEN :status_code ELSE status_code END,
-    error = COALESCE(:error, CASE WHEN :attempted = 1 THEN NULL ELSE error END),
+    status_code = :status_code,
+    error = :error,
     line_request_id = COALESCE(:line_request_id, line_request_id),
     accepted_request_id = COALESCE(:accepted_request_id, accepted_request_id),
     sent_message_ids = COALESCE(:sent_message_ids, sent_message_ids)
+WHERE id = :id AND leased_by = :worker
+
+-- name: record_settled
+-- An event settled without sending keeps the status code and error of its last attempt.
+UPDATE events SET
+    state = CASE WHEN :state IN ('queued', 'retrying') AND (
+                      EXISTS (SELECT 1 FROM channel_pauses p
+                              WHERE p.channel_key = events.channel_key AND p.kind <> 'breaker')
+                   OR EXISTS (SELECT 1 FROM activations x WHERE x.name = events.activation AND x.paused_reason IS NOT NULL))
+                 THEN 'paused' ELSE :state END,
+    attempts = :attempt,
+    retries = :retries,
+    next_attempt_at = :next_attempt_at,
+    finished_at = :finished_at,
+    leased_until = NULL,
+    leased_by = NULL,
+    error = COALESCE(:error, error)
 WHERE id = :id AND leased_by = :worker
 
 -- name: record_attempt
@@ -642,10 +660,15 @@ GROUP BY e.state
 
 -- name: overview_queue
 -- Events waiting, by state, and the earliest due time of each (the lag: how long the oldest due
--- event has waited). Two parts so that each reads a partial index (events_unfinished_by_channel,
--- events_deferred) rather than every event.
+-- event has waited). Three parts so that each reads a partial index (events_due_by_channel,
+-- events_paused_by_channel, events_deferred) rather than every event.
 SELECT e.state, COUNT(*) AS n, MIN(e.next_attempt_at) AS first_due FROM events e
-WHERE e.channel_key = :channel_key AND e.state IN ('queued', 'retrying', 'paused')
+WHERE e.channel_key = :channel_key AND e.state IN ('queued', 'retrying')
+  AND (CAST(:activation AS TEXT) IS NULL OR e.activation = :activation)
+GROUP BY e.state
+UNION ALL
+SELECT e.state, COUNT(*) AS n, MIN(e.next_attempt_at) AS first_due FROM events e
+WHERE e.channel_key = :channel_key AND e.state = 'paused'
   AND (CAST(:activation AS TEXT) IS NULL OR e.activation = :activation)
 GROUP BY e.state
 UNION ALL
