@@ -85,7 +85,7 @@ class _RollBack(Exception):
 
 
 def test_every_event_state_is_stored_and_no_other_on_both_stores(store) -> None:  # type: ignore[no-untyped-def]
-    # SQLite spells events.state's CHECK with ORs since migration 0009 (an IN list of seven cost
+    # SQLite spells events.state's CHECK with ORs since migration 0011 (an IN list of seven cost
     # ≈2 µs a write there): the same seven states go in, anything else is refused.
     from lineoa_export.delivery.states import EventState
 
