@@ -19,7 +19,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,20 @@ from .simulator.options import DEFAULT_ACCESS_TOKEN, DEFAULT_CHANNEL_ID, DEFAULT
 TEST_SECRET_KEY = "lineoa-export-test-key, never for production"
 #: Where the simulator listens: tests allow it as an API host (``LINEOA_EXPORT_ALLOWED_API_HOSTS``).
 SIMULATOR_HOST = "127.0.0.1"
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float) -> float:
+    """Seconds until ``predicate()`` held, asked every 50 ms; fails the test after ``timeout``.
+
+    For process tests only, where another process's progress can be watched but not driven; a test
+    of this process's code travels in time with a :class:`~lineoa_export.clock.FakeClock` instead.
+    """
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.05)
+    return time.monotonic() - start
 
 
 def user_id(n: int) -> str:

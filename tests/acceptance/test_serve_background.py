@@ -3,10 +3,10 @@ fetched with no one asking; ``serve --no-worker`` (an API node) says it never ca
 
 from __future__ import annotations
 
-import time
-
 from cli_support import Setup, new_user
 from test_serve_e2e import Serve
+
+from lineoa_export.testing import wait_until
 
 WAIT = 15.0
 
@@ -23,9 +23,7 @@ def test_serve_refreshes_a_recent_units_statistics_by_itself(setup: Setup) -> No
     assert statistics_requests(setup) == 0
     server = Serve(cli)
     try:
-        deadline = time.monotonic() + WAIT
-        while statistics_requests(setup) == 0 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: statistics_requests(setup) > 0, "serve asks LINE for the unit's statistics", WAIT)
         assert statistics_requests(setup) == 1, server.output()
         shown = server.ok("GET", "/v1/activations/spring/stats")
         assert shown["source"] == "stored" and shown["fetched_at"] is not None  # no second request

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -27,6 +26,7 @@ import psycopg
 import pytest
 from cli_support import DEMO_TOKEN, Cli, Simulator, free_port, new_user
 
+from lineoa_export import testing
 from lineoa_export.errors import DatabaseUnavailable
 from lineoa_export.store.database import open_database
 from lineoa_export.testing import SIMULATOR_HOST
@@ -124,13 +124,8 @@ def url_through(proxy: TcpProxy, schema: str, password: str = "") -> str:
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = WAIT) -> float:
-    """Seconds until ``predicate()`` held; fails the test after ``timeout``."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.05)
-    return time.monotonic() - start
+    """:func:`lineoa_export.testing.wait_until` with this file's default patience."""
+    return testing.wait_until(predicate, what, timeout)
 
 
 # -- the store -----------------------------------------------------------------------------------
