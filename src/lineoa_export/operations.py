@@ -30,6 +30,7 @@ import orjson
 from . import activation_table, activations, apikeys, authentications, overview
 from .context import Context
 from .delivery import outbox, triggers, units
+from .delivery.lanes import Lane
 from .delivery.line_client import DEFAULT_API_URL, PUSH_PATH
 from .errors import AlreadyExists, ApiUrlNotAllowed, ConfigurationError, CredentialsRejected, InvalidInput, NotFound
 from .insight import quota as line_quota
@@ -49,6 +50,8 @@ class WorkerControl(Protocol):
 
     def wake(self) -> None: ...
     def hold_activation(self, name: str) -> None: ...
+    def lanes(self) -> dict[str, Lane]: ...
+    def rate_limit_degraded(self) -> list[str]: ...
 
 
 class WorkerHandle:
@@ -77,6 +80,17 @@ class WorkerHandle:
         """The activation was paused: the worker sends none of its events it already claimed."""
         if not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._worker.hold_activation, name)
+
+    def lane_state(self, channel_key: str) -> overview.LaneState | None:
+        """What the worker holds for a channel now (the overview); None before its first claim there.
+
+        Read from any thread without the loop: a snapshot of a few numbers, as ``/metrics`` reads them.
+        """
+        lane = self._worker.lanes().get(channel_key)
+        if lane is None:
+            return None
+        degraded = channel_key in self._worker.rate_limit_degraded()
+        return overview.LaneState(lane.in_flight, lane.limit(), lane.budget.latency, lane.breaker.open, degraded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,13 +144,11 @@ class Operations:
         ctx: Context,
         worker: WorkerHandle | None = None,
         on_accepted: AcceptedListener | None = None,
-        lanes: overview.LaneReader | None = None,
     ) -> None:
         self.ctx = ctx
         self.db = ctx.db
         self.worker = worker
         self.on_accepted = on_accepted
-        self.lanes = lanes  # what this process's worker holds per channel (serve), for the overview
         self.quotas = line_quota.Quotas(ctx)
 
     def now(self) -> float:
@@ -412,7 +424,7 @@ class Operations:
     async def _overview(self, scope: overview.Scope) -> overview.Overview:
         settings = self.ctx.settings
         sharing = "redis" if settings.redis_url else "divided" if self.db.dialect == "postgres" else "single"
-        lane = self.lanes(scope.channel_key) if self.lanes is not None else None
+        lane = self.worker.lane_state(scope.channel_key) if self.worker is not None else None
         view = await asyncio.to_thread(
             overview.read,
             self.db,

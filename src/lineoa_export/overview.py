@@ -29,7 +29,6 @@ minute buckets are aligned to whole minutes of that clock, so two reads in one m
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
 
@@ -59,9 +58,6 @@ class LaneState:
     latency: float  # seconds: LINE's average answer time for this channel
     tripped: bool
     degraded: bool  # the shared (Redis) rate limit is unreachable: a local share is used
-
-
-LaneReader = Callable[[str], "LaneState | None"]
 
 
 @dataclass(frozen=True, slots=True)

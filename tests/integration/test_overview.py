@@ -19,7 +19,7 @@ from lineoa_export.delivery.states import EventState
 from lineoa_export.delivery.worker import Worker
 from lineoa_export.insight import reconcile, statistics
 from lineoa_export.line_time import JST
-from lineoa_export.operations import Operations
+from lineoa_export.operations import Operations, WorkerHandle
 from lineoa_export.simulator import ChannelConfig, SimulatorOptions
 from lineoa_export.simulator.options import DEFAULT_ACCESS_TOKEN
 from lineoa_export.store import migrations
@@ -27,7 +27,6 @@ from lineoa_export.store.database import Database
 from lineoa_export.store.migrations import SHIPPED, Catalog
 from lineoa_export.testing import pipeline, user_id
 from lineoa_export.vault import Vault
-from lineoa_export.web.metrics import Metrics
 
 NOW = 1_800_000_000.0 + 30  # half a minute into a minute: FakeClock's start is a whole minute
 START = NOW - 30 - 59 * 60  # the first of the hour's 60 minutes
@@ -284,9 +283,7 @@ def test_the_pipeline_on_a_fake_clock_and_the_quota_asked_once_a_minute(tmp_path
             states = {e["event_id"]: e["state"] for e in p.log()}
             assert states == {"e1": "delivered", "e2": "delivered", "e3": "failed", "e4": "failed", "e5": "delivered"}
 
-            metrics = Metrics(p.ctx.db, rate_limit=2000.0)
-            metrics.watch(worker)
-            ops = Operations(p.ctx, lanes=metrics.lane_state)
+            ops = Operations(p.ctx, WorkerHandle.on_running_loop(worker))
             view = await ops.activation_overview("welcome")
             assert view.outcomes == {"delivered": 3, "retried": 2, "failed": 2, "suppressed": 0, "deferred": 0}
             assert sum(m.delivered for m in view.minutes) == 3 and view.pushes == 7
@@ -330,19 +327,19 @@ def test_quota_says_why_when_line_does_not_tell(tmp_path: Path, run) -> None:  #
     run(scenario())
 
 
-def test_worker_lanes_are_read_through_metrics(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
+def test_worker_lanes_are_read_through_the_worker_handle(tmp_path: Path, run) -> None:  # type: ignore[no-untyped-def]
     async def scenario() -> None:
         async with pipeline(tmp_path) as p:
             p.create_activation()
-            metrics = Metrics(p.ctx.db, rate_limit=2000.0)
             key = activations.get(p.ctx.db, "welcome").channel_key
-            assert metrics.lane_state(key) is None  # no worker watched: nothing to tell
             worker = Worker(p.ctx.db, p.ctx.vault, p.ctx.settings, clock=p.clock)
-            metrics.watch(worker)
-            assert metrics.lane_state(key) is None  # this worker has no lane for it yet
+            handle = WorkerHandle.on_running_loop(worker)
+            assert handle.lane_state(key) is None  # this worker has no lane for it yet
+            assert (await Operations(p.ctx).activation_overview("welcome")).lane is None  # no worker here
             p.trigger([{"line_user_id": user_id(1), "name": "Ann"}])
             await worker.run(until_idle=True)
-            lane = metrics.lane_state(key)
+            lane = handle.lane_state(key)
             assert lane is not None and lane.in_flight == 0 and lane.budget >= 1 and not lane.tripped
+            assert (await Operations(p.ctx, handle).activation_overview("welcome")).lane == lane
 
     run(scenario())

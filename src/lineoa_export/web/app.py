@@ -39,7 +39,7 @@ def create_app(ctx: Context, *, worker: WorkerHandle | None = None, metrics: Met
         redoc_url=None,
     )
     metrics = metrics or Metrics(ctx.db, rate_limit=ctx.settings.rate_limit)
-    ops = Operations(ctx, worker, on_accepted=metrics.on_accepted, lanes=metrics.lane_state)
+    ops = Operations(ctx, worker, on_accepted=metrics.on_accepted)
     app.state.ctx = ctx
     app.state.ops = ops
     app.state.metrics = metrics

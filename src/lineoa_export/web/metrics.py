@@ -19,7 +19,6 @@ from ..delivery.states import EventState
 from ..delivery.worker import Worker
 from ..insight import reconcile
 from ..line_time import line_month
-from ..overview import LaneState
 from ..store.database import Database
 
 
@@ -152,12 +151,10 @@ class Metrics:
             registry=self.registry,
         )
         self.registry.register(_StorageCollector(db, rate_limit))
-        self._worker: Worker | None = None
 
     def watch(self, worker: Worker) -> None:
         """Also expose the lanes of this process's worker (in flight, budget, breaker, degraded limits),
         and count the events its audience gate holds back."""
-        self._worker = worker
         self.registry.register(_LaneCollector(worker))
         worker.on_held = self.on_held
 
@@ -167,14 +164,6 @@ class Metrics:
             self.suppressed.labels(activation).inc()
         elif state is EventState.DEFERRED:
             self.deferred.labels(activation).inc()
-
-    def lane_state(self, channel_key: str) -> LaneState | None:
-        """What this process's worker holds for a channel now (the console's overview); None without one."""
-        lane = self._worker.lanes().get(channel_key) if self._worker is not None else None
-        if lane is None or self._worker is None:
-            return None
-        degraded = channel_key in self._worker.rate_limit_degraded()
-        return LaneState(lane.in_flight, lane.limit(), lane.budget.latency, lane.breaker.open, degraded)
 
     def on_result(self, claimed: Claimed, result: Result, outcome: Outcome | None) -> None:
         """Worker listener: count what one result says."""
