@@ -29,7 +29,7 @@ import orjson
 
 from . import activation_table, activations, apikeys, authentications, overview
 from .context import Context
-from .delivery import outbox, triggers, units
+from .delivery import outbox, rate_limit, triggers, units
 from .delivery.lanes import Lane
 from .delivery.line_client import DEFAULT_API_URL, PUSH_PATH
 from .errors import AlreadyExists, ApiUrlNotAllowed, ConfigurationError, CredentialsRejected, InvalidInput, NotFound
@@ -423,7 +423,7 @@ class Operations:
 
     async def _overview(self, scope: overview.Scope) -> overview.Overview:
         settings = self.ctx.settings
-        sharing = "redis" if settings.redis_url else "divided" if self.db.dialect == "postgres" else "single"
+        shared = rate_limit.sharing(settings.redis_url, shared_store=self.db.dialect == "postgres")
         lane = self.worker.lane_state(scope.channel_key) if self.worker is not None else None
         view = await asyncio.to_thread(
             overview.read,
@@ -431,7 +431,7 @@ class Operations:
             scope,
             now=self.now(),
             rate_limit=settings.rate_limit,
-            rate_sharing=sharing,
+            rate_sharing=shared,
             lane=lane,
         )
         # LINE is asked at most once a minute per channel; in between the last answer is shown.

@@ -28,7 +28,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 HEADROOM = 0.95
 
@@ -142,6 +142,15 @@ class ChannelLimiter:
         self._slow_until = self._monotonic() + self.cooldown
 
 
+Sharing = Literal["redis", "divided", "single"]
+
+
+def sharing(redis_url: str | None, *, shared_store: bool) -> Sharing:
+    """How the processes on one store share a channel's limit: one bucket in Redis; without Redis on
+    a shared store (PostgreSQL), the limit divided among the live workers; else one process alone."""
+    return "redis" if redis_url else "divided" if shared_store else "single"
+
+
 class RateLimits:
     """The limiters of one process, by channel key.
 
@@ -157,7 +166,7 @@ class RateLimits:
         self._burst = burst
         self._redis: Any = None
         self._share = 1
-        self._divide_local = shared_store and not redis_url
+        self._divide_local = sharing(redis_url, shared_store=shared_store) == "divided"
         if redis_url:
             import redis.asyncio
 
